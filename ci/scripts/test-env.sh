@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Installs and starts the real components the integration tests and the demo use, exactly as measured in
+# ../shared/ENVIRONMENT.md: Docker engine (docker.io), compose v2 (from Debian trixie), distribution registry,
+# OpenSSH server/client, busybox-static (test images), skopeo/umoci/jq/htpasswd.
+# Registries and sshd are NOT started here: each test (and the demo) starts its own on 127.0.0.1 and stops it.
+#
+#   test-env.sh up      install what is missing (idempotent) and start dockerd
+#   test-env.sh check   exit 0 when everything is usable, else print what is missing and exit 1
+#   test-env.sh down    stop the dockerd this script started
+set -euo pipefail
+
+STATE_DIR=${HAMALOG_TEST_STATE:-/var/tmp/hamalog-test-env}
+DOCKERD_PID_FILE=$STATE_DIR/dockerd.pid
+COMPOSE_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
+PACKAGES=(docker.io docker-registry openssh-server openssh-client busybox-static skopeo umoci jq apache2-utils)
+
+log() { printf '[test-env] %s\n' "$*" >&2; }
+
+missing() {
+  local out=()
+  [ "$(id -u)" = 0 ] || out+=("root (apt-get and dockerd need it; run as root or start the components yourself)")
+  [ -r /etc/debian_version ] || out+=("a Debian system (this script installs with apt-get)")
+  command -v dockerd >/dev/null || out+=("dockerd (apt-get install docker.io)")
+  command -v docker-registry >/dev/null || out+=("docker-registry (apt-get install docker-registry)")
+  [ -x /usr/sbin/sshd ] || out+=("sshd (apt-get install openssh-server)")
+  command -v ssh-keygen >/dev/null || out+=("ssh-keygen (apt-get install openssh-client)")
+  [ -x /bin/busybox ] || out+=("busybox (apt-get install busybox-static)")
+  command -v skopeo >/dev/null || out+=("skopeo (apt-get install skopeo)")
+  command -v htpasswd >/dev/null || out+=("htpasswd (apt-get install apache2-utils)")
+  docker compose version >/dev/null 2>&1 || out+=("docker compose v2 plugin at $COMPOSE_PLUGIN")
+  docker info >/dev/null 2>&1 || out+=("a running Docker engine (test-env.sh up starts one)")
+  printf '%s\n' "${out[@]+"${out[@]}"}"
+}
+
+install_packages() {
+  local need=()
+  for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  # The packaged registry service listens on :5000 with htpasswd auth; we never use it.
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+}
+
+install_compose() {
+  if docker compose version 2>/dev/null | grep -q 'v2\.'; then return; fi
+  log "installing compose v2 from Debian trixie (bookworm only has v1)"
+  echo 'deb http://deb.debian.org/debian trixie main' > /etc/apt/sources.list.d/trixie.list
+  printf 'Package: *\nPin: release n=trixie\nPin-Priority: 50\n' > /etc/apt/preferences.d/trixie
+  apt-get update -qq
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+  (cd "$tmp" && apt-get download -qq docker-compose/trixie && dpkg -x docker-compose_*.deb x)
+  mkdir -p "$(dirname "$COMPOSE_PLUGIN")"
+  install -m 0755 "$tmp/x/usr/libexec/docker/cli-plugins/docker-compose" "$COMPOSE_PLUGIN"
+  rm -rf "$tmp"
+}
+
+start_dockerd() {
+  if docker info >/dev/null 2>&1; then return; fi
+  mkdir -p "$STATE_DIR"
+  log "starting dockerd (log: /var/log/dockerd.log)"
+  setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+  echo $! > "$DOCKERD_PID_FILE"
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return; sleep 1; done
+  log "dockerd did not come up in 60 s; last log lines:"; tail -20 /var/log/dockerd.log >&2; exit 1
+}
+
+case "${1:-up}" in
+  up)
+    if [ "$(id -u)" != 0 ] || [ ! -r /etc/debian_version ]; then
+      log "cannot install here; missing:"; missing | sed 's/^/  - /' >&2; exit 1
+    fi
+    install_packages
+    install_compose
+    start_dockerd
+    m=$(missing)
+    if [ -n "$m" ]; then log "still missing:"; echo "$m" | sed 's/^/  - /' >&2; exit 1; fi
+    log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker compose version --short | sed 's/^/compose /')"
+    ;;
+  check)
+    m=$(missing)
+    if [ -n "$m" ]; then echo "$m"; exit 1; fi
+    ;;
+  down)
+    if [ -f "$DOCKERD_PID_FILE" ]; then kill "$(cat "$DOCKERD_PID_FILE")" 2>/dev/null || true; rm -f "$DOCKERD_PID_FILE"; fi
+    ;;
+  *) echo "usage: test-env.sh up|check|down" >&2; exit 2 ;;
+esac

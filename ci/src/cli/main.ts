@@ -1,0 +1,87 @@
+// The CLI door: `hamalog COMMAND [flags]`, commands named like the Dagger functions (kebab-case).
+// Exit codes: 0 success, 1 operation failed, 2 usage or config error.
+import { parseArgs } from "node:util";
+import { ConfigError, exitCodeOf } from "../errors.js";
+import type { Command, Io } from "./command.js";
+
+/** Lazily loaded commands: only the one asked for is imported. */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  tag: { summary: "print the image tags for a commit (one per line)", load: async () => (await import("./tag.js")).command },
+};
+
+/** The command names, for tests and help. */
+export function commandNames(): string[] {
+  return Object.keys(COMMANDS);
+}
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return [
+    "usage: hamalog COMMAND [flags]",
+    "",
+    "Build, tag, verify and deploy Hamalog's image; the same functions as the Dagger module (`dagger call`).",
+    "",
+    "commands:",
+    ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`),
+    "",
+    "Run `hamalog COMMAND --help` for a command's flags. Exit codes: 0 ok, 1 failed, 2 usage or config error.",
+  ].join("\n");
+}
+
+export function commandHelp(cmd: Command): string {
+  const lines = [`usage: hamalog ${cmd.name} ${cmd.usage}`, "", cmd.summary, "", "flags:"];
+  const entries = Object.entries(cmd.options).map(([name, o]) => {
+    const value = o.type === "string" ? ` ${o.valueName ?? name.toUpperCase().replace(/-/g, "_")}` : "";
+    return [`--${name}${value}${o.multiple ? " (repeatable)" : ""}`, o.help ?? ""] as const;
+  });
+  entries.push(["--help", "show this help"]);
+  const width = Math.max(...entries.map(([f]) => f.length));
+  for (const [f, h] of entries) lines.push(`  ${f.padEnd(width)}  ${h}`);
+  return lines.join("\n");
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    (name === undefined ? io.err : io.out)(mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    io.err(`hamalog: unknown command \`${name}\`\n\n${mainHelp()}`);
+    return 2;
+  }
+  const cmd = await entry.load();
+  let values: Record<string, unknown>;
+  try {
+    const options = Object.fromEntries(
+      Object.entries(cmd.options).map(([k, o]) => [k, { type: o.type, ...(o.multiple ? { multiple: true } : {}) }]),
+    );
+    const parsed = parseArgs({ args: rest, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false });
+    values = parsed.values as Record<string, unknown>;
+  } catch (e) {
+    io.err(`hamalog ${name}: ${(e as Error).message}\nRun \`hamalog ${name} --help\` for the flags.`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(commandHelp(cmd));
+    return 0;
+  }
+  try {
+    return await cmd.run(values, io);
+  } catch (e) {
+    io.err(`hamalog ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    if (io.env.HAMALOG_DEBUG && e instanceof Error) io.err(e.stack ?? "");
+    return exitCodeOf(e);
+  }
+}
+
+/** Entry point used by ci/bin/hamalog.mjs. */
+export async function run(): Promise<void> {
+  const io: Io = {
+    out: (t) => process.stdout.write(t.endsWith("\n") ? t : `${t}\n`),
+    err: (t) => process.stderr.write(t.endsWith("\n") ? t : `${t}\n`),
+    env: process.env,
+  };
+  process.exitCode = await main(process.argv.slice(2), io);
+}

@@ -1,0 +1,28 @@
+// `hamalog tag`: the tag definition on the command line.
+import { loadConfig } from "../config-file.js";
+import { tagsFor } from "../tags.js";
+import type { Command } from "./command.js";
+
+export const command: Command = {
+  name: "tag",
+  summary: "Print the image tags for a commit, one per line: the full sha, then `latest` on the default branch.",
+  usage: "--sha SHA --branch BRANCH [--default-branch BRANCH] [--config FILE]",
+  options: {
+    sha: { type: "string", help: "full 40-character commit sha (e.g. $GITHUB_SHA)" },
+    branch: { type: "string", help: "branch being built (e.g. $GITHUB_REF_NAME)" },
+    "default-branch": { type: "string", help: "branch that also gets `latest` (default: config defaultBranch, else main)" },
+    config: { type: "string", help: "pipeline config file (for defaultBranch)", valueName: "FILE" },
+  },
+  async run(values, io) {
+    const { config } = loadConfig(values.config as string | undefined, {
+      "default-branch": values["default-branch"] as string | undefined,
+    });
+    const tags = tagsFor({
+      sha: (values.sha as string | undefined) ?? "",
+      branch: (values.branch as string | undefined) ?? "",
+      defaultBranch: config.defaultBranch,
+    });
+    io.out(tags.join("\n"));
+    return 0;
+  },
+};

@@ -1,0 +1,29 @@
+// Reading pipeline.yaml from disk (the CLI's side; the Dagger door reads it from a File and calls parseConfig).
+import { readFileSync, existsSync } from "node:fs";
+import { ConfigError } from "./errors.js";
+import { parseConfig, type OverrideValues, type PipelineConfig } from "./config.js";
+
+export const DEFAULT_CONFIG = "pipeline.yaml";
+
+export interface LoadedConfig {
+  config: PipelineConfig;
+  /** The file read, or undefined when none was given and ./pipeline.yaml does not exist. */
+  path?: string;
+}
+
+/**
+ * Load `path` (or ./pipeline.yaml when it exists) and apply overrides. An explicitly named file that cannot be
+ * read is an error; without one, flags alone may carry the whole config.
+ */
+export function loadConfig(path: string | undefined, overrides: OverrideValues): LoadedConfig {
+  const file = path ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
+  if (file === undefined) return { config: parseConfig("", DEFAULT_CONFIG, overrides) };
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(`--config: cannot read ${file} (${code ?? String(e)}) — check the path`);
+  }
+  return { config: parseConfig(text, file, overrides), path: file };
+}

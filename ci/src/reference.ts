@@ -1,0 +1,118 @@
+// Image references: parse and format `registry/repository[:tag][@digest]` following the distribution
+// reference grammar (github.com/distribution/reference), plus the one way this project builds an image name
+// from config (no silent defaults: the seed's `ghcr.io/hamalog` came from one).
+import { ConfigError } from "./errors.js";
+import { OCI_TAG } from "./tags.js";
+
+export const DOCKER_HUB = "docker.io";
+export const DEFAULT_REGISTRY = "ghcr.io";
+
+export interface ImageReference {
+  /** Registry host with optional port, e.g. `ghcr.io`, `127.0.0.1:5001`, `docker.io`. */
+  registry: string;
+  /** Repository path inside the registry, e.g. `daemin-kim/hamalog-backend`, `library/alpine`. */
+  repository: string;
+  tag?: string;
+  /** `algorithm:hex`, e.g. `sha256:…`. */
+  digest?: string;
+}
+
+const ALNUM = "[a-z0-9]+";
+const SEPARATOR = "(?:[._]|__|[-]+)";
+const PATH_COMPONENT = `${ALNUM}(?:${SEPARATOR}${ALNUM})*`;
+const REPOSITORY = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
+const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+const HOST = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]+)?$`);
+const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+function looksLikeRegistry(first: string): boolean {
+  return first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("[");
+}
+
+/** Validate a digest (`sha256:` + 64 lowercase hex for sha256). */
+export function validateDigest(digest: string, field = "digest"): string {
+  if (!DIGEST.test(digest) || (digest.startsWith("sha256:") && !SHA256_DIGEST.test(digest))) {
+    throw new ConfigError(`${field}: \`${digest}\` is not a digest (expected sha256: followed by 64 lowercase hex characters)`);
+  }
+  return digest;
+}
+
+/** Validate a registry host (`ghcr.io`, `127.0.0.1:5001`, `[::1]:5000`). */
+export function validateRegistry(registry: string, field = "image/registry"): string {
+  if (!HOST.test(registry)) {
+    throw new ConfigError(`${field}: \`${registry}\` is not a registry host (e.g. ghcr.io or 127.0.0.1:5001)`);
+  }
+  return registry.toLowerCase();
+}
+
+/**
+ * Validate a repository path, lowercasing it first: GHCR rejects uppercase and `GITHUB_REPOSITORY` often has it
+ * (`Daemin-Kim/Hamalog-Backend`).
+ */
+export function normalizeRepository(repository: string, field = "image/repository"): string {
+  const v = (repository ?? "").trim().replace(/^\/+|\/+$/g, "").toLowerCase();
+  if (v === "") {
+    throw new ConfigError(`${field}: required — the repository path, e.g. daemin-kim/hamalog-backend`);
+  }
+  if (!REPOSITORY.test(v) || v.length > 255) {
+    throw new ConfigError(
+      `${field}: \`${repository}\` is not a valid repository path (lowercase letters, digits, and . _ - separators between / components, e.g. daemin-kim/hamalog-backend)`,
+    );
+  }
+  return v;
+}
+
+/** Parse a reference as `docker pull` would, including docker.io defaults. */
+export function parseReference(input: string, field = "image"): ImageReference {
+  const ref = (input ?? "").trim();
+  if (ref === "") throw new ConfigError(`${field}: required — e.g. ghcr.io/daemin-kim/hamalog-backend`);
+  let rest = ref;
+  let digest: string | undefined;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    digest = validateDigest(rest.slice(at + 1), field);
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const lastSlash = rest.lastIndexOf("/");
+  const lastColon = rest.lastIndexOf(":");
+  if (lastColon > lastSlash) {
+    tag = rest.slice(lastColon + 1);
+    rest = rest.slice(0, lastColon);
+    if (!OCI_TAG.test(tag)) throw new ConfigError(`${field}: \`${tag}\` is not a valid tag in \`${ref}\``);
+  }
+  const slash = rest.indexOf("/");
+  let registry = DOCKER_HUB;
+  let repository = rest;
+  if (slash >= 0 && looksLikeRegistry(rest.slice(0, slash))) {
+    registry = validateRegistry(rest.slice(0, slash), field);
+    repository = rest.slice(slash + 1);
+  }
+  if (registry === "index.docker.io" || registry === "registry-1.docker.io") registry = DOCKER_HUB;
+  if (repository !== repository.toLowerCase()) {
+    throw new ConfigError(`${field}: repository \`${repository}\` must be lowercase (use \`${repository.toLowerCase()}\`)`);
+  }
+  repository = normalizeRepository(repository, field);
+  if (registry === DOCKER_HUB && !repository.includes("/")) repository = `library/${repository}`;
+  return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+
+/** `registry/repository[:tag][@digest]`, the form docker and compose accept. */
+export function formatReference(ref: ImageReference): string {
+  let s = `${ref.registry}/${ref.repository}`;
+  if (ref.tag) s += `:${ref.tag}`;
+  if (ref.digest) s += `@${ref.digest}`;
+  return s;
+}
+
+/** `registry/repository` without tag or digest. */
+export function imageName(ref: Pick<ImageReference, "registry" | "repository">): string {
+  return `${ref.registry}/${ref.repository}`;
+}
+
+/** Loopback registries are spoken to over plain HTTP, like Docker's default insecure-registry rule. */
+export function isLoopbackRegistry(registry: string): boolean {
+  const host = registry.startsWith("[") ? registry.slice(1, registry.indexOf("]")) : registry.split(":")[0]!;
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

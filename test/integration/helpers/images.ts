@@ -1,0 +1,59 @@
+// Tiny test images built from busybox-static (no Docker Hub here): `docker import` of a rootfs with busybox,
+// an httpd serving /health and /version, so a deploy can be checked over HTTP.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export function docker(args: string[], input?: string): string {
+  return execFileSync("docker", args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
+}
+
+export interface AppImageOptions {
+  /** Text served at /version. */
+  version: string;
+  /** When false the image serves no /health, so its healthcheck fails. */
+  healthy?: boolean;
+  port?: number;
+}
+
+/**
+ * Build a local image `name` whose CMD runs busybox httpd on `port` (default 8080) serving /version and
+ * (when healthy) /health. Returns the local image id.
+ */
+export function buildAppImage(name: string, opts: AppImageOptions): string {
+  const dir = mkdtempSync(join(tmpdir(), "hamalog-image-"));
+  try {
+    const root = join(dir, "rootfs");
+    for (const d of ["bin", "www", "tmp", "etc"]) mkdirSync(join(root, d), { recursive: true });
+    copyFileSync("/bin/busybox", join(root, "bin/busybox"));
+    chmodSync(join(root, "bin/busybox"), 0o755);
+    for (const tool of ["sh", "wget", "httpd", "cat", "sleep", "echo", "ls"]) symlinkSync("busybox", join(root, "bin", tool));
+    writeFileSync(join(root, "www/version"), `${opts.version}\n`);
+    if (opts.healthy !== false) writeFileSync(join(root, "www/health"), '{"status":"UP"}\n');
+    writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/:/bin/sh\n");
+    const tar = join(dir, "rootfs.tar");
+    execFileSync("tar", ["-C", root, "-cf", tar, "."]);
+    const port = opts.port ?? 8080;
+    const id = docker([
+      "import",
+      "--change", `CMD ["/bin/httpd","-f","-p","${port}","-h","/www"]`,
+      "--change", `EXPOSE ${port}`,
+      "--change", `LABEL org.opencontainers.image.version=${opts.version}`,
+      tar,
+      name,
+    ]).trim();
+    return id;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Tag a local image as `ref` and push it; returns the digest the push reported. */
+export function pushImage(localName: string, ref: string): string {
+  docker(["tag", localName, ref]);
+  const out = docker(["push", ref]);
+  const m = /digest: (sha256:[0-9a-f]{64})/.exec(out);
+  if (!m) throw new Error(`docker push ${ref} printed no digest:\n${out}`);
+  return m[1]!;
+}
