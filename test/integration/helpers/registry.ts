@@ -82,3 +82,83 @@ export async function startRegistry(opts: { auth?: RegistryAuth; port?: number }
     },
   };
 }
+
+/** PUT a manifest (or index) under `reference`, optionally with an Authorization header; returns its digest. */
+export async function putManifest(
+  registryUrl: string,
+  repository: string,
+  reference: string,
+  body: string | Buffer,
+  mediaType: string,
+  authorization?: string,
+): Promise<string> {
+  const res = await fetch(`${registryUrl}/v2/${repository}/manifests/${reference}`, {
+    method: "PUT",
+    headers: { "content-type": mediaType, ...(authorization ? { authorization } : {}) },
+    body: typeof body === "string" ? body : new Uint8Array(body),
+  });
+  if (res.status !== 201) throw new Error(`PUT manifest ${repository}:${reference}: HTTP ${res.status} ${await res.text()}`);
+  return res.headers.get("docker-content-digest")!;
+}
+
+/** GET a manifest's exact bytes and digest header (no auth), as `docker`-style Accept. */
+export async function getManifestRaw(registryUrl: string, repository: string, reference: string): Promise<{ body: Buffer; digest: string; mediaType: string }> {
+  const res = await fetch(`${registryUrl}/v2/${repository}/manifests/${reference}`, {
+    headers: { accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+  });
+  if (res.status !== 200) throw new Error(`GET manifest ${repository}:${reference}: HTTP ${res.status}`);
+  return { body: Buffer.from(await res.arrayBuffer()), digest: res.headers.get("docker-content-digest")!, mediaType: res.headers.get("content-type")! };
+}
+
+/**
+ * `docker login` + `docker push` with a private DOCKER_CONFIG directory (no change to the machine's docker
+ * config; the password goes through stdin, never argv). Returns the pushed digest. Blocks the event loop:
+ * use loginAndPushAsync when the auth server runs in this process.
+ */
+export function loginAndPush(localImage: string, host: string, ref: string, username: string, password: string): string {
+  const configDir = mkdtempSync(join(tmpdir(), "hamalog-docker-config-"));
+  const env = { ...process.env, DOCKER_CONFIG: configDir };
+  try {
+    execFileSync("docker", ["login", host, "-u", username, "--password-stdin"], { input: password, env, stdio: ["pipe", "pipe", "pipe"] });
+    execFileSync("docker", ["tag", localImage, ref], { env });
+    const out = execFileSync("docker", ["push", ref], { env, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+    execFileSync("docker", ["rmi", ref], { env, stdio: "ignore" });
+    const m = /digest: (sha256:[0-9a-f]{64})/.exec(out);
+    if (!m) throw new Error(`docker push ${ref} printed no digest:\n${out}`);
+    return m[1]!;
+  } finally {
+    rmSync(configDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `docker login` + `docker push` with a private DOCKER_CONFIG directory (no change to the machine's docker
+ * config; the password goes through stdin, never argv). Returns the pushed digest. Asynchronous, so an
+ * in-process token service (helpers/token-server.ts) keeps answering while dockerd logs in.
+ */
+export async function loginAndPushAsync(localImage: string, host: string, ref: string, username: string, password: string): Promise<string> {
+  const configDir = mkdtempSync(join(tmpdir(), "hamalog-docker-config-"));
+  const env = { ...process.env, DOCKER_CONFIG: configDir };
+  const run = (args: string[], input?: string) =>
+    new Promise<string>((resolve, reject) => {
+      const child = spawn("docker", args, { env, stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (d) => (out += d));
+      child.stderr!.on("data", (d) => (err += d));
+      child.on("error", reject);
+      child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`docker ${args[0]} failed (${code}): ${err}`))));
+      child.stdin!.end(input ?? "");
+    });
+  try {
+    await run(["login", host, "-u", username, "--password-stdin"], password);
+    await run(["tag", localImage, ref]);
+    const out = await run(["push", ref]);
+    await run(["rmi", ref]);
+    const m = /digest: (sha256:[0-9a-f]{64})/.exec(out);
+    if (!m) throw new Error(`docker push ${ref} printed no digest:\n${out}`);
+    return m[1]!;
+  } finally {
+    rmSync(configDir, { recursive: true, force: true });
+  }
+}
