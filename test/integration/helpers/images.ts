@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 export function docker(args: string[], input?: string): string {
   return execFileSync("docker", args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
@@ -15,6 +15,8 @@ export interface AppImageOptions {
   /** When false the image serves no /health, so its healthcheck fails. */
   healthy?: boolean;
   port?: number;
+  /** Where the health document is served (default `health`; the demo uses Spring's `actuator/health`). */
+  healthPath?: string;
 }
 
 /**
@@ -30,7 +32,11 @@ export function buildAppImage(name: string, opts: AppImageOptions): string {
     chmodSync(join(root, "bin/busybox"), 0o755);
     for (const tool of ["sh", "wget", "httpd", "cat", "sleep", "echo", "ls"]) symlinkSync("busybox", join(root, "bin", tool));
     writeFileSync(join(root, "www/version"), `${opts.version}\n`);
-    if (opts.healthy !== false) writeFileSync(join(root, "www/health"), '{"status":"UP"}\n');
+    if (opts.healthy !== false) {
+      const health = join(root, "www", opts.healthPath ?? "health");
+      mkdirSync(dirname(health), { recursive: true });
+      writeFileSync(health, '{"status":"UP"}\n');
+    }
     writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/:/bin/sh\n");
     const tar = join(dir, "rootfs.tar");
     execFileSync("tar", ["-C", root, "-cf", tar, "."]);
@@ -39,7 +45,7 @@ export function buildAppImage(name: string, opts: AppImageOptions): string {
       "import",
       "--change", `CMD ["/bin/httpd","-f","-p","${port}","-h","/www"]`,
       "--change", `EXPOSE ${port}`,
-      "--change", `LABEL org.opencontainers.image.version=${opts.version}`,
+      "--change", `LABEL org.opencontainers.image.version=${JSON.stringify(opts.version)}`,
       tar,
       name,
     ]).trim();

@@ -1,0 +1,96 @@
+// Where things live in the deploy directory on the host, and every remote command as an argv array (pure
+// builders; ssh.ts quotes them through shell.ts). Tests assert these exact commands.
+import { posix } from "node:path";
+
+export interface Layout {
+  dir: string;
+  /** The compose file that runs now. */
+  compose: string;
+  /** The compose file that ran before the last change: what an automatic rollback restores. */
+  previous: string;
+  /** The next compose file, written here first, validated, then renamed into place (atomic). */
+  next: string;
+  /** A first deploy that failed is moved here (nothing to roll back to). */
+  failed: string;
+  /** One JSON line per attempt. */
+  history: string;
+  /** mkdir-based lock (atomic on every filesystem); holds holder.json. */
+  lock: string;
+  lockHolder: string;
+  /** Deploy-specific Docker config dir: the registry login lives here, the user's own ~/.docker is untouched. */
+  dockerConfig: string;
+}
+
+export function layout(dir: string): Layout {
+  const d = dir.replace(/\/+$/, "") || "/";
+  const j = (f: string) => posix.join(d, f);
+  return {
+    dir: d,
+    compose: j("compose.yaml"),
+    previous: j("compose.previous.yaml"),
+    next: j(".compose.next.yaml"),
+    failed: j("compose.failed.yaml"),
+    history: j("history.jsonl"),
+    lock: j(".deploy.lock"),
+    lockHolder: j(".deploy.lock/holder.json"),
+    dockerConfig: j(".docker"),
+  };
+}
+
+/** The compose project name: deploy/project, else the directory's name normalised as compose does. */
+export function projectName(dir: string, project?: string): string {
+  if (project) return project;
+  const base = posix.basename(dir.replace(/\/+$/, "")).toLowerCase().replace(/[^a-z0-9_-]/g, "");
+  return base || "hamalog";
+}
+
+const withConfig = (l: Layout, argv: string[]) => ["env", `DOCKER_CONFIG=${l.dockerConfig}`, ...argv];
+
+export const cmd = {
+  /** The host's platform as `os/arch` (arch in Docker's uname form, normalised by hostPlatform). */
+  dockerInfo: () => ["docker", "info", "--format", "{{.OSType}}/{{.Architecture}}"],
+  mkdirs: (path: string) => ["mkdir", "-p", "-m", "0700", "--", path],
+  /** Atomic: exits non-zero when the lock directory already exists. */
+  lockAcquire: (l: Layout) => ["mkdir", "-m", "0700", "--", l.lock],
+  lockRelease: (l: Layout) => ["rm", "-rf", "--", l.lock],
+  cat: (path: string) => ["cat", "--", path],
+  exists: (path: string) => ["test", "-e", path],
+  /** Write stdin to `path` (mode 0600). The script is a constant; the path arrives as $1, never parsed. */
+  write: (path: string) => ["sh", "-c", 'umask 077 && cat > "$1"', "hamalog-write", path],
+  append: (path: string) => ["sh", "-c", 'umask 077 && cat >> "$1"', "hamalog-append", path],
+  move: (from: string, to: string) => ["mv", "-f", "--", from, to],
+  copy: (from: string, to: string) => ["cp", "-p", "--", from, to],
+  remove: (path: string) => ["rm", "-f", "--", path],
+  tail: (path: string, lines: number) => ["tail", "-n", String(lines), "--", path],
+  /** The password/token arrives on stdin; never in argv. */
+  login: (l: Layout, registry: string, username: string) =>
+    withConfig(l, ["docker", "login", "--username", username, "--password-stdin", registry]),
+  logout: (l: Layout, registry: string) => withConfig(l, ["docker", "logout", registry]),
+  imagePresent: (ref: string) => ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+  imageDigests: (name: string) => ["docker", "image", "ls", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}", name],
+  imageRemove: (ref: string) => ["docker", "image", "rm", ref],
+  inspectState: (id: string) => ["docker", "inspect", "--format", "{{json .State}}", id],
+  manifestInspect: (l: Layout, ref: string, insecure: boolean) =>
+    withConfig(l, ["docker", "manifest", "inspect", ...(insecure ? ["--insecure"] : []), ref]),
+  compose: (l: Layout, project: string, file: string, args: string[]) =>
+    withConfig(l, ["docker", "compose", "--project-name", project, "--file", file, ...args]),
+};
+
+/** The compose subcommands the procedure uses. */
+export const composeArgs = {
+  validate: () => ["config", "--quiet"],
+  pull: (service: string) => ["pull", "--quiet", service],
+  up: (service: string, waitTimeout: number) => ["up", "--detach", "--wait", "--wait-timeout", String(waitTimeout), service],
+  stop: (service: string) => ["stop", service],
+  ps: () => ["ps", "--all"],
+  psJson: (service: string) => ["ps", "--all", "--format", "json", service],
+  id: (service: string) => ["ps", "--all", "--quiet", service],
+  logs: (service: string, lines: number) => ["logs", "--no-color", "--tail", String(lines), service],
+};
+
+/** Docker reports `x86_64`/`aarch64`; images say `amd64`/`arm64`. */
+export function hostPlatform(dockerInfo: string): string {
+  const [os = "linux", arch = ""] = dockerInfo.trim().split("/");
+  const map: Record<string, string> = { x86_64: "amd64", aarch64: "arm64", armv7l: "arm/v7", armv6l: "arm/v6", i686: "386", i386: "386" };
+  return `${os}/${map[arch] ?? arch}`;
+}

@@ -1,0 +1,89 @@
+// Deploy history on the host: `history.jsonl` in the deploy directory, one JSON line per attempt that got
+// the lock. `running` says what runs after the attempt, so status and rollback read the truth from one place.
+
+export interface Release {
+  sha: string;
+  digest: string;
+  /** The pinned reference that ran, `registry/repo:tag@sha256:…`. */
+  image: string;
+  /** True when `latest` was deployed because the sha tag was missing: `sha` is what was asked for, not what runs. */
+  fallback?: boolean;
+}
+
+export interface HistoryEntry {
+  time: string;
+  action: "deploy" | "rollback";
+  sha: string;
+  tags: string[];
+  digest: string;
+  image: string;
+  previousDigest: string | null;
+  previousSha: string | null;
+  result: "success" | "rolled-back" | "failed";
+  fallback: boolean;
+  durationMs: number;
+  /** What runs after this attempt; null when nothing does (a failed first deploy, a failed rollback). */
+  running: Release | null;
+  holder: string;
+  failedPhase?: string;
+  error?: string;
+}
+
+export function historyLine(entry: HistoryEntry): string {
+  return `${JSON.stringify(entry)}\n`;
+}
+
+/** Parse history text; lines that are not entries (hand edits, truncation) are skipped, not fatal. */
+export function parseHistory(text: string): HistoryEntry[] {
+  const out: HistoryEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      const e = JSON.parse(line) as HistoryEntry;
+      if (e && typeof e === "object" && typeof e.sha === "string" && "running" in e) out.push(e);
+    } catch {
+      // not ours
+    }
+  }
+  return out;
+}
+
+/** What runs now according to history (the last attempt's `running`). */
+export function currentRelease(entries: readonly HistoryEntry[]): Release | null {
+  return entries.length > 0 ? entries[entries.length - 1]!.running : null;
+}
+
+/** Releases that were deployed successfully, newest first, one per digest. */
+export function successfulReleases(entries: readonly HistoryEntry[]): Release[] {
+  const seen = new Set<string>();
+  const out: Release[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.result !== "success" || !e.running || seen.has(e.running.digest)) continue;
+    seen.add(e.running.digest);
+    out.push(e.running);
+  }
+  return out;
+}
+
+/**
+ * The release a manual rollback goes to: `to` (a full sha, a sha prefix of 7+ characters, or a digest) among
+ * successful releases, else the newest successful release that is not the current one.
+ */
+export function rollbackTarget(entries: readonly HistoryEntry[], to?: string): Release | undefined {
+  const releases = successfulReleases(entries);
+  if (to) {
+    const t = to.toLowerCase();
+    return releases.find((r) => r.digest === t || r.sha === t || (t.length >= 7 && /^[0-9a-f]+$/.test(t) && r.sha.startsWith(t)));
+  }
+  const current = currentRelease(entries);
+  return releases.find((r) => r.digest !== current?.digest);
+}
+
+/** Digests to keep when pruning: the newest `keep` successfully deployed ones plus whatever runs now. */
+export function digestsToKeep(entries: readonly HistoryEntry[], keep: number): Set<string> {
+  const out = new Set(successfulReleases(entries).slice(0, keep).map((r) => r.digest));
+  const current = currentRelease(entries);
+  if (current) out.add(current.digest);
+  return out;
+}

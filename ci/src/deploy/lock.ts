@@ -1,0 +1,74 @@
+// The deploy lock: a directory in the deploy directory (mkdir is atomic), holding holder.json with who, which
+// sha and when. A second deploy fails fast naming the holder, or waits up to --lock-wait; --break-lock removes
+// a stale lock explicitly (and says whose it was).
+import { PipelineError } from "../errors.js";
+import { cmd, type Layout } from "./commands.js";
+import type { Remote } from "./remote.js";
+import type { Clock } from "./report.js";
+
+export interface LockHolder {
+  holder: string;
+  sha: string;
+  since: string;
+  action: string;
+}
+
+export interface LockOptions {
+  holder: LockHolder;
+  waitSeconds?: number;
+  breakLock?: boolean;
+  signal?: AbortSignal;
+}
+
+async function readHolder(remote: Remote, l: Layout): Promise<string> {
+  const r = await remote.run(cmd.cat(l.lockHolder));
+  if (r.code !== 0) return "an unknown holder (no holder.json: the lock is being created or was left half-made)";
+  try {
+    const h = JSON.parse(r.stdout) as LockHolder;
+    return `${h.holder} (${h.action} of ${h.sha.slice(0, 12)} since ${h.since})`;
+  } catch {
+    return "an unknown holder (unreadable holder.json)";
+  }
+}
+
+/** Acquire the lock; resolves with a note when a stale lock was broken. */
+export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts: LockOptions): Promise<string | undefined> {
+  let note: string | undefined;
+  if (opts.breakLock) {
+    const exists = await remote.run(cmd.exists(l.lock));
+    if (exists.code === 0) {
+      note = `broke the lock held by ${await readHolder(remote, l)}`;
+      await remote.run(cmd.lockRelease(l));
+    }
+  }
+  const deadline = clock.monotonic() + (opts.waitSeconds ?? 0) * 1000;
+  for (;;) {
+    const r = await remote.run(cmd.lockAcquire(l));
+    if (r.code === 0) {
+      const w = await remote.run(cmd.write(l.lockHolder), { stdin: `${JSON.stringify(opts.holder)}\n` });
+      if (w.code !== 0) {
+        await remote.run(cmd.lockRelease(l));
+        throw new PipelineError(`cannot write ${l.lockHolder} on ${remote.label}: ${w.stderr.trim()}`, "lock");
+      }
+      return note;
+    }
+    const exists = await remote.run(cmd.exists(l.lock));
+    if (exists.code !== 0) {
+      throw new PipelineError(`cannot create the lock ${l.lock} on ${remote.label}: ${r.stderr.trim()} — check that ${l.dir} is writable`, "lock");
+    }
+    if (opts.signal?.aborted) throw new PipelineError("interrupted while waiting for the lock", "lock");
+    if (clock.monotonic() >= deadline) {
+      const who = await readHolder(remote, l);
+      throw new PipelineError(
+        `another deploy holds the lock ${l.lock} on ${remote.label}: ${who}. ` +
+          "Wait for it (or pass --lock-wait SECONDS); if that deploy is dead, remove the stale lock with --break-lock",
+        "lock",
+      );
+    }
+    await clock.sleep(1000);
+  }
+}
+
+export async function releaseLock(remote: Remote, l: Layout): Promise<void> {
+  await remote.run(cmd.lockRelease(l));
+}

@@ -1,0 +1,101 @@
+// Preflight, off the host: the tag from the one tag definition, the registry's answer for it (verify-manifest
+// → digest), and the host's platform present in the image (verify checks it). A missing tag or an auth problem stops here, before
+// anything on the host changes. `latest` is used only when deploy/fallback says so, and then loudly.
+import { PipelineError } from "../errors.js";
+import { formatReference } from "../reference.js";
+import { LATEST, shaTag } from "../tags.js";
+import { cmd, hostPlatform } from "./commands.js";
+import type { Remote } from "./remote.js";
+import type { Reporter } from "./report.js";
+
+import type { RegistryCredentials, VerifyRequest, VerifyResult } from "../registry/verify.js";
+
+export type { RegistryCredentials, VerifyRequest, VerifyResult };
+/** verifyManifest from registry/verify.ts, injected by the doors (so the core runs with any client). */
+export type VerifyFn = (req: VerifyRequest) => Promise<VerifyResult>;
+
+/** What a deploy will run. */
+export interface Target {
+  sha: string;
+  /** The tag(s) that named it: the sha tag, or `latest` on fallback. */
+  tags: string[];
+  digest: string;
+  /** `registry/repo` */
+  name: string;
+  /** `registry/repo:tag@sha256:…`, the value pinned in the compose file. */
+  image: string;
+  fallback: boolean;
+}
+
+export interface PreflightInput {
+  registry: string;
+  repository: string;
+  sha: string;
+  credentials?: RegistryCredentials;
+  /** deploy/platform; when unset, the host's from `docker info`. */
+  platform?: string;
+  fallback: "none" | "latest";
+}
+
+function diagnosisKind(e: unknown): string | undefined {
+  const d = (e as { diagnosis?: { kind?: unknown } } | null)?.diagnosis;
+  return typeof d?.kind === "string" ? d.kind : undefined;
+}
+
+export async function hostPlatformOf(remote: Remote): Promise<string> {
+  const r = await remote.run(cmd.dockerInfo(), { timeoutMs: 30_000 });
+  if (r.code !== 0) {
+    throw new PipelineError(
+      `\`docker info\` failed on ${remote.label} (${(r.stderr || r.stdout).trim().slice(0, 300)}) — is Docker running there and may ${remote.label.split("@")[0]} use it?`,
+      "preflight",
+    );
+  }
+  return hostPlatform(r.stdout);
+}
+
+export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Target> {
+  const tag = shaTag(p.sha);
+  const name = `${p.registry}/${p.repository}`;
+  const platform = p.platform ?? (await hostPlatformOf(remote));
+  const ask = (reference: string) =>
+    verify({
+      registry: p.registry,
+      repository: p.repository,
+      reference,
+      platform,
+      ...(p.credentials ? { credentials: p.credentials } : {}),
+      ...(reference === tag ? { wantedSha: tag } : {}),
+    });
+  let result: VerifyResult;
+  let usedTag = tag;
+  let fallback = false;
+  try {
+    result = await ask(tag);
+  } catch (e) {
+    const untouched = `nothing on ${remote.label} was changed`;
+    if (diagnosisKind(e) === "manifest-unknown" && p.fallback === "latest") {
+      rep.warn("!".repeat(78));
+      rep.warn(`WARNING: ${name}:${tag} does not exist; deploy/fallback is \`latest\`, so deploying ${name}:${LATEST} instead.`);
+      rep.warn(`WARNING: that is NOT the commit you asked for. Push ${tag.slice(0, 12)} with \`hamalog tag\`'s tags to stop this.`);
+      rep.warn("!".repeat(78));
+      try {
+        result = await ask(LATEST);
+      } catch (e2) {
+        throw new PipelineError(`fallback to ${LATEST} failed too: ${(e2 as Error).message.trimEnd()}\nThe deploy stopped in preflight: ${untouched}.`, "preflight");
+      }
+      usedTag = LATEST;
+      fallback = true;
+    } else {
+      const hint = diagnosisKind(e) === "manifest-unknown" && p.fallback === "none" ? "; deploy/fallback is `none`, so `latest` was not considered" : "";
+      throw new PipelineError(`${(e as Error).message.trimEnd()}\nThe deploy stopped in preflight${hint}: ${untouched}.`, "preflight");
+    }
+  }
+  return {
+    sha: tag,
+    tags: [usedTag],
+    digest: result.digest,
+    name,
+    image: formatReference({ registry: p.registry, repository: p.repository, tag: usedTag, digest: result.digest }),
+    fallback,
+  };
+}

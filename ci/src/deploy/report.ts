@@ -1,0 +1,66 @@
+// Printing a procedure: each named phase prints one line with its duration as it completes
+// (`[preflight] … 0.4s`); every line passes through redaction of the secrets in play, as a last line of defence.
+import { PipelineError } from "../errors.js";
+
+export interface Output {
+  /** A progress line (stdout on the CLI). */
+  out(line: string): void;
+  /** A warning (stderr on the CLI). */
+  warn(line: string): void;
+}
+
+export interface Clock {
+  /** Wall time, for history. */
+  now(): Date;
+  /** Milliseconds from an arbitrary origin, for durations and deadlines. */
+  monotonic(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export function redact(text: string, secrets: readonly string[]): string {
+  let t = text;
+  for (const s of secrets) if (s && s.length >= 4) t = t.split(s).join("[redacted]");
+  return t;
+}
+
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+export class Reporter {
+  constructor(
+    private readonly output: Output,
+    readonly clock: Clock,
+    private readonly secrets: readonly string[] = [],
+  ) {}
+
+  out(line: string): void {
+    this.output.out(redact(line, this.secrets));
+  }
+
+  warn(line: string): void {
+    this.output.warn(redact(line, this.secrets));
+  }
+
+  clean(text: string): string {
+    return redact(text, this.secrets);
+  }
+
+  /**
+   * Run a named phase; print `[name] summary 1.2s` when it ends. A failure inside is re-thrown as a
+   * PipelineError carrying the phase name, printed as `[name] FAILED after 1.2s`.
+   */
+  async phase<T>(name: string, fn: () => Promise<{ value: T; summary: string }>): Promise<T> {
+    const start = this.clock.monotonic();
+    try {
+      const { value, summary } = await fn();
+      this.out(`[${name}] ${summary} ${seconds(this.clock.monotonic() - start)}`);
+      return value;
+    } catch (e) {
+      this.out(`[${name}] FAILED after ${seconds(this.clock.monotonic() - start)}`);
+      if (e instanceof PipelineError && e.phase) throw e;
+      if (e instanceof PipelineError) throw new PipelineError(e.message, name);
+      throw e;
+    }
+  }
+}

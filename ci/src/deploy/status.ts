@@ -1,0 +1,58 @@
+// `status`: what runs now on the host — the release history says is running (digest, sha), the container's
+// state and health as Docker sees it, the health URL's answer, and the last history lines. Read-only.
+import { cmd, composeArgs } from "./commands.js";
+import { currentRelease, type HistoryEntry, type Release } from "./history.js";
+import { readHistory, withConnection, type DeployEnv, type DeployInput } from "./run.js";
+
+export interface StatusReport {
+  running: Release | null;
+  container: { state: string; health: string; image: string } | null;
+  health: string | null;
+  history: HistoryEntry[];
+}
+
+export async function status(input: DeployInput & { lines?: number }, env: DeployEnv): Promise<StatusReport> {
+  return withConnection(input, env, async (ctx) => {
+    const { rep, remote, l, project } = ctx;
+    const d = input.deploy;
+    const entries = await readHistory(ctx);
+    const running = currentRelease(entries);
+    let container: StatusReport["container"] = null;
+    const ps = await remote.run(cmd.compose(l, project, l.compose, composeArgs.psJson(d.service)), { timeoutMs: 30_000 });
+    if (ps.code === 0) {
+      for (const line of ps.stdout.split("\n")) {
+        if (!line.trim()) continue;
+        try {
+          const parsed = JSON.parse(line) as Record<string, string> | Record<string, string>[];
+          const c = Array.isArray(parsed) ? parsed[0] : parsed;
+          if (c) container = { state: c.State ?? "?", health: c.Health || "no healthcheck", image: c.Image ?? "?" };
+        } catch {
+          // older compose printed other formats; leave container unknown
+        }
+      }
+    }
+    let health: string | null = null;
+    if (d.health.url) {
+      try {
+        const r = await remote.httpGet(d.health.url, 5000);
+        health = `${d.health.url} → HTTP ${r.status}${r.status === d.health.expectStatus ? " (healthy)" : ` (expected ${d.health.expectStatus})`}`;
+      } catch (e) {
+        health = `${d.health.url} → no answer (${(e as Error).message})`;
+      }
+    }
+    const history = entries.slice(-(input.lines ?? 5));
+    rep.out(`[status] ${remote.label} ${l.dir} (project ${project}, service ${d.service})`);
+    rep.out(
+      running
+        ? `running: ${running.image}\n  digest ${running.digest}\n  sha    ${running.sha}${running.fallback ? " (FALLBACK: latest was deployed for this sha)" : ""}`
+        : `running: nothing recorded in ${l.history}`,
+    );
+    rep.out(container ? `container: ${container.state}, health ${container.health}, image ${container.image}` : `container: none for ${d.service}`);
+    if (health) rep.out(`health: ${health}`);
+    rep.out(`last ${history.length} of ${entries.length} history line(s) (${l.history}):`);
+    for (const e of history) {
+      rep.out(`  ${e.time} ${e.action} ${e.sha.slice(0, 12)} ${e.digest.slice(0, 19)}… ${e.result}${e.fallback ? " fallback" : ""}${e.failedPhase ? ` (failed in ${e.failedPhase})` : ""} ${(e.durationMs / 1000).toFixed(1)}s`);
+    }
+    return { running, container, health, history };
+  });
+}

@@ -1,0 +1,94 @@
+// A real OpenSSH server on 127.0.0.1:<free port> with its own host key, authorized key and config in a temp dir
+// (UsePAM no, PasswordAuthentication no), run in the foreground so the test stops it by its own pid. The SSH
+// host and the Docker host are this machine; the user is the current one (root here).
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { freePort, waitFor } from "./ports.js";
+
+export interface Sshd {
+  host: "127.0.0.1";
+  port: number;
+  user: string;
+  dir: string;
+  pid: number;
+  /** The client private key (OpenSSH format) authorised for `user`. */
+  keyFile: string;
+  /** `SHA256:…` of the server's host key, as `ssh-keygen -lf` prints it. */
+  hostKeyFingerprint: string;
+  stop(): Promise<void>;
+}
+
+function keygen(file: string): void {
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "hamalog-test", "-f", file]);
+}
+
+export function fingerprintOfPub(pubFile: string): string {
+  return execFileSync("ssh-keygen", ["-lf", pubFile], { encoding: "utf8" }).split(" ")[1]!;
+}
+
+export async function startSshd(): Promise<Sshd> {
+  const dir = mkdtempSync(join(tmpdir(), "hamalog-sshd-"));
+  const port = await freePort();
+  keygen(join(dir, "host_key"));
+  keygen(join(dir, "client_key"));
+  writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client_key.pub")));
+  const config = [
+    `Port ${port}`,
+    "ListenAddress 127.0.0.1",
+    `HostKey ${join(dir, "host_key")}`,
+    `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+    `PidFile ${join(dir, "sshd.pid")}`,
+    "UsePAM no",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "PubkeyAuthentication yes",
+    "PermitRootLogin prohibit-password",
+    // The temp dir lives under /tmp (world-writable), which StrictModes would refuse.
+    "StrictModes no",
+    "AllowTcpForwarding yes",
+    "MaxSessions 20",
+    "LogLevel ERROR",
+  ];
+  writeFileSync(join(dir, "sshd_config"), config.join("\n") + "\n");
+  mkdirSync("/run/sshd", { recursive: true });
+  const child: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-E", join(dir, "sshd.log")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  try {
+    await waitFor(`sshd on 127.0.0.1:${port}`, async () => {
+      if (child.exitCode !== null) throw new Error(`sshd exited: ${stderr}`);
+      return new Promise<boolean>((resolve) => {
+        const s = createConnection({ host: "127.0.0.1", port }, () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on("error", () => resolve(false));
+      });
+    });
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw e;
+  }
+  return {
+    host: "127.0.0.1",
+    port,
+    user: userInfo().username,
+    dir,
+    pid: child.pid!,
+    keyFile: join(dir, "client_key"),
+    hostKeyFingerprint: fingerprintOfPub(join(dir, "host_key.pub")),
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// deploy / rollback / status on both doors: the Dagger signatures (read by the SDK's own introspector) and the
+// CLI contract for usage errors (exit 2, nothing attempted).
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { hamalog } from "../helpers/cli.js";
+import { introspect } from "../helpers/introspect.js";
+
+const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const BASE = ["--repository", "acme/app", "--host", "127.0.0.1", "--user", "root", "--directory", "/tmp/hamalog-unit-nowhere", "--service", "app", "--compose-file", "compose.yml"];
+
+describe("Dagger deploy / rollback / status", () => {
+  const m = introspect().objects.Hamalog!.methods;
+
+  it.each(["deploy", "rollback", "status"])("%s takes the SSH key as a Secret and reads pipeline.yaml as a File and the compose template from the repo root, like build/push/ship", (name) => {
+    const fn = m[name]!;
+    expect(fn.arguments.sshKey!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
+    expect(fn.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
+    expect(fn.arguments.source!.defaultPath).toBe("/");
+    expect(fn.arguments.config!.type).toEqual({ kind: "OBJECT_KIND", name: "File" });
+    expect(fn.arguments.config!.defaultPath).toBe("/pipeline.yaml");
+    expect(fn.arguments.configPath).toBeUndefined();
+    expect(fn.returnType.kind).toBe("STRING_KIND");
+  });
+
+  it("deploy takes the sha first and an optional registry token Secret", () => {
+    const fn = m.deploy!;
+    expect(Object.keys(fn.arguments).slice(0, 2)).toEqual(["sha", "sshKey"]);
+    expect(fn.arguments.registryToken!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
+    expect(fn.arguments.registryToken!.isOptional).toBe(true);
+    expect(fn.arguments.to).toBeUndefined();
+    expect(m.rollback!.arguments.to!.isOptional).toBe(true);
+  });
+});
+
+describe("hamalog deploy / rollback / status (CLI usage errors)", () => {
+  // An empty working directory: no ./pipeline.yaml is picked up, flags carry the whole config.
+  const cwd = mkdtempSync(join(tmpdir(), "hamalog-deploy-door-"));
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(cwd, "key")]);
+  const KEY = readFileSync(join(cwd, "key"), "utf8");
+  afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+  it("are listed in the main help", async () => {
+    const r = await hamalog(["--help"]);
+    expect(r.stdout).toMatch(/^ {2}deploy /m);
+    expect(r.stdout).toMatch(/^ {2}status /m);
+    expect(r.stdout).toMatch(/^ {2}rollback /m);
+  });
+
+  it("deploy --help names the flags", async () => {
+    const r = await hamalog(["deploy", "--help"]);
+    expect(r.code).toBe(0);
+    for (const f of ["--sha SHA", "--ssh-key-file FILE", "--ssh-key-env VAR", "--password-env VAR", "--dry-run", "--lock-wait SECONDS", "--break-lock", "--host-key"]) {
+      expect(r.stdout).toContain(f);
+    }
+  });
+
+  it("exit 2 without an SSH key, naming both ways to give one", async () => {
+    const r = await hamalog(["deploy", "--sha", SHA, ...BASE], { cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--ssh-key-file or --ssh-key-env: required/);
+  });
+
+  it("exit 2 for a key that is not a key, without echoing it", async () => {
+    const r = await hamalog(["status", ...BASE, "--ssh-key-env", "K"], { env: { K: "not-a-key-secret-value" }, cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--ssh-key-env: not a usable SSH private key/);
+    expect(r.stderr).not.toContain("not-a-key-secret-value");
+  });
+
+  it("exit 2 listing every missing deploy field at once", async () => {
+    const r = await hamalog(["deploy", "--sha", SHA, "--repository", "acme/app", "--ssh-key-env", "K"], { env: { K: KEY }, cwd });
+    expect(r.code).toBe(2);
+    for (const f of ["deploy/host", "deploy/user", "deploy/directory", "deploy/service"]) expect(r.stderr).toContain(`${f}: required`);
+  });
+
+  it("exit 2 for a registry token without a username", async () => {
+    const r = await hamalog(["deploy", "--sha", SHA, ...BASE, "--password-env", "T", "--ssh-key-env", "K"], { env: { T: "tok", K: KEY }, cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/image\/username: required with --password-env/);
+  });
+});
