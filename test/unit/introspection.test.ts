@@ -1,6 +1,8 @@
 // What `dagger functions` / `dagger call --help` would show, read by the SDK's own offline introspector.
 import { describe, expect, it } from "vitest";
 import { introspect } from "../helpers/introspect.js";
+import { cachePolicies } from "../helpers/cache-policy.js";
+import { BUILD_CONTEXT_IGNORE } from "../../ci/src/publish.js";
 
 describe("Dagger module introspection", () => {
   const mod = introspect();
@@ -28,5 +30,79 @@ describe("Dagger module introspection", () => {
     expect(tag.arguments.defaultBranch!.defaultValue).toBe("main");
     expect(tag.returnType.kind).toBe("LIST_KIND");
     expect(tag.description).toMatch(/full 40-character sha/);
+  });
+});
+
+// build / push / ship (issue 5), and rules every function of the module must keep.
+describe("Dagger module introspection: every function", () => {
+  const obj = introspect().objects.Hamalog!;
+  const fns = obj.methods;
+  const policies = cachePolicies();
+  /** Pure functions: their result depends only on their arguments, so the engine may cache them. */
+  const PURE = ["tag", "build"];
+  /** Functions that change or read remote state (registry, host): a cached answer would be a lie. */
+  const NEVER_CACHED = ["push", "ship", "verifyManifest", "deploy", "status", "rollback"];
+
+  it("exposes tag, build, push and ship, and every function is classified as pure or never cached", () => {
+    expect(Object.keys(fns)).toEqual(expect.arrayContaining(["tag", "build", "push", "ship"]));
+    for (const name of Object.keys(fns)) expect([...PURE, ...NEVER_CACHED], `classify ${name} here`).toContain(name);
+    // The decorator source and the introspected module agree on the function list.
+    expect(Object.keys(policies).sort()).toEqual(Object.keys(fns).sort());
+  });
+
+  it("side-effecting and remote-reading functions are @func({ cache: \"never\" }); pure ones keep the default", () => {
+    for (const name of Object.keys(fns)) {
+      if (NEVER_CACHED.includes(name)) expect(policies[name], `${name} must not be cached`).toBe("never");
+      else expect(policies[name], `${name} is pure and cacheable`).toBeUndefined();
+    }
+  });
+
+  it("credentials are Secrets, never strings, in every function", () => {
+    for (const fn of Object.values(fns)) {
+      for (const arg of Object.values(fn.arguments)) {
+        if (/token|password|secret|privateKey|sshKey|credential/i.test(arg.name)) {
+          expect(arg.type, `${fn.name}.${arg.name}`).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
+        }
+      }
+    }
+  });
+
+  it("build(sha, source = repo root minus ignores, config = /pipeline.yaml, dockerfile?, buildArgs, platform?, imageSource?, created?) → Container", () => {
+    const build = fns.build!;
+    expect(Object.keys(build.arguments)).toEqual(["sha", "source", "config", "dockerfile", "buildArgs", "platform", "imageSource", "created"]);
+    expect(build.arguments.sha!.type.kind).toBe("STRING_KIND");
+    expect(build.arguments.sha!.isOptional).toBe(false);
+    expect(build.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
+    expect(build.arguments.source!.defaultPath).toBe("/");
+    expect(build.arguments.source!.ignore).toEqual(BUILD_CONTEXT_IGNORE);
+    expect(build.arguments.source!.ignore).toEqual(expect.arrayContaining(["**/node_modules", "**/.git"]));
+    expect(build.arguments.config!.type).toEqual({ kind: "OBJECT_KIND", name: "File" });
+    expect(build.arguments.config!.defaultPath).toBe("/pipeline.yaml");
+    for (const a of ["dockerfile", "platform", "imageSource", "created"]) expect(build.arguments[a]!.isOptional, a).toBe(true);
+    expect(build.arguments.buildArgs!.type.kind).toBe("LIST_KIND");
+    expect(build.returnType).toEqual({ kind: "OBJECT_KIND", name: "Container" });
+    expect(build.description).toMatch(/^Build the image/);
+  });
+
+  it("push(sha, branch, registryToken: Secret, ...) → [String!] of ref@digest", () => {
+    const push = fns.push!;
+    expect(Object.keys(push.arguments).slice(0, 3)).toEqual(["sha", "branch", "registryToken"]);
+    for (const a of ["sha", "branch", "registryToken"]) expect(push.arguments[a]!.isOptional, a).toBe(false);
+    expect(push.arguments.registryToken!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
+    expect(push.arguments.registryUsername!.type.kind).toBe("STRING_KIND");
+    expect(push.arguments.container!.type).toEqual({ kind: "OBJECT_KIND", name: "Container" });
+    expect(push.arguments.container!.isOptional).toBe(true);
+    expect(push.arguments.platforms!.type.kind).toBe("LIST_KIND");
+    expect(push.arguments.source!.ignore).toEqual(BUILD_CONTEXT_IGNORE);
+    expect(push.returnType.kind).toBe("LIST_KIND");
+    expect(push.description).toMatch(/exactly the references of the tag definition/);
+  });
+
+  it("ship(sha, branch, registryToken: Secret, ...) names its phases", () => {
+    const ship = fns.ship!;
+    expect(Object.keys(ship.arguments).slice(0, 3)).toEqual(["sha", "branch", "registryToken"]);
+    expect(ship.arguments.registryToken!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
+    expect(ship.description).toMatch(/build.*push.*verify-manifest.*deploy/s);
+    expect(ship.description).toMatch(/Example: dagger call ship .*--sha=.*--branch=.*env:\/\//);
   });
 });

@@ -1,0 +1,302 @@
+// A minimal stand-in for the Dagger engine's session endpoint, for driving the module class through the REAL
+// @dagger.io/dagger client without an engine. The SDK connects to http://127.0.0.1:$DAGGER_SESSION_PORT/query
+// with `Authorization: Basic base64($DAGGER_SESSION_TOKEN:)` and sends one GraphQL document per call: a chain
+// of fields (`loadDirectoryFromID(id:) { dockerBuild(...) { withLabel(...) { publish(address:) } } }`).
+//
+// It is deliberately small and honest: it parses every document with the `graphql` reference parser, answers
+// only the fields the build/push/ship calls need, keeps the state an engine would (what each container was
+// built from, its labels, its registry auth), and answers anything else with a GraphQL error that is also
+// recorded in `unexpected`, so a test fails loudly when the module starts asking for something new.
+import { createHash, randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { connection } from "@dagger.io/dagger";
+import { Kind, parse, valueFromASTUntyped, type FieldNode, type SelectionSetNode } from "graphql";
+
+export interface BuildState {
+  directory: string;
+  dockerfile?: string;
+  buildArgs?: { name: string; value: string }[];
+  platform?: string;
+}
+
+export interface ContainerState {
+  /** undefined for `dag.container()` (the empty base of a multi-platform publish). */
+  build?: BuildState;
+  labels: { name: string; value: string }[];
+  auth: { address: string; username: string; secret: string }[];
+}
+
+export interface PublishCall {
+  address: string;
+  container: ContainerState;
+  variants: ContainerState[];
+  /** What the stand-in answered: `address@sha256:…`, the same digest for the same content. */
+  answer: string;
+}
+
+type Obj =
+  | { type: "Query" }
+  | { type: "File"; id: string; contents: string }
+  | { type: "Secret"; id: string }
+  | { type: "Directory"; id: string }
+  | { type: "Container"; state: ContainerState };
+
+class Unexpected extends Error {}
+
+export interface StandInOptions {
+  files?: Record<string, string>;
+  secrets?: Record<string, string>;
+  directories?: string[];
+  /** Files inside those directories (`Directory.file(path)`), by directory id then path. */
+  directoryFiles?: Record<string, Record<string, string>>;
+  /**
+   * What `publish` does. By default nothing leaves the stand-in and the answer is `address@<digest of the
+   * content>`; an integration test can really push (with the secret the container's registry auth names).
+   */
+  onPublish?: (call: Omit<PublishCall, "answer">, secretPlaintext: (id: string) => string) => string;
+  /** Builds from these Dockerfile paths fail when forced (sync/publish), as an engine reports a failed RUN. */
+  failDockerfiles?: string[];
+}
+
+/** A failure the stand-in answers on purpose (like an engine's build error): not counted as unexpected. */
+class BuildFailure extends Error {}
+
+export class DaggerStandIn {
+  readonly token = randomBytes(16).toString("hex");
+  /** Every GraphQL document received, verbatim. */
+  readonly queries: string[] = [];
+  /** Every field the stand-in refused, with the reason. */
+  readonly unexpected: string[] = [];
+  readonly publishes: PublishCall[] = [];
+  /** Secret ids whose plaintext the module asked for. */
+  readonly plaintextReads: string[] = [];
+  port = 0;
+  private readonly server = createServer((req, res) => void this.handle(req, res));
+  private readonly containers = new Map<string, ContainerState>();
+
+  constructor(private readonly opts: StandInOptions) {}
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(0, "127.0.0.1", resolve);
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * Run `fn` with the SDK's global client (`dag`) connected to this stand-in, as the module runtime connects it
+   * to an engine: through DAGGER_SESSION_PORT / DAGGER_SESSION_TOKEN (restored afterwards).
+   */
+  async session<T>(fn: () => Promise<T>): Promise<T> {
+    const keys = ["DAGGER_SESSION_PORT", "DAGGER_SESSION_TOKEN"] as const;
+    const saved = keys.map((k) => process.env[k]);
+    Object.assign(process.env, this.env());
+    let out: T | undefined;
+    try {
+      await connection(async () => {
+        out = await fn();
+      });
+    } finally {
+      keys.forEach((k, i) => {
+        if (saved[i] === undefined) delete process.env[k];
+        else process.env[k] = saved[i];
+      });
+    }
+    return out as T;
+  }
+
+  /** The environment the SDK reads to find its session (instead of provisioning an engine). */
+  env(): Record<string, string> {
+    return { DAGGER_SESSION_PORT: String(this.port), DAGGER_SESSION_TOKEN: this.token };
+  }
+
+  /** The state behind a container id this stand-in handed out. */
+  container(id: string): ContainerState | undefined {
+    return this.containers.get(id);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== "POST" || req.url !== "/query") {
+      this.unexpected.push(`${req.method} ${req.url}`);
+      return reply(404, { errors: [{ message: `stand-in: no ${req.method} ${req.url}` }] });
+    }
+    if (req.headers.authorization !== `Basic ${Buffer.from(`${this.token}:`).toString("base64")}`) {
+      this.unexpected.push("request without the session token");
+      return reply(401, { errors: [{ message: "stand-in: bad session token" }] });
+    }
+    let query = "";
+    try {
+      query = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { query: string }).query;
+      this.queries.push(query);
+      const doc = parse(query);
+      const op = doc.definitions[0];
+      if (doc.definitions.length !== 1 || op?.kind !== Kind.OPERATION_DEFINITION || op.operation !== "query") {
+        throw new Unexpected("expected exactly one query operation");
+      }
+      reply(200, { data: this.select({ type: "Query" }, op.selectionSet) });
+    } catch (e) {
+      const message = `stand-in: ${(e as Error).message}`;
+      if (e instanceof Unexpected) this.unexpected.push(message);
+      else if (!(e instanceof BuildFailure)) this.unexpected.push(`${message} (in ${query})`);
+      reply(200, { data: null, errors: [{ message }] });
+    }
+  }
+
+  private select(obj: Obj, set: SelectionSetNode): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const sel of set.selections) {
+      if (sel.kind !== Kind.FIELD) throw new Unexpected(`fragment on ${obj.type}`);
+      const value = this.resolve(obj, sel);
+      if (sel.selectionSet) {
+        if (typeof value !== "object" || value === null || !("type" in value)) {
+          throw new Unexpected(`${obj.type}.${sel.name.value} is a leaf, got a selection`);
+        }
+        out[sel.name.value] = this.select(value as Obj, sel.selectionSet);
+      } else {
+        if (typeof value === "object" && value !== null && "type" in value) {
+          throw new Unexpected(`${obj.type}.${sel.name.value} is an object, needs a selection`);
+        }
+        out[sel.name.value] = value;
+      }
+    }
+    return out;
+  }
+
+  private resolve(obj: Obj, field: FieldNode): unknown {
+    const name = field.name.value;
+    const args: Record<string, unknown> = {};
+    for (const a of field.arguments ?? []) args[a.name.value] = valueFromASTUntyped(a.value);
+    const only = (...allowed: string[]) => {
+      const extra = Object.keys(args).filter((k) => !allowed.includes(k));
+      if (extra.length > 0) throw new Unexpected(`${obj.type}.${name}: unexpected argument(s) ${extra.join(", ")}`);
+    };
+    const str = (k: string) => {
+      if (typeof args[k] !== "string") throw new Unexpected(`${obj.type}.${name}: argument ${k} must be a string`);
+      return args[k] as string;
+    };
+    switch (`${obj.type}.${name}`) {
+      case "Query.loadFileFromID": {
+        only("id");
+        const id = str("id");
+        if (!(id in (this.opts.files ?? {}))) throw new Unexpected(`no file ${id}`);
+        return { type: "File", id, contents: this.opts.files![id]! };
+      }
+      case "Query.loadSecretFromID": {
+        only("id");
+        const id = str("id");
+        if (!(id in (this.opts.secrets ?? {}))) throw new Unexpected(`no secret ${id}`);
+        return { type: "Secret", id };
+      }
+      case "Query.loadDirectoryFromID": {
+        only("id");
+        const id = str("id");
+        if (!(this.opts.directories ?? []).includes(id)) throw new Unexpected(`no directory ${id}`);
+        return { type: "Directory", id };
+      }
+      case "Query.loadContainerFromID": {
+        only("id");
+        const state = this.containers.get(str("id"));
+        if (!state) throw new Unexpected(`no container ${String(args.id)}`);
+        return { type: "Container", state };
+      }
+      case "Query.container":
+        only();
+        return { type: "Container", state: { labels: [], auth: [] } };
+      case "File.contents":
+        only();
+        return (obj as { contents: string }).contents;
+      case "Directory.file": {
+        only("path");
+        const dir = (obj as { id: string }).id;
+        const contents = this.opts.directoryFiles?.[dir]?.[str("path")];
+        if (contents === undefined) throw new Unexpected(`no file ${String(args.path)} in directory ${dir}`);
+        return { type: "File", id: `${dir}:${str("path")}`, contents };
+      }
+      case "File.id":
+      case "Secret.id":
+      case "Directory.id":
+        only();
+        return (obj as { id: string }).id;
+      case "Secret.plaintext": {
+        only();
+        const id = (obj as { id: string }).id;
+        this.plaintextReads.push(id);
+        return this.opts.secrets![id];
+      }
+      case "Directory.dockerBuild": {
+        only("dockerfile", "buildArgs", "platform");
+        const build: BuildState = { directory: (obj as { id: string }).id };
+        if (args.dockerfile !== undefined) build.dockerfile = str("dockerfile");
+        if (args.platform !== undefined) build.platform = str("platform");
+        if (args.buildArgs !== undefined) build.buildArgs = args.buildArgs as BuildState["buildArgs"];
+        return { type: "Container", state: { build, labels: [], auth: [] } };
+      }
+      case "Container.withLabel": {
+        only("name", "value");
+        const s = (obj as { state: ContainerState }).state;
+        return { type: "Container", state: { ...s, labels: [...s.labels, { name: str("name"), value: str("value") }] } };
+      }
+      case "Container.withRegistryAuth": {
+        only("address", "username", "secret");
+        const secret = str("secret");
+        if (!(secret in (this.opts.secrets ?? {}))) throw new Unexpected(`withRegistryAuth: secret \`${secret}\` is not a secret id`);
+        const s = (obj as { state: ContainerState }).state;
+        return { type: "Container", state: { ...s, auth: [...s.auth, { address: str("address"), username: str("username"), secret }] } };
+      }
+      case "Container.id":
+      case "Container.sync": {
+        only();
+        const s = (obj as { state: ContainerState }).state;
+        if (name === "sync") this.force(s);
+        const id = `Container:${this.digestOf(s).slice(7, 23)}`;
+        this.containers.set(id, s);
+        return id;
+      }
+      case "Container.publish": {
+        only("address", "platformVariants");
+        const container = (obj as { state: ContainerState }).state;
+        const ids = (args.platformVariants as string[] | undefined) ?? [];
+        const variants = ids.map((id) => {
+          const v = this.containers.get(id);
+          if (!v) throw new Unexpected(`publish: platformVariants has unknown container ${id}`);
+          return v;
+        });
+        if (!container.build && variants.length === 0) throw new Unexpected("publish of an empty container without variants");
+        for (const v of [container, ...variants]) this.force(v);
+        // The digest covers the image content, not the registry auth, like an engine's.
+        const content = variants.length > 0 ? variants.map((v) => ({ build: v.build, labels: v.labels })) : { build: container.build, labels: container.labels };
+        const answer = this.opts.onPublish
+          ? this.opts.onPublish({ address: str("address"), container, variants }, (id) => this.opts.secrets![id]!)
+          : `${str("address")}@${this.digestOf(content)}`;
+        this.publishes.push({ address: str("address"), container, variants, answer });
+        return answer;
+      }
+      default:
+        throw new Unexpected(`${obj.type}.${name} is not something this stand-in answers`);
+    }
+  }
+
+  /** Run a build, as sync/publish make an engine do: fails for the Dockerfiles listed in failDockerfiles. */
+  private force(s: ContainerState): void {
+    if (s.build && (this.opts.failDockerfiles ?? []).includes(s.build.dockerfile ?? "Dockerfile")) {
+      throw new BuildFailure(`process "/bin/sh -c ./gradlew bootJar" did not complete successfully: exit code: 1 (${s.build.dockerfile})`);
+    }
+  }
+
+  private digestOf(value: unknown): string {
+    return `sha256:${createHash("sha256").update(JSON.stringify(value)).digest("hex")}`;
+  }
+}

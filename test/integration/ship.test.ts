@@ -1,0 +1,194 @@
+// `ship` end to end through the Dagger door, against real components everywhere except the engine: the module
+// class runs on the real @dagger.io/dagger client, whose session endpoint is the stand-in
+// (test/helpers/dagger-stand-in.ts); the stand-in's `publish` really pushes a busybox test image to a real,
+// htpasswd-protected registry with the password behind the container's registry-auth Secret. verify-manifest
+// then asks that registry, and the deploy goes over real SSH to this machine's dockerd + compose v2.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dag, type DirectoryID, type FileID, type SecretID } from "@dagger.io/dagger";
+import { Hamalog } from "../../ci/src/index.js";
+import { DaggerStandIn, type PublishCall } from "../helpers/dagger-stand-in.js";
+import { buildAppImage, docker } from "./helpers/images.js";
+import { freePort } from "./helpers/ports.js";
+import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
+import { startSshd, type Sshd } from "./helpers/sshd.js";
+
+const ID = `hamalog-ship-it-${process.pid}`;
+const REPO = "hamalog-ship-it/app";
+const SHA1 = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+const SHA2 = "6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f";
+const USER = "shipper";
+const TOKEN = "tok-ship-Q7#not-in-any-query";
+
+let registry: Registry;
+let sshd: Sshd;
+let tmp: string;
+let dir: string;
+let appPort: number;
+let standIn: DaggerStandIn;
+/** Which local image the "engine" pushes for a given Dockerfile, and what else to do after the push. */
+let images: Record<string, string>;
+let afterPush: ((address: string) => void) | undefined;
+const pushed: string[] = [];
+
+const containers = () => docker(["ps", "-aq", "--no-trunc", "--filter", `label=com.docker.compose.project=${ID}`]).trim();
+const composeFile = () => (existsSync(join(dir, "compose.yaml")) ? readFileSync(join(dir, "compose.yaml"), "utf8") : "");
+async function version(): Promise<string> {
+  return (await (await fetch(`http://127.0.0.1:${appPort}/version`)).text()).trim();
+}
+
+/** The stand-in's publish: push the image this Dockerfile "builds", authenticated with the Secret named in the container's registry auth. */
+function publish(call: Omit<PublishCall, "answer">, plaintext: (id: string) => string): string {
+  const auth = call.container.auth.at(-1);
+  if (!auth) throw new Error("publish without registry auth");
+  const local = images[call.container.build?.dockerfile ?? "Dockerfile"]!;
+  const digest = loginAndPush(local, auth.address, call.address, auth.username, plaintext(auth.secret));
+  pushed.push(call.address);
+  afterPush?.(call.address);
+  return `${call.address}@${digest}`;
+}
+
+beforeAll(async () => {
+  [registry, sshd] = await Promise.all([startRegistry({ auth: { htpasswd: { [USER]: TOKEN } } }), startSshd()]);
+  tmp = mkdtempSync(join(tmpdir(), "hamalog-ship-it-"));
+  dir = join(tmp, "srv", "app");
+  appPort = await freePort();
+  images = { "v1.Dockerfile": `${ID}/app:v1`, "v2.Dockerfile": `${ID}/app:v2` };
+  buildAppImage(images["v1.Dockerfile"]!, { version: "v1" });
+  buildAppImage(images["v2.Dockerfile"]!, { version: "v2" });
+  const pipeline = [
+    "image:",
+    `  registry: ${registry.host}`,
+    `  repository: ${REPO}`,
+    `  username: ${USER}`,
+    "  source: https://github.com/daemin-kim/hamalog-backend",
+    "build:",
+    "  dockerfile: v1.Dockerfile",
+    "deploy:",
+    "  host: 127.0.0.1",
+    `  port: ${sshd.port}`,
+    `  user: ${sshd.user}`,
+    `  hostKey: ${sshd.hostKeyFingerprint}`,
+    `  directory: ${dir}`,
+    "  composeFile: deploy/compose.yml",
+    `  project: ${ID}`,
+    "  service: app",
+    "  health:",
+    `    url: http://127.0.0.1:${appPort}/health`,
+    "    timeout: 10",
+    "    interval: 0.5",
+    "  waitTimeout: 30",
+    "  fallback: latest", // ship must ignore this: it deploys what it pushed or nothing
+    "",
+  ].join("\n");
+  const compose = [
+    "services:",
+    "  app:",
+    "    image: placeholder",
+    `    ports: ["127.0.0.1:${appPort}:8080"]`,
+    "    healthcheck:",
+    '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
+    "      interval: 1s",
+    "      timeout: 2s",
+    "      retries: 2",
+    "      start_period: 1s",
+    "    stop_grace_period: 1s",
+    "",
+  ].join("\n");
+  standIn = new DaggerStandIn({
+    files: { "file-pipeline": pipeline },
+    secrets: { "secret-token": TOKEN, "secret-ssh-key": readFileSync(sshd.keyFile, "utf8").trim() },
+    directories: ["dir-source"],
+    directoryFiles: { "dir-source": { "deploy/compose.yml": compose } },
+    onPublish: publish,
+  });
+  await standIn.start();
+});
+
+afterAll(async () => {
+  await standIn?.stop();
+  try {
+    const ids = containers().split("\n").filter(Boolean);
+    if (ids.length) docker(["rm", "-f", ...ids]);
+    docker(["network", "rm", `${ID}_default`]);
+  } catch {
+    // already gone
+  }
+  try {
+    for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
+      if (line.includes(REPO)) docker(["rmi", "-f", line]);
+    }
+  } catch {
+    // nothing left
+  }
+  for (const ref of Object.values(images ?? {})) {
+    try {
+      docker(["rmi", "-f", ref]);
+    } catch {
+      // gone
+    }
+  }
+  await Promise.all([registry?.stop(), sshd?.stop()]);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+function ship(sha: string, dockerfile?: string): Promise<string> {
+  return standIn.session(() =>
+    new Hamalog().ship(
+      sha,
+      "main",
+      dag.loadSecretFromID("secret-token" as SecretID),
+      dag.loadSecretFromID("secret-ssh-key" as SecretID),
+      dag.loadDirectoryFromID("dir-source" as DirectoryID),
+      dag.loadFileFromID("file-pipeline" as FileID),
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      dockerfile,
+    ),
+  );
+}
+
+describe("ship through the Dagger door, real registry + SSH + compose", () => {
+  it("builds, pushes exactly <sha> and latest, verifies the digest and deploys it; no secret in any query", async () => {
+    const out = await ship(SHA1);
+    expect(pushed).toEqual([`${registry.host}/${REPO}:${SHA1}`, `${registry.host}/${REPO}:latest`]);
+    const digest = /published \S+:[0-9a-f]{40}@(sha256:[0-9a-f]{64})/.exec(out)?.[1];
+    expect(digest, out).toBeDefined();
+    expect(out).toContain(`deployed  ${registry.host}/${REPO}:${SHA1}@${digest}`);
+    expect(out).toMatch(/\[ship\] build[\s\S]*\[ship\] push[\s\S]*\[ship\] verify-manifest[\s\S]*\[ship\] deploy/);
+    expect(composeFile()).toContain(`image: ${registry.host}/${REPO}:${SHA1}@${digest}`);
+    expect(await version()).toBe("v1");
+    expect(standIn.unexpected).toEqual([]);
+    for (const q of standIn.queries) {
+      expect(q).not.toContain(TOKEN);
+      expect(q).not.toContain("PRIVATE KEY");
+    }
+    expect(out).not.toContain(TOKEN);
+    expect(standIn.plaintextReads).toEqual(expect.arrayContaining(["secret-token", "secret-ssh-key"]));
+  });
+
+  it("refuses to deploy when the sha tag moves between push and verify, naming verify-manifest", async () => {
+    pushed.length = 0;
+    // Someone else pushes v1 over the sha tag right after our push of v2.
+    afterPush = (address) => {
+      if (address.endsWith(`:${SHA2}`)) loginAndPush(images["v1.Dockerfile"]!, registry.host, address, USER, TOKEN);
+    };
+    try {
+      const err = await ship(SHA2, "v2.Dockerfile").then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err?.message).toMatch(/ship failed in phase `verify-manifest`: pushed sha256:[0-9a-f]{64} but the registry answers sha256:[0-9a-f]{64}/);
+      expect(err?.message).toContain("not run: deploy");
+    } finally {
+      afterPush = undefined;
+    }
+    // The host still runs v1 from the first ship.
+    expect(await version()).toBe("v1");
+    expect(composeFile()).toContain(`:${SHA1}@`);
+  });
+});

@@ -1,0 +1,229 @@
+// The Dagger door keeps the core's promises, proven without an engine: the module class is driven through the
+// REAL @dagger.io/dagger client against a stand-in for the engine session endpoint (test/helpers/dagger-stand-in.ts),
+// and every GraphQL document the module sends is checked.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { dag, type Container, type DirectoryID, type FileID, type SecretID } from "@dagger.io/dagger";
+import { Hamalog } from "../../ci/src/index.js";
+import { publishReferences } from "../../ci/src/publish.js";
+import { tagsFor } from "../../ci/src/tags.js";
+import { ROOT } from "../helpers/cli.js";
+import { DaggerStandIn } from "../helpers/dagger-stand-in.js";
+import { createServer } from "node:net";
+
+/** A loopback port with nothing listening (bound, then closed). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const TOKEN_PLAINTEXT = "ghp_contractTestTokenValue0123456789";
+const SSH_KEY_PLAINTEXT = "-----BEGIN OPENSSH PRIVATE KEY-----contract-test-key-----END OPENSSH PRIVATE KEY-----";
+const IMAGE = "ghcr.io/daemin-kim/hamalog-backend";
+const SOURCE_URL = "https://github.com/daemin-kim/hamalog-backend";
+
+/** Hamalog's own pipeline.yaml (platforms: [linux/amd64], so push publishes one index). */
+const PIPELINE_YAML = readFileSync(join(ROOT, "pipeline.yaml"), "utf8");
+/** The same image without platforms: one image for the engine's platform. */
+const SINGLE_PLATFORM_YAML = `image:\n  registry: ghcr.io\n  repository: daemin-kim/hamalog-backend\n  source: ${SOURCE_URL}\n  username: hamalog-bot\nbuild:\n  dockerfile: docker/Dockerfile\n  buildArgs: { JAR_FILE: app.jar }\n`;
+const MULTI_PLATFORM_YAML = `${SINGLE_PLATFORM_YAML}  platforms: [linux/amd64, linux/arm64]\n`;
+
+const standIn = new DaggerStandIn({
+  files: { "file-pipeline": PIPELINE_YAML, "file-single": SINGLE_PLATFORM_YAML, "file-multi": MULTI_PLATFORM_YAML },
+  secrets: { "secret-registry-token": TOKEN_PLAINTEXT, "secret-ssh-key": SSH_KEY_PLAINTEXT },
+  directories: ["dir-source"],
+  failDockerfiles: ["broken.Dockerfile"],
+});
+
+/** Run `fn` with a fresh module instance, the global `dag` connected to the stand-in. */
+const inSession = <T>(fn: (mod: Hamalog) => Promise<T>): Promise<T> => standIn.session(() => fn(new Hamalog()));
+
+const source = () => dag.loadDirectoryFromID("dir-source" as DirectoryID);
+const file = (id: string) => dag.loadFileFromID(id as FileID);
+const token = () => dag.loadSecretFromID("secret-registry-token" as SecretID);
+
+beforeAll(() => standIn.start());
+afterAll(() => standIn.stop());
+afterEach(() => {
+  const unexpected = [...standIn.unexpected];
+  const queries = [...standIn.queries];
+  for (const list of [standIn.queries, standIn.publishes, standIn.plaintextReads, standIn.unexpected]) list.length = 0;
+  // Whatever a test did, the module never asked the stand-in for something it does not answer ...
+  expect(unexpected).toEqual([]);
+  // ... and no document the module sent carries the secret's plaintext.
+  for (const q of queries) {
+    expect(q).not.toContain(TOKEN_PLAINTEXT);
+    expect(q).not.toContain(SSH_KEY_PLAINTEXT);
+  }
+});
+
+describe("Dagger door contract (real SDK client, stand-in session endpoint)", () => {
+  it("push on the default branch publishes exactly the tag-definition references, with the Secret as registry auth", async () => {
+    const out = await inSession((m) => m.push(SHA, "main", token(), source(), file("file-single")));
+
+    const want = publishReferences({ registry: "ghcr.io", repository: "daemin-kim/hamalog-backend", sha: SHA, branch: "main" });
+    expect(want).toEqual([`${IMAGE}:${SHA}`, `${IMAGE}:latest`]);
+    expect(standIn.publishes.map((p) => p.address)).toEqual(want);
+    expect(standIn.publishes.map((p) => p.address.split(":").pop())).toEqual(tagsFor({ sha: SHA, branch: "main" }));
+    for (const p of standIn.publishes) {
+      expect(p.container.auth).toEqual([{ address: "ghcr.io", username: "hamalog-bot", secret: "secret-registry-token" }]);
+      expect(p.variants).toEqual([]);
+      expect(p.container.build).toEqual({
+        directory: "dir-source",
+        dockerfile: "docker/Dockerfile",
+        buildArgs: [{ name: "JAR_FILE", value: "app.jar" }],
+      });
+    }
+    // The module returns what the engine answered, ref@digest, one digest for both tags.
+    expect(out).toEqual(standIn.publishes.map((p) => p.answer));
+    expect(new Set(out.map((r) => r.split("@")[1])).size).toBe(1);
+    expect(standIn.plaintextReads).toEqual([]);
+    // The secret reached the engine only as its id, inside withRegistryAuth.
+    const withAuth = standIn.queries.filter((q) => q.includes("withRegistryAuth"));
+    expect(withAuth).toHaveLength(2);
+    for (const q of withAuth) expect(q).toMatch(/withRegistryAuth \(address: "ghcr.io",username: "hamalog-bot",secret: "secret-registry-token"\)/);
+  });
+
+  it("push on another branch publishes only the sha reference", async () => {
+    await inSession((m) => m.push(SHA, "refs/heads/feature/login", token(), source(), file("file-single")));
+    expect(standIn.publishes.map((p) => p.address)).toEqual([`${IMAGE}:${SHA}`]);
+  });
+
+  it("push with platforms publishes one index: an empty base with registry auth and one variant per platform", async () => {
+    const out = await inSession((m) => m.push(SHA, "main", token(), source(), file("file-multi")));
+    expect(standIn.publishes.map((p) => p.address)).toEqual([`${IMAGE}:${SHA}`, `${IMAGE}:latest`]);
+    for (const p of standIn.publishes) {
+      expect(p.container.build).toBeUndefined();
+      expect(p.container.auth).toEqual([{ address: "ghcr.io", username: "hamalog-bot", secret: "secret-registry-token" }]);
+      expect(p.variants.map((v) => v.build?.platform)).toEqual(["linux/amd64", "linux/arm64"]);
+      for (const v of p.variants) {
+        expect(v.build?.dockerfile).toBe("docker/Dockerfile");
+        expect(v.labels).toContainEqual({ name: "org.opencontainers.image.revision", value: SHA });
+        expect(v.auth).toEqual([]);
+      }
+    }
+    expect(out).toHaveLength(2);
+  });
+
+  it("push reads Hamalog's own pipeline.yaml; arguments override it (argument › pipeline.yaml › default)", async () => {
+    await inSession((m) =>
+      m.push(SHA, "develop", token(), source(), file("file-pipeline"), "someone", undefined, "127.0.0.1:5001", "team/app", "develop", "Dockerfile.ci", ["A=1"], ["linux/arm64"]),
+    );
+    expect(standIn.publishes.map((p) => p.address)).toEqual([`127.0.0.1:5001/team/app:${SHA}`, "127.0.0.1:5001/team/app:latest"]);
+    const p = standIn.publishes[0]!;
+    expect(p.container.auth).toEqual([{ address: "127.0.0.1:5001", username: "someone", secret: "secret-registry-token" }]);
+    expect(p.variants.map((v) => v.build)).toEqual([
+      { directory: "dir-source", dockerfile: "Dockerfile.ci", buildArgs: [{ name: "A", value: "1" }], platform: "linux/arm64" },
+    ]);
+  });
+
+  it("push of a given container publishes that container as is", async () => {
+    const out = await inSession(async (m) => {
+      const built = await m.build(SHA, source(), file("file-single"));
+      return m.push(SHA, "feature", token(), source(), file("file-pipeline"), "bot", built);
+    });
+    expect(standIn.publishes).toHaveLength(1);
+    const p = standIn.publishes[0]!;
+    expect(p.variants).toEqual([]);
+    expect(p.container.build?.dockerfile).toBe("docker/Dockerfile");
+    expect(out).toEqual([p.answer]);
+  });
+
+  it("push refuses a bad sha before anything reaches the registry, with the tag definition's explanation", async () => {
+    await expect(inSession((m) => m.push(`main-${SHA}`, "main", token(), source(), file("file-single")))).rejects.toThrow(
+      /prefix `main-`.*type=sha,prefix=\{\{branch\}\}-/,
+    );
+    expect(standIn.publishes).toEqual([]);
+    expect(standIn.queries.some((q) => q.includes("publish"))).toBe(false);
+  });
+
+  it("build is lazy and passes the dockerfile, build args, platform and OCI labels", async () => {
+    let before: string[] = [];
+    const id = await inSession(async (m) => {
+      const c: Container = await m.build(SHA, source(), file("file-single"), "ops/Dockerfile.prod", ["B=2", "A=1"], "linux/arm64", undefined, "2024-05-01T12:00:00Z");
+      before = [...standIn.queries];
+      return c.id();
+    });
+    // Only the config was read before the container was used: building is the engine's job, later.
+    expect(before).toHaveLength(1);
+    expect(before[0]).toMatch(/loadFileFromID \(id: "file-single"\) \{ contents/);
+    const state = standIn.container(id)!;
+    expect(state.build).toEqual({
+      directory: "dir-source",
+      dockerfile: "ops/Dockerfile.prod",
+      buildArgs: [{ name: "A", value: "1" }, { name: "B", value: "2" }],
+      platform: "linux/arm64",
+    });
+    expect(state.labels).toEqual([
+      { name: "org.opencontainers.image.revision", value: SHA },
+      { name: "org.opencontainers.image.source", value: SOURCE_URL },
+      { name: "org.opencontainers.image.created", value: "2024-05-01T12:00:00Z" },
+    ]);
+    expect(state.auth).toEqual([]);
+  });
+
+  it("build twice with the same input sends the same documents (no clock or random values)", async () => {
+    const run = () => inSession(async (m) => (await m.build(SHA, source(), file("file-pipeline"))).id());
+    const a = await run();
+    const first = [...standIn.queries];
+    standIn.queries.length = 0;
+    const b = await run();
+    expect(b).toBe(a);
+    expect(standIn.queries).toEqual(first);
+    expect(standIn.container(a)!.labels.map((l) => l.name)).toEqual(["org.opencontainers.image.revision", "org.opencontainers.image.source"]);
+  });
+});
+
+describe("ship through the Dagger door (phases named, fail fast)", () => {
+  const sshKey = () => dag.loadSecretFromID("secret-ssh-key" as SecretID);
+
+  it("a failing build stops ship in phase `build`: nothing is published, no secret is read", async () => {
+    await expect(
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"), "bot", undefined, undefined, undefined, "broken.Dockerfile")),
+    ).rejects.toThrow(/ship failed in phase `build`: .*did not complete successfully[\s\S]*not run: push, verify-manifest, deploy/);
+    expect(standIn.publishes).toEqual([]);
+    expect(standIn.plaintextReads).toEqual([]);
+    expect(standIn.queries.filter((q) => /\bsync\b/.test(q))).toHaveLength(1); // pipeline.yaml: one platform
+  });
+
+  it("an unreachable registry stops ship in phase `verify-manifest` after the push; the deploy never starts", async () => {
+    const closed = await closedPort();
+    const err = await inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"), "bot", `127.0.0.1:${closed}`)).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/ship failed in phase `verify-manifest`: [\s\S]*127\.0\.0\.1:\d+[\s\S]*\(done: build, push; not run: deploy\)/);
+    expect(standIn.publishes.map((p) => p.address)).toEqual([
+      `127.0.0.1:${closed}/daemin-kim/hamalog-backend:${SHA}`,
+      `127.0.0.1:${closed}/daemin-kim/hamalog-backend:latest`,
+    ]);
+    // The token was read to ask the registry (plaintext travels in the engine's answer, never in a query) ...
+    expect(standIn.plaintextReads).toEqual(["secret-registry-token"]);
+    // ... and the SSH key was never needed.
+    expect(standIn.plaintextReads).not.toContain("secret-ssh-key");
+    expect(err?.message).not.toContain(TOKEN_PLAINTEXT);
+  });
+
+  it("a config that cannot deploy fails before anything is built", async () => {
+    await expect(inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-single")))).rejects.toThrow(
+      /deploy\/host: required[\s\S]*deploy\/user: required/,
+    );
+    expect(standIn.queries).toHaveLength(1); // the config read, nothing else
+  });
+});
+
+describe("the stand-in is honest", () => {
+  it("fails loudly on a field it does not answer", async () => {
+    await expect(inSession(async () => dag.container().from("alpine").id())).rejects.toThrow(/Container\.from is not something this stand-in answers/);
+    expect(standIn.unexpected).toEqual([expect.stringMatching(/Container\.from/)]);
+    standIn.unexpected.length = 0; // expected here; afterEach checks the rest
+  });
+});
