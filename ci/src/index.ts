@@ -5,8 +5,31 @@
  * GitHub Actions, and from other Dagger modules. All logic lives in engine-free modules next to this file;
  * this class is a thin door onto them (the `hamalog` CLI is the other door).
  */
-import { object, func } from "@dagger.io/dagger";
-import { tagsFor } from "./tags.js";
+import { object, func, argument, dag, Container, Directory, File, Secret, type Platform } from "@dagger.io/dagger";
+import { shaTag, tagsFor } from "./tags.js";
+import { parseConfig, requireDeploy, requireImage, type OverrideValues, type PipelineConfig } from "./config.js";
+import {
+  BUILD_CONTEXT_IGNORE,
+  buildArgList,
+  checkContainerWithPlatforms,
+  checkPublished,
+  imageLabels,
+  publishPlatforms,
+  publishReferences,
+  registryUser,
+  type Published,
+} from "./publish.js";
+import { deploy as deployRelease, rollback as rollbackRelease, type DeployInput } from "./deploy/run.js";
+import { status as deployStatus } from "./deploy/status.js";
+import { composeSourceOf, liveEnv } from "./deploy/door.js";
+import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
+import { checkDeployed, pinVerify, runShip, shipDeployConfig } from "./ship.js";
+
+/** Builds to publish: one image, or the platform variants of one index. */
+interface Images {
+  containers: Container[];
+  index: boolean;
+}
 
 /** Hamalog's pipeline functions: tag, verify-manifest, deploy and friends, one definition for CI and laptops. */
 @object()
@@ -23,5 +46,421 @@ export class Hamalog {
   @func()
   tag(sha: string, branch: string, defaultBranch = "main"): string[] {
     return tagsFor({ sha, branch, defaultBranch });
+  }
+
+  /**
+   * Build the image from the Dockerfile as a lazy Container, labelled with the commit and the source repository.
+   *
+   * Example: dagger call build --sha=453a6545b97fe240727c378291230abeb793d851 export --path=image.tar
+   *
+   * @param sha Full 40-character commit sha, written to the org.opencontainers.image.revision label.
+   * @param source Build context (default: the repository root, without node_modules, .git and tool caches).
+   * @param config The pipeline config (default: pipeline.yaml at the repository root).
+   * @param dockerfile Dockerfile path in the context (default: build.dockerfile from the config, else Dockerfile).
+   * @param buildArgs Build arguments as KEY=VALUE; when given they replace build.buildArgs from the config.
+   * @param platform Platform to build, e.g. linux/amd64 (default: the engine's).
+   * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
+   * @param created Creation time for the org.opencontainers.image.created label (RFC 3339); never read from a clock.
+   */
+  @func()
+  async build(
+    sha: string,
+    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
+    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
+    dockerfile?: string,
+    buildArgs: string[] = [],
+    platform?: string,
+    imageSource?: string,
+    created?: string,
+  ): Promise<Container> {
+    const cfg = await this.settings(config, { dockerfile, "build-arg": buildArgs, source: imageSource });
+    return this.image(source, cfg, sha, platform, created);
+  }
+
+  /**
+   * Publish the image to exactly the references of the tag definition and return them as ref@digest.
+   *
+   * Example: dagger call push --sha=$GITHUB_SHA --branch=$GITHUB_REF_NAME --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN
+   *
+   * @param sha Full 40-character commit sha (e.g. $GITHUB_SHA); gives the `<sha>` tag.
+   * @param branch Branch being built (e.g. $GITHUB_REF_NAME); the default branch also gets `latest`.
+   * @param registryToken Registry password or token (a Secret, e.g. env://GITHUB_TOKEN); used only through withRegistryAuth.
+   * @param source Build context (default: the repository root, without node_modules, .git and tool caches).
+   * @param config The pipeline config (default: pipeline.yaml at the repository root).
+   * @param registryUsername Registry user (default: image.username from the config).
+   * @param container An already built image to publish instead of building from source.
+   * @param registry Registry host (default: image.registry from the config).
+   * @param repository Repository path (default: image.repository from the config).
+   * @param defaultBranch Branch whose builds also get `latest` (default: defaultBranch from the config).
+   * @param dockerfile Dockerfile path in the context (default: build.dockerfile from the config).
+   * @param buildArgs Build arguments as KEY=VALUE; when given they replace build.buildArgs from the config.
+   * @param platforms Platforms to build and publish as one index, e.g. linux/amd64,linux/arm64 (default: build.platforms).
+   * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
+   * @param created Creation time for the org.opencontainers.image.created label (RFC 3339).
+   */
+  @func({ cache: "never" })
+  async push(
+    sha: string,
+    branch: string,
+    registryToken: Secret,
+    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
+    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
+    registryUsername?: string,
+    container?: Container,
+    registry?: string,
+    repository?: string,
+    defaultBranch?: string,
+    dockerfile?: string,
+    buildArgs: string[] = [],
+    platforms: string[] = [],
+    imageSource?: string,
+    created?: string,
+  ): Promise<string[]> {
+    checkContainerWithPlatforms(container !== undefined, platforms);
+    const cfg = await this.settings(config, {
+      registry, repository, username: registryUsername, "default-branch": defaultBranch,
+      dockerfile, "build-arg": buildArgs, platforms, source: imageSource,
+    });
+    const images = container ? { containers: [container], index: false } : this.images(source, cfg, sha, created);
+    return (await this.publish(images, cfg, sha, branch, registryToken)).published;
+  }
+
+  /**
+   * Ship a commit: build → push → verify-manifest → deploy, stopping at the first failure with the phase named.
+   *
+   * This is what CI runs. The digest the push returned must be the digest the registry answers for the sha tag,
+   * and the host must end up running exactly that digest (ship never falls back to `latest`).
+   *
+   * Example: dagger call ship --sha=$GITHUB_SHA --branch=$GITHUB_REF_NAME --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN --ssh-key=env://DEPLOY_SSH_KEY
+   *
+   * @param sha Full 40-character commit sha (e.g. $GITHUB_SHA).
+   * @param branch Branch being built (e.g. $GITHUB_REF_NAME); the default branch also gets `latest`.
+   * @param registryToken Registry password or token (a Secret, e.g. env://GITHUB_TOKEN): push auth, verification, and the host's login.
+   * @param sshKey SSH private key for the deploy host (a Secret, e.g. env://DEPLOY_SSH_KEY).
+   * @param source Build context and the place deploy/composeFile is read from (default: the repository root).
+   * @param config The pipeline config (default: pipeline.yaml at the repository root).
+   * @param registryUsername Registry user (default: image.username from the config).
+   * @param registry Registry host (default: image.registry from the config).
+   * @param repository Repository path (default: image.repository from the config).
+   * @param defaultBranch Branch whose builds also get `latest` (default: defaultBranch from the config).
+   * @param dockerfile Dockerfile path in the context (default: build.dockerfile from the config).
+   * @param buildArgs Build arguments as KEY=VALUE; when given they replace build.buildArgs from the config.
+   * @param platforms Platforms to build and publish as one index (default: build.platforms).
+   * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
+   * @param created Creation time for the org.opencontainers.image.created label (RFC 3339).
+   * @param host Deploy host (default: deploy.host from the config).
+   * @param port SSH port (default: deploy.port from the config).
+   * @param user SSH user (default: deploy.user from the config).
+   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
+   */
+  @func({ cache: "never" })
+  async ship(
+    sha: string,
+    branch: string,
+    registryToken: Secret,
+    sshKey: Secret,
+    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
+    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
+    registryUsername?: string,
+    registry?: string,
+    repository?: string,
+    defaultBranch?: string,
+    dockerfile?: string,
+    buildArgs: string[] = [],
+    platforms: string[] = [],
+    imageSource?: string,
+    created?: string,
+    host?: string,
+    port?: number,
+    user?: string,
+    hostKey?: string,
+  ): Promise<string> {
+    // Every config error surfaces here, before anything is built.
+    const cfg = await this.settings(config, {
+      registry, repository, username: registryUsername, "default-branch": defaultBranch,
+      dockerfile, "build-arg": buildArgs, platforms, source: imageSource, host, port, user, "host-key": hostKey,
+    });
+    const image = requireImage(cfg);
+    const target = requireDeploy(cfg);
+    const username = registryUser(cfg.image.username);
+    shaTag(sha);
+    const log: string[] = [];
+    const say = (line: string) => {
+      log.push(line);
+      console.error(line);
+    };
+    const result = await runShip(
+      {
+        build: async () => {
+          const images = this.images(source, cfg, sha, created);
+          for (const c of images.containers) await c.sync();
+          return images;
+        },
+        push: (images) => this.publish(images, cfg, sha, branch, registryToken),
+        verify: async () => {
+          const v = await verifyRegistry({
+            registry: image.registry, repository: image.repository, reference: shaTag(sha), wantedSha: sha,
+            credentials: { username, password: await registryToken.plaintext() },
+            ...(target.platform ? { platform: target.platform } : {}),
+          });
+          return { reference: v.reference, digest: v.digest };
+        },
+        deploy: async (verified) => {
+          const password = await registryToken.plaintext();
+          const env = liveEnv(target, { sshKey: await sshKey.plaintext(), registryToken: password }, { out: say, warn: say });
+          const outcome = await deployRelease(
+            {
+              image, deploy: shipDeployConfig(target), sha, credentials: { username, password },
+              compose: await composeSourceOf(target, (p) => source.file(p).contents()),
+              holder: `dagger ship ${shaTag(sha).slice(0, 12)} (${branch})`,
+            },
+            { ...env, verify: pinVerify(env.verify, verified.digest) },
+          );
+          checkDeployed(outcome.running.digest, verified);
+          return outcome;
+        },
+      },
+      (phase) => say(`[ship] ${phase}`),
+    );
+    return [
+      ...result.published.map((r) => `published ${r}`),
+      `verified  ${result.verified.reference}`,
+      `deployed  ${result.deployed.running.image} on ${target.user}@${target.host}`,
+      ...log,
+    ].join("\n");
+  }
+
+  /**
+   * Deploy a commit's image to the compose host over SSH: verified to a digest, pinned, health-gated, rolled back on failure.
+   *
+   * Phases: connect → preflight (verify-manifest, host platform) → lock → login → render → pull (only if the
+   * digest is absent) → up --wait → health → history → prune; the lock is released in every outcome.
+   *
+   * Example: dagger call deploy --sha=$GITHUB_SHA --ssh-key=env://DEPLOY_SSH_KEY --registry-token=env://GITHUB_TOKEN
+   *
+   * @param sha Full 40-character commit sha whose image (its sha tag) to deploy.
+   * @param sshKey SSH private key for the deploy host (a Secret, e.g. env://DEPLOY_SSH_KEY or file://~/.ssh/id_ed25519).
+   * @param source The repository: deploy/composeFile is read from it, relative to its root (default: the repository root).
+   * @param config The pipeline config (default: pipeline.yaml at the repository root).
+   * @param registryToken Registry password or token the host logs in with on stdin (omit for public images).
+   * @param registryUsername Registry user (default: image.username from the config).
+   * @param host Deploy host (default: deploy.host from the config).
+   * @param port SSH port (default: deploy.port from the config).
+   * @param user SSH user (default: deploy.user from the config).
+   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
+   * @param fallback none|latest: deploy `latest` (loudly) when the sha tag is missing (default: deploy.fallback).
+   * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
+   * @param lockWait Seconds to wait for another deploy's lock (0: fail fast naming the holder).
+   * @param breakLock Remove a stale lock first (and say whose it was).
+   */
+  @func({ cache: "never" })
+  async deploy(
+    sha: string,
+    sshKey: Secret,
+    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
+    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
+    registryToken?: Secret,
+    registryUsername?: string,
+    host?: string,
+    port?: number,
+    user?: string,
+    hostKey?: string,
+    fallback?: string,
+    dryRun = false,
+    lockWait = 0,
+    breakLock = false,
+  ): Promise<string> {
+    const door = await this.remoteDoor(source, config, { username: registryUsername, host, port, user, "host-key": hostKey, fallback }, sshKey, registryToken);
+    await deployRelease({ ...door.input, sha, dryRun, lockWaitSeconds: lockWait, breakLock, holder: `dagger deploy ${shaTag(sha).slice(0, 12)}` }, door.env);
+    return door.log.join("\n");
+  }
+
+  /**
+   * Roll the compose host back to the previous successful deploy, or to a sha or digest from its history.
+   *
+   * Same lock, health gate and automatic recovery as deploy.
+   *
+   * Example: dagger call rollback --ssh-key=env://DEPLOY_SSH_KEY --to=453a6545b97fe240727c378291230abeb793d851
+   *
+   * @param sshKey SSH private key for the deploy host (a Secret).
+   * @param source The repository: deploy/composeFile is read from it, relative to its root (default: the repository root).
+   * @param config The pipeline config (default: pipeline.yaml at the repository root).
+   * @param to A deployed commit sha (7+ characters) or digest (sha256:…); default: the previous successful deploy.
+   * @param registryToken Registry password or token, needed only when the image must be pulled again.
+   * @param host Deploy host (default: deploy.host from the config).
+   * @param port SSH port (default: deploy.port from the config).
+   * @param user SSH user (default: deploy.user from the config).
+   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
+   * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
+   */
+  @func({ cache: "never" })
+  async rollback(
+    sshKey: Secret,
+    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
+    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
+    to?: string,
+    registryToken?: Secret,
+    host?: string,
+    port?: number,
+    user?: string,
+    hostKey?: string,
+    dryRun = false,
+  ): Promise<string> {
+    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, sshKey, registryToken);
+    await rollbackRelease({ ...door.input, ...(to ? { to } : {}), dryRun, holder: "dagger rollback" }, door.env);
+    return door.log.join("\n");
+  }
+
+  /**
+   * Show what runs on the compose host now: digest, sha, container health and the last history lines.
+   *
+   * Example: dagger call status --ssh-key=env://DEPLOY_SSH_KEY
+   *
+   * @param sshKey SSH private key for the deploy host (a Secret).
+   * @param source The repository: deploy/composeFile is read from it, relative to its root (default: the repository root).
+   * @param config The pipeline config (default: pipeline.yaml at the repository root).
+   * @param lines History lines to show.
+   * @param host Deploy host (default: deploy.host from the config).
+   * @param port SSH port (default: deploy.port from the config).
+   * @param user SSH user (default: deploy.user from the config).
+   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
+   */
+  @func({ cache: "never" })
+  async status(
+    sshKey: Secret,
+    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
+    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
+    lines = 5,
+    host?: string,
+    port?: number,
+    user?: string,
+    hostKey?: string,
+  ): Promise<string> {
+    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, sshKey);
+    await deployStatus({ ...door.input, lines, holder: "dagger status" }, door.env);
+    return door.log.join("\n");
+  }
+
+  /** Config, compose template and live environment for deploy/rollback/status; output is streamed and collected. */
+  private async remoteDoor(source: Directory, config: File, overrides: OverrideValues, sshKey: Secret, registryToken?: Secret) {
+    const cfg = await this.settings(config, overrides);
+    const image = requireImage(cfg);
+    const target = requireDeploy(cfg);
+    const compose = await composeSourceOf(target, (p) => source.file(p).contents());
+    const password = registryToken ? await registryToken.plaintext() : undefined;
+    const log: string[] = [];
+    const say = (line: string) => {
+      log.push(line);
+      console.error(line);
+    };
+    const env = liveEnv(target, { sshKey: await sshKey.plaintext(), ...(password ? { registryToken: password } : {}) }, { out: say, warn: say });
+    const input: Omit<DeployInput, "holder"> = {
+      image, deploy: target, compose,
+      ...(password ? { credentials: { username: registryUser(cfg.image.username), password } } : {}),
+    };
+    return { input, env, log };
+  }
+
+  /**
+   * Verify that an image tag exists in its registry (and provides a platform) and return its digest, before anything is deployed.
+   *
+   * Speaks the OCI distribution API directly (no engine work). On failure the error explains why: near-miss tags
+   * such as main-<sha> or sha-<7 hex> (and what produced them), credentials, repository name, missing platform.
+   *
+   * Example: dagger call verify-manifest --sha=$GITHUB_SHA --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN digest
+   *
+   * @param config The pipeline config (default: pipeline.yaml at the repository root): image, username, deploy.platform.
+   * @param sha Full 40-character commit sha: verifies the tag the tag definition gives it and diagnoses near-misses.
+   * @param tag Tag (or sha256 digest) to verify instead of the sha's tag, e.g. latest.
+   * @param registryToken Registry password or token (a Secret, e.g. env://GITHUB_TOKEN); anonymous when absent.
+   * @param registryUsername Registry user (default: image.username from the config; GHCR accepts any name with a token).
+   * @param registry Registry host (default: image.registry from the config).
+   * @param repository Repository path (default: image.repository from the config).
+   * @param platform Platform the image must provide, e.g. linux/amd64 (default: deploy.platform from the config).
+   */
+  @func({ cache: "never" })
+  async verifyManifest(
+    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
+    sha?: string,
+    tag?: string,
+    registryToken?: Secret,
+    registryUsername?: string,
+    registry?: string,
+    repository?: string,
+    platform?: string,
+  ): Promise<VerifiedImage> {
+    const cfg = await this.settings(config, { registry, repository, username: registryUsername, platform });
+    const image = requireImage(cfg);
+    const { reference, wantedSha } = chooseReference(tag, sha, { tag: "--tag", sha: "--sha" });
+    const credentials = registryToken ? { username: registryUser(cfg.image.username), password: await registryToken.plaintext() } : undefined;
+    const result = await verifyRegistry({
+      ...image,
+      reference,
+      ...(wantedSha ? { wantedSha } : {}),
+      ...(credentials ? { credentials } : {}),
+      ...(cfg.deploy.platform ? { platform: cfg.deploy.platform } : {}),
+    });
+    return new VerifiedImage(result.reference, result.digest, result.mediaType, result.platforms);
+  }
+
+  /** The config file with argument overrides applied (argument › pipeline.yaml › default). */
+  private async settings(config: File, overrides: OverrideValues): Promise<PipelineConfig> {
+    return parseConfig(await config.contents(), "pipeline.yaml", overrides);
+  }
+
+  /** One labelled, lazy image build. */
+  private image(source: Directory, cfg: PipelineConfig, sha: string, platform?: string, created?: string): Container {
+    let c = source.dockerBuild({
+      dockerfile: cfg.build.dockerfile,
+      buildArgs: buildArgList(cfg.build.buildArgs),
+      ...(platform ? { platform: publishPlatforms([platform])[0] as Platform } : {}),
+    });
+    for (const l of imageLabels({ sha, source: cfg.image.source, created })) c = c.withLabel(l.name, l.value);
+    return c;
+  }
+
+  /** The builds to publish: one per configured platform (published as one index), or one for the engine's. */
+  private images(source: Directory, cfg: PipelineConfig, sha: string, created?: string): Images {
+    const platforms = publishPlatforms(cfg.build.platforms);
+    if (platforms.length === 0) return { containers: [this.image(source, cfg, sha, undefined, created)], index: false };
+    return { containers: platforms.map((p) => this.image(source, cfg, sha, p, created)), index: true };
+  }
+
+  /** Publish to every tag-definition reference with the Secret as registry auth; check one digest came back. */
+  private async publish(images: Images, cfg: PipelineConfig, sha: string, branch: string, token: Secret): Promise<Published> {
+    const image = requireImage(cfg);
+    const refs = publishReferences({ ...image, sha, branch, defaultBranch: cfg.defaultBranch });
+    const username = registryUser(cfg.image.username);
+    const base = (images.index ? dag.container() : images.containers[0]!).withRegistryAuth(image.registry, username, token);
+    const returned: string[] = [];
+    for (const ref of refs) returned.push(await base.publish(ref, images.index ? { platformVariants: images.containers } : {}));
+    return checkPublished(refs, returned);
+  }
+}
+
+/** An image proven to exist in its registry: pin deploys to `reference` (it carries the digest). */
+@object()
+export class VerifiedImage {
+  /** registry/repository:tag@sha256:… — the pinned reference to deploy. */
+  @func()
+  reference: string;
+
+  /** The manifest digest, sha256:… (checked against the bytes received). */
+  @func()
+  digest: string;
+
+  /** The manifest's media type (OCI index/manifest, Docker manifest list/v2). */
+  @func()
+  mediaType: string;
+
+  /** Platforms the image provides, e.g. linux/amd64; empty for a single image when no platform was checked. */
+  @func()
+  platforms: string[];
+
+  constructor(reference: string, digest: string, mediaType: string, platforms: string[]) {
+    this.reference = reference;
+    this.digest = digest;
+    this.mediaType = mediaType;
+    this.platforms = platforms;
   }
 }

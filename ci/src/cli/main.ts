@@ -7,6 +7,10 @@ import type { Command, Io } from "./command.js";
 /** Lazily loaded commands: only the one asked for is imported. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   tag: { summary: "print the image tags for a commit (one per line)", load: async () => (await import("./tag.js")).command },
+  "verify-manifest": { summary: "prove an image tag exists in its registry; print its digest or a diagnosis", load: async () => (await import("./verify-manifest.js")).command },
+  deploy: { summary: "deploy a commit's image to the compose host over SSH (digest-pinned, health-gated, auto-rollback)", load: async () => (await import("./deploy.js")).command },
+  status: { summary: "show what runs on the compose host: digest, sha, health, last history lines", load: async () => (await import("./status.js")).command },
+  rollback: { summary: "roll the compose host back to the previous (or --to SHA|DIGEST) successful deploy", load: async () => (await import("./rollback.js")).command },
 };
 
 /** The command names, for tests and help. */
