@@ -58,3 +58,6 @@ if (!existsSync(entry)) {
 
 const { run } = await import(pathToFileURL(entry).href);
 await run();
+// Exit now rather than wait for idle keep-alive sockets (fetch) to time out; stdout/stderr are synchronous
+// for files and pipes on Linux, so nothing printed is lost.
+process.exit(process.exitCode ?? 0);

@@ -46,13 +46,13 @@ install_packages() {
 }
 
 install_compose() {
-  if docker compose version 2>/dev/null | grep -q 'v2\.'; then return; fi
+  if docker compose version 2>/dev/null | grep -qE ' v?2\.'; then return; fi
   log "installing compose v2 from Debian trixie (bookworm only has v1)"
   echo 'deb http://deb.debian.org/debian trixie main' > /etc/apt/sources.list.d/trixie.list
   printf 'Package: *\nPin: release n=trixie\nPin-Priority: 50\n' > /etc/apt/preferences.d/trixie
   apt-get update -qq
   local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
-  (cd "$tmp" && apt-get download -qq docker-compose/trixie && dpkg -x docker-compose_*.deb x)
+  (cd "$tmp" && apt-get download -qq docker-compose/trixie 2>&1 | grep -v unsandboxed >&2; dpkg -x docker-compose_*.deb x)
   mkdir -p "$(dirname "$COMPOSE_PLUGIN")"
   install -m 0755 "$tmp/x/usr/libexec/docker/cli-plugins/docker-compose" "$COMPOSE_PLUGIN"
   rm -rf "$tmp"

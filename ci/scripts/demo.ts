@@ -1,0 +1,167 @@
+// The main job on a local default, for a newcomer to watch: a real registry and a real SSH/Docker host on
+// 127.0.0.1 stand in for GHCR and Hamalog's server. Every step runs the `hamalog` CLI exactly as a user would;
+// the "push" step uses `docker push` to the tags `hamalog tag` printed (in CI, the Dagger module's `push` does it).
+// Everything it starts is stopped at the end (pass --keep to leave the app running and print how to stop it).
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CLI } from "../../test/helpers/cli.js";
+import { buildAppImage, docker } from "../../test/integration/helpers/images.js";
+import { freePort } from "../../test/integration/helpers/ports.js";
+import { startRegistry } from "../../test/integration/helpers/registry.js";
+import { startSshd } from "../../test/integration/helpers/sshd.js";
+
+const keep = process.argv.includes("--keep");
+const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+const step = (n: number, s: string) => console.log(`\n${bold(`── ${n}. ${s}`)}`);
+// Deterministic stand-ins for commit shas (a real run passes $GITHUB_SHA / `git rev-parse HEAD`).
+const fakeSha = (v: string) => createHash("sha1").update(`hamalog demo ${v}`).digest("hex");
+
+function hamalog(args: string[], opts: { capture?: boolean } = {}): { code: number; stdout: string } {
+  console.log(`$ hamalog ${args.join(" ")}`);
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    stdio: ["ignore", opts.capture ? "pipe" : "inherit", "inherit"],
+    encoding: "utf8",
+  });
+  if (opts.capture) process.stdout.write(r.stdout);
+  return { code: r.status ?? 1, stdout: r.stdout ?? "" };
+}
+
+function must(r: { code: number; stdout: string }, what: string): string {
+  if (r.code !== 0) throw new Error(`demo: ${what} failed (exit ${r.code})`);
+  return r.stdout;
+}
+
+async function appVersion(port: number): Promise<string> {
+  try {
+    return (await (await fetch(`http://127.0.0.1:${port}/version`)).text()).trim();
+  } catch (e) {
+    return `(no answer: ${(e as Error).message})`;
+  }
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "hamalog-demo-"));
+const project = "hamalog-demo";
+const repo = "daemin-kim/hamalog-backend";
+const [registry, sshd] = await Promise.all([startRegistry(), startSshd()]);
+const appPort = await freePort();
+const dir = join(tmp, "opt", "hamalog");
+let failed = false;
+
+try {
+  console.log(bold("Hamalog pipeline demo — everything on 127.0.0.1"));
+  console.log(`registry  ${registry.url} (stands in for ghcr.io)`);
+  console.log(`ssh host  root@127.0.0.1:${sshd.port}, host key ${sshd.hostKeyFingerprint}`);
+  console.log(`app       http://127.0.0.1:${appPort}  (compose project ${project}, deploy dir ${dir})`);
+
+  // The app's compose template, as the Hamalog repo keeps it — including the obsolete `version:` key.
+  writeFileSync(
+    join(tmp, "docker-compose.prod.yml"),
+    [
+      'version: "3.8"',
+      "services:",
+      "  hamalog-app:",
+      "    image: ghcr.io/daemin-kim/hamalog-backend:latest   # replaced by the pinned digest on deploy",
+      `    ports: ["127.0.0.1:${appPort}:8080"]`,
+      "    healthcheck:",
+      '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/actuator/health"]',
+      "      interval: 1s",
+      "      timeout: 2s",
+      "      retries: 3",
+      "    stop_grace_period: 1s",
+      "",
+    ].join("\n"),
+  );
+  const config = join(tmp, "pipeline.yaml");
+  writeFileSync(
+    config,
+    [
+      "image:",
+      `  registry: ${registry.host}`,
+      `  repository: ${repo}`,
+      "defaultBranch: main",
+      "deploy:",
+      "  host: 127.0.0.1",
+      `  port: ${sshd.port}`,
+      `  user: ${sshd.user}`,
+      `  hostKey: ${sshd.hostKeyFingerprint}`,
+      `  directory: ${dir}`,
+      "  composeFile: docker-compose.prod.yml",
+      `  project: ${project}`,
+      "  service: hamalog-app",
+      "  health:",
+      `    url: http://127.0.0.1:${appPort}/actuator/health`,
+      "    timeout: 15",
+      "    interval: 1",
+      "  waitTimeout: 30",
+      "  fallback: none",
+      "",
+    ].join("\n"),
+  );
+  console.log(`\nconfig ${config}:\n${readFileSync(config, "utf8")}`);
+
+  const versions = [
+    { name: "v1", healthy: true },
+    { name: "v2", healthy: true },
+    { name: "v3", healthy: false },
+  ];
+  let n = 1;
+  for (const v of versions) {
+    const sha = fakeSha(v.name);
+    step(n++, `build ${v.name}${v.healthy ? "" : " (its /actuator/health is missing: a broken release)"} and tag it`);
+    const local = `hamalog-demo/app:${v.name}`;
+    buildAppImage(local, { version: `hamalog ${v.name}`, healthy: v.healthy, healthPath: "actuator/health" });
+    const tags = must(hamalog(["tag", "--sha", sha, "--branch", "main"], { capture: true }), "tag").trim().split("\n");
+    for (const t of tags) {
+      const ref = `${registry.host}/${repo}:${t}`;
+      console.log(`$ docker push ${ref}`);
+      docker(["tag", local, ref]);
+      docker(["push", ref]);
+      docker(["rmi", ref]);
+    }
+    docker(["rmi", local]);
+
+    step(n++, `verify-manifest ${v.name}: prove the tag exists before touching the host`);
+    must(hamalog(["verify-manifest", "--config", config, "--sha", sha]), "verify-manifest");
+
+    step(n++, `deploy ${v.name}`);
+    const r = hamalog(["deploy", "--config", config, "--sha", sha, "--ssh-key-file", sshd.keyFile]);
+    console.log(`→ exit ${r.code}; the app now answers: ${await appVersion(appPort)}`);
+    if (v.healthy && r.code !== 0) throw new Error(`demo: deploy ${v.name} should have succeeded`);
+    if (!v.healthy && r.code === 0) throw new Error("demo: the broken v3 should have been rolled back");
+  }
+
+  step(n++, "the seed's incident: CI pushed `main-<sha>` (metadata-action), the server asked for `<sha>`");
+  const seedSha = fakeSha("seed");
+  const seedRef = `${registry.host}/${repo}:main-${seedSha}`;
+  buildAppImage("hamalog-demo/app:seed", { version: "hamalog seed" });
+  console.log(`$ docker push ${seedRef}   # what the seed's workflow did`);
+  docker(["tag", "hamalog-demo/app:seed", seedRef]);
+  docker(["push", seedRef]);
+  docker(["rmi", seedRef, "hamalog-demo/app:seed"]);
+  const miss = hamalog(["deploy", "--config", config, "--sha", seedSha, "--ssh-key-file", sshd.keyFile]);
+  console.log(`→ exit ${miss.code}: stopped in preflight, the host was not touched; the app still answers: ${await appVersion(appPort)}`);
+
+  step(n++, "status: what runs now, and the history");
+  must(hamalog(["status", "--config", config, "--ssh-key-file", sshd.keyFile]), "status");
+} catch (e) {
+  failed = true;
+  console.error(`\n${(e as Error).message}`);
+} finally {
+  if (keep && !failed) {
+    console.log(`\n--keep: the app stays up on http://127.0.0.1:${appPort}; stop it with:`);
+    console.log(`  docker compose -p ${project} -f ${join(dir, "compose.yaml")} down && rm -rf ${tmp}`);
+    console.log(`registry pid ${registry.pid} and sshd pid ${sshd.pid} stop now.`);
+  } else {
+    spawnSync("docker", ["compose", "-p", project, "-f", join(dir, "compose.yaml"), "down", "--remove-orphans"], { stdio: "ignore" });
+    for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
+      if (line.includes(repo)) spawnSync("docker", ["rmi", "-f", line], { stdio: "ignore" });
+    }
+  }
+  await Promise.all([registry.stop(), sshd.stop()]);
+  if (!keep || failed) rmSync(tmp, { recursive: true, force: true });
+  console.log(failed ? "\ndemo FAILED" : "\ndemo done: tag → push → verify-manifest → deploy v1 → v2 → broken v3 rolled back → seed near-miss caught → status");
+  process.exitCode = failed ? 1 : 0;
+}
