@@ -12,7 +12,9 @@ set -euo pipefail
 STATE_DIR=${HAMALOG_TEST_STATE:-/var/tmp/hamalog-test-env}
 DOCKERD_PID_FILE=$STATE_DIR/dockerd.pid
 COMPOSE_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
-PACKAGES=(docker.io docker-registry openssh-server openssh-client busybox-static skopeo umoci jq apache2-utils)
+PACKAGES=(docker-registry openssh-server openssh-client busybox-static skopeo umoci jq apache2-utils)
+# Only install Debian's engine where there is none: a host with Docker CE (e.g. GitHub's runners) keeps its own.
+command -v dockerd >/dev/null || PACKAGES+=(docker.io)
 
 log() { printf '[test-env] %s\n' "$*" >&2; }
 
@@ -20,7 +22,7 @@ missing() {
   local out=()
   [ "$(id -u)" = 0 ] || out+=("root (apt-get and dockerd need it; run as root or start the components yourself)")
   [ -r /etc/debian_version ] || out+=("a Debian system (this script installs with apt-get)")
-  command -v dockerd >/dev/null || out+=("dockerd (apt-get install docker.io)")
+  command -v dockerd >/dev/null || docker info >/dev/null 2>&1 || out+=("dockerd (apt-get install docker.io)")
   command -v docker-registry >/dev/null || out+=("docker-registry (apt-get install docker-registry)")
   [ -x /usr/sbin/sshd ] || out+=("sshd (apt-get install openssh-server)")
   command -v ssh-keygen >/dev/null || out+=("ssh-keygen (apt-get install openssh-client)")
