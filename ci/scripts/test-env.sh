@@ -41,6 +41,11 @@ install_packages() {
     log "installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # Installing openssh-server may start a system sshd on 0.0.0.0:22; tests start their own on loopback.
+    if printf '%s\n' "${need[@]}" | grep -qx openssh-server; then
+      systemctl disable --now ssh >/dev/null 2>&1 || true
+      [ -x /etc/init.d/ssh ] && /etc/init.d/ssh stop >/dev/null 2>&1 || true
+    fi
   fi
   # The packaged registry service listens on :5000 with htpasswd auth; we never use it.
   systemctl disable --now docker-registry >/dev/null 2>&1 || true
@@ -50,11 +55,18 @@ install_packages() {
 install_compose() {
   if docker compose version 2>/dev/null | grep -qE ' v?2\.'; then return; fi
   log "installing compose v2 from Debian trixie (bookworm only has v1)"
-  echo 'deb http://deb.debian.org/debian trixie main' > /etc/apt/sources.list.d/trixie.list
+  # Reuse the mirror this machine already uses for bookworm, with the trixie suite pinned low.
+  local mirror
+  mirror=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
+  [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \+\(\[[^]]*\] \+\)\?\([^ ]*\/debian\) \+bookworm .*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n1)
+  if [ -z "$mirror" ]; then log "cannot find this machine's Debian mirror in /etc/apt to add the trixie suite"; exit 1; fi
+  echo "deb $mirror trixie main" > /etc/apt/sources.list.d/trixie.list
   printf 'Package: *\nPin: release n=trixie\nPin-Priority: 50\n' > /etc/apt/preferences.d/trixie
   apt-get update -qq
-  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
-  (cd "$tmp" && apt-get download -qq docker-compose/trixie 2>&1 | grep -v unsandboxed >&2; dpkg -x docker-compose_*.deb x)
+  local tmp; tmp=$(mktemp -d)
+  # apt warns that the download runs unsandboxed (root's temp dir is not readable by _apt); let _apt in instead.
+  chown _apt "$tmp" 2>/dev/null || true
+  (cd "$tmp" && apt-get download -qq docker-compose/trixie && dpkg -x docker-compose_*.deb x)
   mkdir -p "$(dirname "$COMPOSE_PLUGIN")"
   install -m 0755 "$tmp/x/usr/libexec/docker/cli-plugins/docker-compose" "$COMPOSE_PLUGIN"
   rm -rf "$tmp"

@@ -111,13 +111,20 @@ class SshRemote implements Remote {
           opts.signal?.removeEventListener("abort", onAbort);
           fn();
         };
-        const onAbort = () => {
+        // Closing the channel alone does not stop the remote command (without a pty sshd sends no SIGHUP): a
+        // `compose up --wait` would go on and race the rollback. sshd delivers a channel signal to the command's
+        // whole process group (the docker CLI and its compose plugin), then the channel closes.
+        const stop = () => {
+          stream.signal("TERM");
           stream.close();
+        };
+        const onAbort = () => {
+          stop();
           finish(() => reject(new PipelineError(`interrupted while running \`${argv.slice(0, 3).join(" ")}\` on ${this.label}`)));
         };
         const timer = opts.timeoutMs
           ? setTimeout(() => {
-              stream.close();
+              stop();
               finish(() => resolve({ code: 124, stdout, stderr: `${stderr}\n(timed out after ${opts.timeoutMs} ms)` }));
             }, opts.timeoutMs)
           : undefined;
@@ -126,7 +133,9 @@ class SshRemote implements Remote {
         stream.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
         stream.on("exit", (c: number | null) => (code = c ?? -1));
         stream.on("close", () => finish(() => resolve({ code, stdout, stderr })));
-        stream.end(opts.stdin ?? "");
+        // ssh2 signals only a channel whose stdin is still open: a command given no stdin keeps it open (empty,
+        // none of ours reads it) until it ends, so an abort or a timeout can still stop it.
+        if (opts.stdin !== undefined) stream.end(opts.stdin);
       });
     });
   }

@@ -27,6 +27,8 @@ export interface HistoryEntry {
   holder: string;
   failedPhase?: string;
   error?: string;
+  /** The attempt was stopped by SIGINT/SIGTERM (Ctrl-C), not by a failure of its own. */
+  interrupted?: boolean;
 }
 
 export function historyLine(entry: HistoryEntry): string {

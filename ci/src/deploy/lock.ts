@@ -18,6 +18,8 @@ export interface LockOptions {
   waitSeconds?: number;
   breakLock?: boolean;
   signal?: AbortSignal;
+  /** Told once, when the lock is held and waitSeconds > 0: who holds it. */
+  onWait?: (holder: string) => void;
 }
 
 async function readHolder(remote: Remote, l: Layout): Promise<string> {
@@ -42,6 +44,8 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
     }
   }
   const deadline = clock.monotonic() + (opts.waitSeconds ?? 0) * 1000;
+  let waiting = false;
+  let retried = false;
   for (;;) {
     const r = await remote.run(cmd.lockAcquire(l));
     if (r.code === 0) {
@@ -54,8 +58,15 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
     }
     const exists = await remote.run(cmd.exists(l.lock));
     if (exists.code !== 0) {
+      // The holder released it between our mkdir and this check: try again at once. Failing twice with no lock
+      // there is a real failure (permissions, a read-only filesystem).
+      if (!retried) {
+        retried = true;
+        continue;
+      }
       throw new PipelineError(`cannot create the lock ${l.lock} on ${remote.label}: ${r.stderr.trim()} — check that ${l.dir} is writable`, "lock");
     }
+    retried = false;
     if (opts.signal?.aborted) throw new PipelineError("interrupted while waiting for the lock", "lock");
     if (clock.monotonic() >= deadline) {
       const who = await readHolder(remote, l);
@@ -64,6 +75,10 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
           "Wait for it (or pass --lock-wait SECONDS); if that deploy is dead, remove the stale lock with --break-lock",
         "lock",
       );
+    }
+    if (!waiting) {
+      waiting = true;
+      opts.onWait?.(await readHolder(remote, l));
     }
     await clock.sleep(1000);
   }

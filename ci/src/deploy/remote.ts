@@ -8,7 +8,10 @@ export interface ExecResult {
 }
 
 export interface RunOptions {
-  /** Bytes written to the command's stdin (secrets go here, never in argv). */
+  /**
+   * Bytes written to the command's stdin (secrets go here, never in argv). Without it the command's stdin stays
+   * open and empty until it ends (so an abort can still signal it over SSH): commands must not wait for stdin.
+   */
   stdin?: string;
   timeoutMs?: number;
   signal?: AbortSignal;

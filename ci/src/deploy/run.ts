@@ -171,6 +171,7 @@ async function upAndHealthy(ctx: Ctx, prefix = ""): Promise<void> {
     if (!d.health.url) return { value: undefined, summary: "no deploy/health/url; compose's healthcheck gated `up --wait`" };
     const h = await waitHealthy(ctx.remote, { url: d.health.url, timeout: d.health.timeout, interval: d.health.interval, expectStatus: d.health.expectStatus }, rep.clock, ctx.input.signal);
     if (!h.ok) {
+      if (ctx.input.signal?.aborted) throw new PipelineError(`interrupted while waiting for ${d.health.url}`, `${prefix}health`);
       throw new PipelineError(
         `${d.health.url} did not answer ${d.health.expectStatus} within ${d.health.timeout}s (${h.attempts} probes; last: ${h.last}) — raise deploy/health/timeout if the app just starts slowly`,
         `${prefix}health`,
@@ -210,6 +211,7 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       ...(input.lockWaitSeconds !== undefined ? { waitSeconds: input.lockWaitSeconds } : {}),
       ...(input.breakLock ? { breakLock: true } : {}),
       ...(input.signal ? { signal: input.signal } : {}),
+      onWait: (who) => rep.out(`[lock] waiting up to ${input.lockWaitSeconds}s for the lock ${l.lock}, held by ${who}`),
     });
     if (note) rep.warn(`WARNING: ${note}`);
     return { value: undefined, summary: `${l.lock} held by ${input.holder}` };
@@ -273,9 +275,10 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       await upAndHealthy(ctx);
     } catch (e) {
       const err = e instanceof PipelineError ? e : new PipelineError((e as Error).message);
+      const interrupted = input.signal?.aborted === true;
       rep.warn(`FAILED in phase ${err.phase ?? "?"}: ${rep.clean(err.message)}`);
       if (!switched) {
-        await record({ result: "failed", running: previous, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX) });
+        await record({ result: "failed", running: previous, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX), ...(interrupted ? { interrupted } : {}) });
         throw new PipelineError(`${action} of ${target.image} failed in phase ${err.phase ?? "?"}; the running app was not touched: ${err.message}`, err.phase);
       }
       const diag = await rep.phase("diagnostics", async () => {
@@ -286,8 +289,12 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
         return { value: lines, summary: `what ${remote.label} looked like:` };
       });
       for (const line of diag) rep.out(line);
-      const after = await autoRollback(ctx, hadCompose, previous);
-      await record({ result: after.rolledBack ? "rolled-back" : "failed", running: after.running, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX) });
+      // An interruption stops the new release, not the way back: recovery runs without the abort signal, so
+      // Ctrl-C leaves the previous release running (a second Ctrl-C kills the process outright, lock and all).
+      if (interrupted) rep.warn(`interrupted: restoring the previous release first (Ctrl-C again to stop at once; the lock ${l.lock} then stays — remove it with --break-lock)`);
+      const { signal: _aborted, ...calm } = input;
+      const after = await autoRollback({ ...ctx, input: calm }, hadCompose, previous);
+      await record({ result: after.rolledBack ? "rolled-back" : "failed", running: after.running, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX), ...(interrupted ? { interrupted } : {}) });
       throw new PipelineError(`${action} of ${target.image} failed in phase ${err.phase ?? "?"}: ${err.message}\n${after.message}`, err.phase);
     }
 
