@@ -157,7 +157,8 @@ try {
   } else {
     spawnSync("docker", ["compose", "-p", project, "-f", join(dir, "compose.yaml"), "down", "--remove-orphans"], { stdio: "ignore" });
     for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
-      if (line.includes(repo)) spawnSync("docker", ["rmi", "-f", line], { stdio: "ignore" });
+      // Only this run's registry: a developer's own ghcr.io images of the same repository stay.
+      if (line.startsWith(`${registry.host}/${repo}@`)) spawnSync("docker", ["rmi", "-f", line], { stdio: "ignore" });
     }
   }
   await Promise.all([registry.stop(), sshd.stop()]);

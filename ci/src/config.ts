@@ -5,6 +5,7 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
 import { DEFAULT_REGISTRY, normalizeRepository, validateRegistry, parseReference } from "./reference.js";
+import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { closest } from "./similar.js";
 import { normalizeBranch } from "./tags.js";
 
@@ -13,14 +14,13 @@ const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const SAFE_PATH = /^\/(?:[A-Za-z0-9._-]+\/?)*$/;
 const SERVICE = /^[a-z0-9][a-z0-9_.-]*$/;
 const HOST_KEY = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
-const SAFE_URL = /^https?:\/\/[A-Za-z0-9.:[\]_-]+(?:\/[A-Za-z0-9._~\/%+=&?-]*)?$/;
+const SAFE_URL = /^http:\/\/[A-Za-z0-9.:[\]_-]+(?:\/[A-Za-z0-9._~\/%+=&?-]*)?$/;
 
 const str = (re: RegExp, what: string) => z.string().trim().regex(re, { message: what });
 const seconds = z.number().int().positive().max(3600);
 
 const HealthSchema = z.strictObject({
-  url: str(SAFE_URL, "must be an http(s) URL without spaces or quotes, e.g. http://127.0.0.1:8080/actuator/health").optional(),
+  url: str(SAFE_URL, "must be an http:// URL as seen from the host (it is fetched through the SSH connection), without spaces or quotes, e.g. http://127.0.0.1:8080/actuator/health").optional(),
   timeout: seconds.default(120),
   interval: z.number().positive().max(60).default(2),
   expectStatus: z.number().int().min(100).max(599).default(200),
@@ -43,7 +43,7 @@ const ConfigSchema = z.strictObject({
       context: z.string().trim().default("."),
       dockerfile: z.string().trim().default("Dockerfile"),
       buildArgs: z.record(z.string(), z.string()).default({}),
-      platforms: z.array(str(PLATFORM, "must look like linux/amd64")).default([]),
+      platforms: z.array(str(PLATFORM, PLATFORM_HINT)).default([]),
     })
     .default({ context: ".", dockerfile: "Dockerfile", buildArgs: {}, platforms: [] }),
   deploy: z
@@ -59,7 +59,7 @@ const ConfigSchema = z.strictObject({
       services: z.record(z.string(), z.unknown()).optional(),
       project: str(SERVICE, "must be lowercase letters, digits, _ . -").optional(),
       service: str(SERVICE, "must be a compose service name (lowercase letters, digits, _ . -)").optional(),
-      platform: str(PLATFORM, "must look like linux/amd64").optional(),
+      platform: str(PLATFORM, PLATFORM_HINT).optional(),
       health: HealthSchema.default({ timeout: 120, interval: 2, expectStatus: 200 }),
       waitTimeout: seconds.default(180),
       fallback: z.enum(["none", "latest"]).default("none"),
@@ -70,7 +70,7 @@ const ConfigSchema = z.strictObject({
 
 export type PipelineConfig = z.infer<typeof ConfigSchema>;
 
-type Kind = "string" | "int" | "list" | "map";
+type Kind = "string" | "int" | "number" | "list" | "map";
 interface Override {
   /** Config path, `/`-separated. */
   path: string;
@@ -103,6 +103,8 @@ export const OVERRIDES: Record<string, Override> = {
   platform: { path: "deploy/platform", kind: "string", help: "the host's platform, e.g. linux/amd64" },
   "health-url": { path: "deploy/health/url", kind: "string", help: "HTTP health URL, checked on the host" },
   "health-timeout": { path: "deploy/health/timeout", kind: "int", help: "seconds the health URL may take to pass" },
+  "health-interval": { path: "deploy/health/interval", kind: "number", help: "seconds between health probes" },
+  "health-status": { path: "deploy/health/expectStatus", kind: "int", help: "HTTP status that counts as healthy (default 200)" },
   "wait-timeout": { path: "deploy/waitTimeout", kind: "int", help: "seconds for `compose up --wait`" },
   fallback: { path: "deploy/fallback", kind: "string", help: "none|latest: deploy `latest` when the sha tag is missing" },
   "keep-images": { path: "deploy/keepImages", kind: "int", help: "deployed digests to keep on the host" },
@@ -121,6 +123,39 @@ export function requiredError(path: string, configName = "pipeline.yaml"): Confi
 }
 
 export type OverrideValues = Record<string, string | number | string[] | undefined>;
+
+/**
+ * `FLAG=VALUE` pairs (the CLI's flag names without `--`) as overrides: the Dagger door's `--set` argument, so
+ * every config field can be overridden there too without one argument per field.
+ */
+export function parseSetPairs(pairs: readonly string[], argument = "--set"): OverrideValues {
+  const out: Record<string, string | string[]> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    const flag = eq > 0 ? pair.slice(0, eq).trim().replace(/^--/, "") : "";
+    if (flag === "" || (flag !== "image" && !OVERRIDES[flag])) {
+      const hint = flag ? closest(flag, Object.keys(OVERRIDES)) : undefined;
+      throw new ConfigError(
+        `${argument}: \`${pair.slice(0, 60)}\` must be FLAG=VALUE with a config flag name${hint ? ` (did you mean \`${hint}\`?)` : ""}; known: image, ${Object.keys(OVERRIDES).join(", ")}`,
+      );
+    }
+    const value = pair.slice(eq + 1);
+    const kind = OVERRIDES[flag]?.kind;
+    if (kind === "map" || kind === "list") out[flag] = [...((out[flag] as string[] | undefined) ?? []), value];
+    else out[flag] = value;
+  }
+  return out;
+}
+
+/** `later` wins over `earlier` where it has a value (undefined, "" and [] mean "not given"). */
+export function mergeOverrides(earlier: OverrideValues, later: OverrideValues): OverrideValues {
+  const out: OverrideValues = { ...earlier };
+  for (const [k, v] of Object.entries(later)) {
+    if (v === undefined || v === "" || (Array.isArray(v) && v.length === 0)) continue;
+    out[k] = v;
+  }
+  return out;
+}
 
 function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split("/");
@@ -141,6 +176,12 @@ function overrideValue(flag: string, kind: Kind, raw: string | number | string[]
       const v = values[values.length - 1];
       const n = typeof v === "number" ? v : /^\d+$/.test(String(v).trim()) ? Number(v) : NaN;
       if (!Number.isInteger(n)) throw new ConfigError(`--${flag}: \`${v}\` is not a whole number`);
+      return n;
+    }
+    case "number": {
+      const v = values[values.length - 1];
+      const n = typeof v === "number" ? v : /^\d+(?:\.\d+)?$/.test(String(v).trim()) ? Number(v) : NaN;
+      if (!Number.isFinite(n)) throw new ConfigError(`--${flag}: \`${v}\` is not a number`);
       return n;
     }
     case "list":

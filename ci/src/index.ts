@@ -7,7 +7,7 @@
  */
 import { object, func, argument, dag, Container, Directory, File, Secret, type Platform } from "@dagger.io/dagger";
 import { shaTag, tagsFor } from "./tags.js";
-import { parseConfig, requireDeploy, requireImage, type OverrideValues, type PipelineConfig } from "./config.js";
+import { mergeOverrides, parseConfig, parseSetPairs, requireDeploy, requireImage, type OverrideValues, type PipelineConfig } from "./config.js";
 import {
   BUILD_CONTEXT_IGNORE,
   buildArgList,
@@ -61,6 +61,7 @@ export class Hamalog {
    * @param platform Platform to build, e.g. linux/amd64 (default: the engine's).
    * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339); never read from a clock.
+   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func()
   async build(
@@ -72,8 +73,9 @@ export class Hamalog {
     platform?: string,
     imageSource?: string,
     created?: string,
+    set: string[] = [],
   ): Promise<Container> {
-    const cfg = await this.settings(config, { dockerfile, "build-arg": buildArgs, source: imageSource });
+    const cfg = await this.settings(config, { dockerfile, "build-arg": buildArgs, source: imageSource }, set);
     return this.image(source, cfg, sha, platform, created);
   }
 
@@ -97,6 +99,7 @@ export class Hamalog {
    * @param platforms Platforms to build and publish as one index, e.g. linux/amd64,linux/arm64 (default: build.platforms).
    * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339).
+   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async push(
@@ -115,12 +118,13 @@ export class Hamalog {
     platforms: string[] = [],
     imageSource?: string,
     created?: string,
+    set: string[] = [],
   ): Promise<string[]> {
     checkContainerWithPlatforms(container !== undefined, platforms);
     const cfg = await this.settings(config, {
       registry, repository, username: registryUsername, "default-branch": defaultBranch,
       dockerfile, "build-arg": buildArgs, platforms, source: imageSource,
-    });
+    }, set);
     const images = container ? { containers: [container], index: false } : this.images(source, cfg, sha, created);
     return (await this.publish(images, cfg, sha, branch, registryToken)).published;
   }
@@ -152,6 +156,7 @@ export class Hamalog {
    * @param port SSH port (default: deploy.port from the config).
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
+   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async ship(
@@ -174,12 +179,13 @@ export class Hamalog {
     port?: number,
     user?: string,
     hostKey?: string,
+    set: string[] = [],
   ): Promise<string> {
     // Every config error surfaces here, before anything is built.
     const cfg = await this.settings(config, {
       registry, repository, username: registryUsername, "default-branch": defaultBranch,
       dockerfile, "build-arg": buildArgs, platforms, source: imageSource, host, port, user, "host-key": hostKey,
-    });
+    }, set);
     const image = requireImage(cfg);
     const target = requireDeploy(cfg);
     const username = registryUser(cfg.image.username);
@@ -252,6 +258,7 @@ export class Hamalog {
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
    * @param lockWait Seconds to wait for another deploy's lock (0: fail fast naming the holder).
    * @param breakLock Remove a stale lock first (and say whose it was).
+   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async deploy(
@@ -269,8 +276,9 @@ export class Hamalog {
     dryRun = false,
     lockWait = 0,
     breakLock = false,
+    set: string[] = [],
   ): Promise<string> {
-    const door = await this.remoteDoor(source, config, { username: registryUsername, host, port, user, "host-key": hostKey, fallback }, sshKey, registryToken);
+    const door = await this.remoteDoor(source, config, { username: registryUsername, host, port, user, "host-key": hostKey, fallback }, set, sshKey, registryToken);
     await deployRelease({ ...door.input, sha, dryRun, lockWaitSeconds: lockWait, breakLock, holder: `dagger deploy ${shaTag(sha).slice(0, 12)}` }, door.env);
     return door.log.join("\n");
   }
@@ -292,6 +300,7 @@ export class Hamalog {
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
+   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async rollback(
@@ -305,8 +314,9 @@ export class Hamalog {
     user?: string,
     hostKey?: string,
     dryRun = false,
+    set: string[] = [],
   ): Promise<string> {
-    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, sshKey, registryToken);
+    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, set, sshKey, registryToken);
     await rollbackRelease({ ...door.input, ...(to ? { to } : {}), dryRun, holder: "dagger rollback" }, door.env);
     return door.log.join("\n");
   }
@@ -324,6 +334,7 @@ export class Hamalog {
    * @param port SSH port (default: deploy.port from the config).
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
+   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async status(
@@ -335,15 +346,16 @@ export class Hamalog {
     port?: number,
     user?: string,
     hostKey?: string,
+    set: string[] = [],
   ): Promise<string> {
-    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, sshKey);
+    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, set, sshKey);
     await deployStatus({ ...door.input, lines, holder: "dagger status" }, door.env);
     return door.log.join("\n");
   }
 
   /** Config, compose template and live environment for deploy/rollback/status; output is streamed and collected. */
-  private async remoteDoor(source: Directory, config: File, overrides: OverrideValues, sshKey: Secret, registryToken?: Secret) {
-    const cfg = await this.settings(config, overrides);
+  private async remoteDoor(source: Directory, config: File, overrides: OverrideValues, set: string[], sshKey: Secret, registryToken?: Secret) {
+    const cfg = await this.settings(config, overrides, set);
     const image = requireImage(cfg);
     const target = requireDeploy(cfg);
     const compose = await composeSourceOf(target, (p) => source.file(p).contents());
@@ -377,6 +389,7 @@ export class Hamalog {
    * @param registry Registry host (default: image.registry from the config).
    * @param repository Repository path (default: image.repository from the config).
    * @param platform Platform the image must provide, e.g. linux/amd64 (default: deploy.platform from the config).
+   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async verifyManifest(
@@ -388,8 +401,9 @@ export class Hamalog {
     registry?: string,
     repository?: string,
     platform?: string,
+    set: string[] = [],
   ): Promise<VerifiedImage> {
-    const cfg = await this.settings(config, { registry, repository, username: registryUsername, platform });
+    const cfg = await this.settings(config, { registry, repository, username: registryUsername, platform }, set);
     const image = requireImage(cfg);
     const { reference, wantedSha } = chooseReference(tag, sha, { tag: "--tag", sha: "--sha" });
     const credentials = registryToken ? { username: registryUser(cfg.image.username), password: await registryToken.plaintext() } : undefined;
@@ -403,9 +417,9 @@ export class Hamalog {
     return new VerifiedImage(result.reference, result.digest, result.mediaType, result.platforms);
   }
 
-  /** The config file with argument overrides applied (argument › pipeline.yaml › default). */
-  private async settings(config: File, overrides: OverrideValues): Promise<PipelineConfig> {
-    return parseConfig(await config.contents(), "pipeline.yaml", overrides);
+  /** The config file with overrides applied: named argument › `--set FLAG=VALUE` › pipeline.yaml › default. */
+  private async settings(config: File, named: OverrideValues, set: string[] = []): Promise<PipelineConfig> {
+    return parseConfig(await config.contents(), "pipeline.yaml", mergeOverrides(parseSetPairs(set), named));
   }
 
   /** One labelled, lazy image build. */

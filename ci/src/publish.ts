@@ -1,6 +1,7 @@
 // The engine-free half of the Dagger door's `build` and `push`: which references get published (asked of the one
 // tag definition), which OCI labels the image carries, what stays out of the build context, and the checks on
 // what the engine reports back. Nothing here talks to an engine, a clock or a random source.
+import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { ConfigError, PipelineError } from "./errors.js";
 import { formatReference, validateDigest } from "./reference.js";
 import { normalizeSha, tagsFor } from "./tags.js";
@@ -84,14 +85,12 @@ export function buildArgList(args: Record<string, string>): NameValue[] {
     });
 }
 
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
-
 /** Validate and de-duplicate the platforms to publish as one index; an empty list means "the engine's". */
 export function publishPlatforms(platforms: readonly string[]): string[] {
   const out: string[] = [];
   for (const raw of platforms) {
     const p = raw.trim();
-    if (!PLATFORM.test(p)) throw new ConfigError(`build/platforms: \`${raw}\` must look like linux/amd64`);
+    if (!PLATFORM.test(p)) throw new ConfigError(`build/platforms: \`${raw}\` ${PLATFORM_HINT}`);
     if (out.includes(p)) throw new ConfigError(`build/platforms: \`${p}\` is listed twice`);
     out.push(p);
   }

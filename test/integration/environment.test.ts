@@ -25,7 +25,7 @@ describe("integration environment", () => {
     const body = Buffer.from(await res.arrayBuffer());
     expect(res.headers.get("docker-content-digest")).toBe(pushed);
     expect(`sha256:${createHash("sha256").update(body).digest("hex")}`).toBe(pushed);
-    docker(["rmi", ref]);
+    docker(["rmi", ref, "hamalog-test/app:env"]);
   });
 
   it("answers MANIFEST_UNKNOWN for a tag that was never pushed (the seed's error)", async () => {

@@ -68,10 +68,30 @@ describe("pipeline config", () => {
     ["directory", "/opt/../etc", /deploy\/directory: must not contain `\.\.`/],
     ["directory", "/opt/ham alog", /deploy\/directory: must be an absolute path/],
     ["service", "app\nrm", /deploy\/service: must be a compose service name/],
-    ["health-url", "http://x/'; id", /deploy\/health\/url: must be an http\(s\) URL/],
+    ["health-url", "http://x/'; id", /deploy\/health\/url: must be an http:\/\/ URL/],
+    ["health-url", "https://127.0.0.1/health", /deploy\/health\/url: must be an http:\/\/ URL as seen from the host/],
+    ["health-interval", "fast", /--health-interval: `fast` is not a number/],
     ["port", "22x", /--port: `22x` is not a whole number/],
     ["fallback", "sometimes", /deploy\/fallback/],
   ])("rejects hostile or malformed --%s %j", (flag, value, re) => {
     expect(errorOf(() => parseConfig("", "pipeline.yaml", { [flag]: value })).message).toMatch(re);
+  });
+});
+
+describe("--set FLAG=VALUE (the Dagger door's override for every field)", () => {
+  it("overrides any field by its CLI flag name; named arguments win over --set", async () => {
+    const { mergeOverrides, parseSetPairs } = await import("../../ci/src/config.js");
+    const set = parseSetPairs(["health-url=http://127.0.0.1:8080/actuator/health", "wait-timeout=300", "build-arg=A=1", "build-arg=B=2", "host=a.example"]);
+    const cfg = parseConfig(hamalogExample, "pipeline.yaml", mergeOverrides(set, { host: "b.example", port: undefined }));
+    expect(cfg.deploy.health.url).toBe("http://127.0.0.1:8080/actuator/health");
+    expect(cfg.deploy.waitTimeout).toBe(300);
+    expect(cfg.build.buildArgs).toEqual({ A: "1", B: "2" });
+    expect(cfg.deploy.host).toBe("b.example");
+    expect(cfg.deploy.port).toBe(22);
+  });
+  it("rejects an unknown flag with a did-you-mean and a pair without =", async () => {
+    const { parseSetPairs } = await import("../../ci/src/config.js");
+    expect(errorOf(() => parseSetPairs(["helth-url=http://x"])).message).toMatch(/^--set: `helth-url=http:\/\/x` must be FLAG=VALUE .*did you mean `health-url`/);
+    expect(errorOf(() => parseSetPairs(["host"])).message).toMatch(/must be FLAG=VALUE/);
   });
 });

@@ -69,7 +69,7 @@ describe("Dagger module introspection: every function", () => {
 
   it("build(sha, source = repo root minus ignores, config = /pipeline.yaml, dockerfile?, buildArgs, platform?, imageSource?, created?) → Container", () => {
     const build = fns.build!;
-    expect(Object.keys(build.arguments)).toEqual(["sha", "source", "config", "dockerfile", "buildArgs", "platform", "imageSource", "created"]);
+    expect(Object.keys(build.arguments)).toEqual(["sha", "source", "config", "dockerfile", "buildArgs", "platform", "imageSource", "created", "set"]);
     expect(build.arguments.sha!.type.kind).toBe("STRING_KIND");
     expect(build.arguments.sha!.isOptional).toBe(false);
     expect(build.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });

@@ -88,7 +88,7 @@ describe("buildArgList / publishPlatforms / registryUser / checkContainerWithPla
   it("validates platforms and refuses duplicates", () => {
     expect(publishPlatforms([" linux/amd64", "linux/arm64/v8"])).toEqual(["linux/amd64", "linux/arm64/v8"]);
     expect(publishPlatforms([])).toEqual([]);
-    expect(thrown(() => publishPlatforms(["amd64"])).message).toMatch(/`amd64` must look like linux\/amd64/);
+    expect(thrown(() => publishPlatforms(["amd64"])).message).toMatch(/`amd64` must look like OS\/ARCH\[\/VARIANT\], e.g. linux\/amd64/);
     expect(thrown(() => publishPlatforms(["linux/amd64", "linux/amd64"])).message).toMatch(/listed twice/);
   });
 

@@ -8,7 +8,7 @@ describe("Dagger verifyManifest", () => {
   const fn = mod.objects.Hamalog!.methods.verifyManifest!;
 
   it("takes config (default /pipeline.yaml), sha or tag, a Secret token, and overrides; is never cached", () => {
-    expect(Object.keys(fn.arguments)).toEqual(["config", "sha", "tag", "registryToken", "registryUsername", "registry", "repository", "platform"]);
+    expect(Object.keys(fn.arguments)).toEqual(["config", "sha", "tag", "registryToken", "registryUsername", "registry", "repository", "platform", "set"]);
     expect(fn.arguments.config!.defaultPath).toBe("/pipeline.yaml");
     expect(fn.arguments.registryToken!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
     for (const a of ["sha", "tag", "registryToken", "registryUsername", "registry", "repository", "platform"]) expect(fn.arguments[a]!.isOptional, a).toBe(true);

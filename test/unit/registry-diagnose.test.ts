@@ -95,6 +95,9 @@ describe("other kinds", () => {
     const anon = httpDiagnosis(GHCR, facts({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
     expect(anon.kind).toBe("anonymous-unauthorized");
     expect(anon.message).toMatch(/requires credentials.*private, or the repository does not exist.*read:packages/s);
+    // The advice names flags that exist on both doors.
+    expect(anon.message).toContain("--password-env VAR");
+    expect(anon.message).toContain("--registry-username U --registry-token=env://VAR");
 
     const withToken = httpDiagnosis({ ...GHCR, username: "ci" }, facts({ presented: "token", challengeError: "insufficient_scope" }));
     expect(withToken.kind).toBe("unauthorized");

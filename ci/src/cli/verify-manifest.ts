@@ -18,6 +18,8 @@ export const command: Command = {
     image: { type: "string", help: "REGISTRY/REPOSITORY, e.g. ghcr.io/daemin-kim/hamalog-backend (no config file is read)", valueName: "REF" },
     tag: { type: "string", help: "tag to verify (or a digest sha256:…)" },
     sha: { type: "string", help: "full commit sha: verify the tag this module's `tag` gives it, and diagnose near-misses" },
+    registry: { type: "string", help: "registry host, overriding image/registry from the config" },
+    repository: { type: "string", help: "repository path, overriding image/repository from the config" },
     config: { type: "string", help: "pipeline config file for image/username/platform (default ./pipeline.yaml when --image is absent)", valueName: "FILE" },
     username: { type: "string", help: "registry username (GHCR: any name with a token)" },
     ...secretFlags("password", "registry password or token"),
@@ -32,6 +34,9 @@ export const command: Command = {
     let repository: string;
     let username = str("username");
     let platform = str("platform");
+    if (str("image") !== undefined && (str("registry") !== undefined || str("repository") !== undefined)) {
+      throw new ConfigError("--image and --registry/--repository: give REGISTRY/REPO with --image, or the parts separately, not both");
+    }
     if (str("config") === undefined && str("image") !== undefined) {
       const ref = parseReference(str("image")!, "--image");
       if (ref.tag || ref.digest) throw new ConfigError(`--image: give REGISTRY/REPOSITORY without a tag or digest (use --tag), got \`${str("image")}\``);
@@ -40,7 +45,7 @@ export const command: Command = {
       // Only this path pays for the config schema (yaml + zod).
       const { loadConfig } = await import("../config-file.js");
       const { requireImage } = await import("../config.js");
-      const { config, path } = loadConfig(str("config"), { image: str("image"), username, platform });
+      const { config, path } = loadConfig(str("config"), { image: str("image"), registry: str("registry"), repository: str("repository"), username, platform });
       ({ registry, repository } = requireImage(config, path));
       username = config.image.username;
       platform = config.deploy.platform;

@@ -188,7 +188,7 @@ export function httpDiagnosis(s: Subject, f: HttpFacts): Diagnosis {
         message:
           `${image(s)} requires credentials: ${f.host} answered HTTP ${f.status}${codes} to an anonymous request. ` +
           `Either the image is private, or the repository does not exist (ghcr.io answers 401 rather than reveal whether a private name exists) — asked for exactly \`${image(s)}\`.\n` +
-          `Next: pass --username and --password-env VAR / --password-file FILE (Dagger: --username and --password=env:VAR).${ghcrToken}` +
+          `Next: pass --username and --password-env VAR / --password-file FILE (Dagger: --registry-username U --registry-token=env://VAR).${ghcrToken}` +
           (s.repository.includes("/") ? "" : `\nAlso: ${nameHints(s)[0]}.`),
       };
     }

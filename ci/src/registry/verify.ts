@@ -2,6 +2,7 @@
 // One verification = one manifest GET when the client is warm (digest from Docker-Content-Digest, checked
 // against the sha256 of the exact bytes; platforms from the index), plus the config blob only when a platform
 // must be checked on a single-platform image. Failures throw RegistryError carrying a structured Diagnosis.
+import { PLATFORM, PLATFORM_HINT } from "../platform.js";
 import { ConfigError, PipelineError } from "../errors.js";
 import { formatReference, normalizeRepository, validateDigest, validateRegistry } from "../reference.js";
 import { OCI_TAG, normalizeSha, shaTag } from "../tags.js";
@@ -61,7 +62,6 @@ export class RegistryError extends PipelineError {
   }
 }
 
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /**
@@ -89,7 +89,7 @@ export function checkRequest(req: VerifyRequest): VerifyRequest {
   }
   const platform = req.platform?.trim().toLowerCase();
   if (platform !== undefined && platform !== "" && !PLATFORM.test(platform)) {
-    throw new ConfigError(`platform: \`${req.platform}\` must look like OS/ARCH[/VARIANT], e.g. linux/amd64`);
+    throw new ConfigError(`platform: \`${req.platform}\` ${PLATFORM_HINT}`);
   }
   if (req.credentials && (req.credentials.username.trim() === "" || req.credentials.password === "")) {
     throw new ConfigError("credentials: both a username and a password/token are required (GHCR accepts any username with a token)");
