@@ -23,7 +23,7 @@ import { deploy as deployRelease, rollback as rollbackRelease, type DeployInput 
 import { status as deployStatus } from "./deploy/status.js";
 import { composeSourceOf, liveEnv } from "./deploy/door.js";
 import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
-import { checkDeployed, pinVerify, runShip, shipDeployConfig } from "./ship.js";
+import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "./ship.js";
 
 /** Builds to publish: one image, or the platform variants of one index. */
 interface Images {
@@ -189,7 +189,8 @@ export class Hamalog {
     const image = requireImage(cfg);
     const target = requireDeploy(cfg);
     const username = registryUser(cfg.image.username);
-    shaTag(sha);
+    const compose = await composeSourceOf(target, (p) => source.file(p).contents());
+    precheckCompose(compose, target.service, image, sha);
     const log: string[] = [];
     const say = (line: string) => {
       log.push(line);
@@ -217,7 +218,7 @@ export class Hamalog {
           const outcome = await deployRelease(
             {
               image, deploy: shipDeployConfig(target), sha, credentials: { username, password },
-              compose: await composeSourceOf(target, (p) => source.file(p).contents()),
+              compose,
               holder: `dagger ship ${shaTag(sha).slice(0, 12)} (${branch})`,
             },
             { ...env, verify: pinVerify(env.verify, verified.digest) },

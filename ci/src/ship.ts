@@ -1,7 +1,10 @@
 // `ship`, the job CI runs: build → push → verify-manifest → deploy, in that order, stopping at the first failure
 // with the phase named. The phases themselves are handed in (the Dagger door passes engine calls, tests pass
 // recorders), so the order, the fail-fast rule and the digest hand-over are plain code with plain tests.
+import { renderCompose, type ComposeSource } from "./compose.js";
 import { ConfigError, PipelineError } from "./errors.js";
+import { formatReference } from "./reference.js";
+import { shaTag } from "./tags.js";
 import type { Published } from "./publish.js";
 
 export const SHIP_PHASES = ["build", "push", "verify-manifest", "deploy"] as const;
@@ -104,4 +107,12 @@ export function checkDeployed(runningDigest: string, verified: Verified): void {
   if (runningDigest !== verified.digest) {
     throw new PipelineError(`the host runs ${runningDigest}, but ship verified ${verified.digest} (${verified.reference})`, "deploy");
   }
+}
+
+/**
+ * Render the production compose file with a placeholder digest, so a template that lacks the app service (or
+ * does not parse) fails before anything is built or pushed rather than after the push.
+ */
+export function precheckCompose(compose: ComposeSource, service: string, image: { registry: string; repository: string }, sha: string): void {
+  renderCompose({ ...compose, service, image: formatReference({ ...image, tag: shaTag(sha), digest: `sha256:${"0".repeat(64)}` }) });
 }

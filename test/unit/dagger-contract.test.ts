@@ -39,7 +39,12 @@ const MULTI_PLATFORM_YAML = `${SINGLE_PLATFORM_YAML}  platforms: [linux/amd64, l
 const standIn = new DaggerStandIn({
   files: { "file-pipeline": PIPELINE_YAML, "file-single": SINGLE_PLATFORM_YAML, "file-multi": MULTI_PLATFORM_YAML },
   secrets: { "secret-registry-token": TOKEN_PLAINTEXT, "secret-ssh-key": SSH_KEY_PLAINTEXT },
-  directories: ["dir-source"],
+  directories: ["dir-source", "dir-bad-template"],
+  // ship renders the compose template before building, so a bad template fails before anything is pushed.
+  directoryFiles: {
+    "dir-source": { "deploy/docker-compose.prod.yml": "services:\n  hamalog-app:\n    image: placeholder\n" },
+    "dir-bad-template": { "deploy/docker-compose.prod.yml": "services:\n  web:\n    image: placeholder\n" },
+  },
   failDockerfiles: ["broken.Dockerfile"],
 });
 
@@ -184,6 +189,14 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
 
 describe("ship through the Dagger door (phases named, fail fast)", () => {
   const sshKey = () => dag.loadSecretFromID("secret-ssh-key" as SecretID);
+
+  it("a compose template without the app service stops ship before the build: nothing built or published", async () => {
+    const bad = () => dag.loadDirectoryFromID("dir-bad-template" as DirectoryID);
+    await expect(inSession((m) => m.ship(SHA, "main", token(), sshKey(), bad(), file("file-pipeline"), "bot"))).rejects.toThrow(/hamalog-app/);
+    expect(standIn.publishes).toEqual([]);
+    expect(standIn.plaintextReads).toEqual([]);
+    expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
+  });
 
   it("a failing build stops ship in phase `build`: nothing is published, no secret is read", async () => {
     await expect(

@@ -1,7 +1,7 @@
 // ship's order, fail-fast rule and digest hand-over, with recording phases.
 import { describe, expect, it } from "vitest";
 import { ConfigError, PipelineError } from "../../ci/src/errors.js";
-import { checkDeployed, pinVerify, runShip, SHIP_PHASES, shipDeployConfig, type ShipSteps } from "../../ci/src/ship.js";
+import { checkDeployed, pinVerify, precheckCompose, runShip, SHIP_PHASES, shipDeployConfig, type ShipSteps } from "../../ci/src/ship.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
 const D2 = `sha256:${"2".repeat(64)}`;
@@ -89,5 +89,20 @@ describe("ship's deploy guards", () => {
   it("checks that the host runs the verified digest", () => {
     expect(() => checkDeployed(D1, { reference: REF, digest: D1 })).not.toThrow();
     expect(() => checkDeployed(D2, { reference: REF, digest: D1 })).toThrow(/the host runs sha256:2+, but ship verified sha256:1+/);
+  });
+});
+
+describe("precheckCompose: a bad template fails before build, not after push", () => {
+  const image = { registry: "ghcr.io", repository: "daemin-kim/hamalog-backend" };
+  const sha = "453a6545b97fe240727c378291230abeb793d851";
+  it("passes a template that has the app service", () => {
+    expect(() => precheckCompose({ template: "services:\n  hamalog-app:\n    image: x\n" }, "hamalog-app", image, sha)).not.toThrow();
+  });
+  it("rejects a template without the app service, naming it", () => {
+    expect(() => precheckCompose({ template: "services:\n  web:\n    image: x\n", templateName: "c.yml" }, "hamalog-app", image, sha)).toThrow(ConfigError);
+    expect(() => precheckCompose({ template: "services:\n  web:\n    image: x\n", templateName: "c.yml" }, "hamalog-app", image, sha)).toThrow(/hamalog-app/);
+  });
+  it("rejects a template that does not parse", () => {
+    expect(() => precheckCompose({ template: "services: [", templateName: "c.yml" }, "hamalog-app", image, sha)).toThrow(/c\.yml: YAML syntax error/);
   });
 });
