@@ -87,6 +87,24 @@ export async function connectSsh(t: SshTarget, warn: (line: string) => void): Pr
   return new SshRemote(client, label, seen);
 }
 
+/**
+ * Closing an SSH channel does not stop its command: without a pty sshd sends no SIGHUP, so an interrupted or
+ * timed-out `docker compose up --wait` would go on and race the rollback's own `up`. (The SSH `signal` request
+ * is no way out: OpenSSH refuses it in some setups — "session signalling requires privilege separation".) So a
+ * command that needs no stdin runs with stdin from /dev/null, beside a watcher reading the channel's stdin,
+ * which the client never ends: that read ends only when the channel closes, and then the watcher TERMs the
+ * session's process group (sshd makes one per session: the command and all it started, e.g. the compose
+ * plugin). When the command ends first, the watcher is killed and the command's exit code is passed on. The
+ * script is a constant; the command arrives as "$@", quoted like every argv.
+ */
+export const TIED =
+  'exec 3<&0; "$@" </dev/null 3<&- & cmd=$!; (cat <&3 >/dev/null 2>&1; kill -TERM 0) >/dev/null 2>&1 & watcher=$!; ' +
+  'exec 3<&-; wait "$cmd"; code=$?; kill "$watcher" 2>/dev/null; exit "$code"';
+
+export function tied(argv: readonly string[]): string[] {
+  return ["sh", "-c", TIED, "hamalog-run", ...argv];
+}
+
 class SshRemote implements Remote {
   constructor(
     private readonly client: Client,
@@ -95,7 +113,7 @@ class SshRemote implements Remote {
   ) {}
 
   run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
-    const command = shellCommand(argv);
+    const command = shellCommand(opts.stdin === undefined ? tied(argv) : argv);
     return new Promise((resolve, reject) => {
       if (opts.signal?.aborted) return reject(new PipelineError("interrupted"));
       this.client.exec(command, (err, stream) => {
@@ -111,20 +129,13 @@ class SshRemote implements Remote {
           opts.signal?.removeEventListener("abort", onAbort);
           fn();
         };
-        // Closing the channel alone does not stop the remote command (without a pty sshd sends no SIGHUP): a
-        // `compose up --wait` would go on and race the rollback. sshd delivers a channel signal to the command's
-        // whole process group (the docker CLI and its compose plugin), then the channel closes.
-        const stop = () => {
-          stream.signal("TERM");
-          stream.close();
-        };
         const onAbort = () => {
-          stop();
+          stream.close();
           finish(() => reject(new PipelineError(`interrupted while running \`${argv.slice(0, 3).join(" ")}\` on ${this.label}`)));
         };
         const timer = opts.timeoutMs
           ? setTimeout(() => {
-              stop();
+              stream.close();
               finish(() => resolve({ code: 124, stdout, stderr: `${stderr}\n(timed out after ${opts.timeoutMs} ms)` }));
             }, opts.timeoutMs)
           : undefined;
@@ -133,8 +144,8 @@ class SshRemote implements Remote {
         stream.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
         stream.on("exit", (c: number | null) => (code = c ?? -1));
         stream.on("close", () => finish(() => resolve({ code, stdout, stderr })));
-        // ssh2 signals only a channel whose stdin is still open: a command given no stdin keeps it open (empty,
-        // none of ours reads it) until it ends, so an abort or a timeout can still stop it.
+        // A command given no stdin runs under TIED (its stdin stays open until it ends): closing the channel is then
+        // what stops it.
         if (opts.stdin !== undefined) stream.end(opts.stdin);
       });
     });

@@ -9,8 +9,8 @@ export interface ExecResult {
 
 export interface RunOptions {
   /**
-   * Bytes written to the command's stdin (secrets go here, never in argv). Without it the command's stdin stays
-   * open and empty until it ends (so an abort can still signal it over SSH): commands must not wait for stdin.
+   * Bytes written to the command's stdin (secrets go here, never in argv). Without it the command's stdin is
+   * /dev/null, and the command is stopped (TERM) when the connection drops, the run times out or is aborted.
    */
   stdin?: string;
   timeoutMs?: number;

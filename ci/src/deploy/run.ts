@@ -281,6 +281,9 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
         await record({ result: "failed", running: previous, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX), ...(interrupted ? { interrupted } : {}) });
         throw new PipelineError(`${action} of ${target.image} failed in phase ${err.phase ?? "?"}; the running app was not touched: ${err.message}`, err.phase);
       }
+      // An interruption stops the new release, not the way back: recovery runs without the abort signal, so
+      // Ctrl-C leaves the previous release running (a second Ctrl-C kills the process outright, lock and all).
+      if (interrupted) rep.warn(`interrupted: restoring the previous release first (Ctrl-C again to stop at once; the lock ${l.lock} then stays — remove it with --break-lock)`);
       const diag = await rep.phase("diagnostics", async () => {
         const lines = await collectDiagnostics(remote, {
           layout: l, project: ctx.project, composeFile: l.compose, service: d.service, name: target.name,
@@ -289,9 +292,6 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
         return { value: lines, summary: `what ${remote.label} looked like:` };
       });
       for (const line of diag) rep.out(line);
-      // An interruption stops the new release, not the way back: recovery runs without the abort signal, so
-      // Ctrl-C leaves the previous release running (a second Ctrl-C kills the process outright, lock and all).
-      if (interrupted) rep.warn(`interrupted: restoring the previous release first (Ctrl-C again to stop at once; the lock ${l.lock} then stays — remove it with --break-lock)`);
       const { signal: _aborted, ...calm } = input;
       const after = await autoRollback({ ...ctx, input: calm }, hadCompose, previous);
       await record({ result: after.rolledBack ? "rolled-back" : "failed", running: after.running, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX), ...(interrupted ? { interrupted } : {}) });
