@@ -10,19 +10,7 @@ import { publishReferences } from "../../ci/src/publish.js";
 import { tagsFor } from "../../ci/src/tags.js";
 import { ROOT } from "../helpers/cli.js";
 import { DaggerStandIn } from "../helpers/dagger-stand-in.js";
-import { createServer } from "node:net";
-
-/** A loopback port with nothing listening (bound, then closed). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "../integration/helpers/ports.js";
 
 const SHA = "453a6545b97fe240727c378291230abeb793d851";
 const TOKEN_PLAINTEXT = "ghp_contractTestTokenValue0123456789";
@@ -208,7 +196,7 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
   });
 
   it("an unreachable registry stops ship in phase `verify-manifest` after the push; the deploy never starts", async () => {
-    const closed = await closedPort();
+    const closed = await freePort(); // bound, then closed: nothing listens there
     const err = await inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"), "bot", `127.0.0.1:${closed}`)).then(
       () => undefined,
       (e: Error) => e,
