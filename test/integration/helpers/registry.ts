@@ -4,7 +4,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitFor } from "./ports.js";
+import { freePort, stopServer, waitFor } from "./ports.js";
 
 export interface RegistryAuth {
   htpasswd?: Record<string, string>;
@@ -72,14 +72,7 @@ export async function startRegistry(opts: { auth?: RegistryAuth; port?: number }
     url,
     dir,
     pid: child.pid!,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => stopServer(child, dir),
   };
 }
 

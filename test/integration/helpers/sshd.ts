@@ -2,11 +2,11 @@
 // (UsePAM no, PasswordAuthentication no), run in the foreground so the test stops it by its own pid. The SSH
 // host and the Docker host are this machine; the user is the current one (root here).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
-import { freePort, waitFor } from "./ports.js";
+import { freePort, stopServer, waitFor } from "./ports.js";
 
 export interface Sshd {
   host: "127.0.0.1";
@@ -82,13 +82,6 @@ export async function startSshd(): Promise<Sshd> {
     pid: child.pid!,
     keyFile: join(dir, "client_key"),
     hostKeyFingerprint: fingerprintOfPub(join(dir, "host_key.pub")),
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => stopServer(child, dir),
   };
 }
