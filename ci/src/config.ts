@@ -172,16 +172,14 @@ function overrideValue(flag: string, kind: Kind, raw: string | number | string[]
   switch (kind) {
     case "string":
       return String(values[values.length - 1]);
-    case "int": {
-      const v = values[values.length - 1];
-      const n = typeof v === "number" ? v : /^\d+$/.test(String(v).trim()) ? Number(v) : NaN;
-      if (!Number.isInteger(n)) throw new ConfigError(`--${flag}: \`${v}\` is not a whole number`);
-      return n;
-    }
+    case "int":
     case "number": {
       const v = values[values.length - 1];
-      const n = typeof v === "number" ? v : /^\d+(?:\.\d+)?$/.test(String(v).trim()) ? Number(v) : NaN;
-      if (!Number.isFinite(n)) throw new ConfigError(`--${flag}: \`${v}\` is not a number`);
+      const grammar = kind === "int" ? /^\d+$/ : /^\d+(?:\.\d+)?$/;
+      const n = typeof v === "number" ? v : grammar.test(String(v).trim()) ? Number(v) : NaN;
+      if (!Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) {
+        throw new ConfigError(`--${flag}: \`${v}\` is not a ${kind === "int" ? "whole number" : "number"}`);
+      }
       return n;
     }
     case "list":
