@@ -19,9 +19,9 @@ import {
   registryUser,
   type Published,
 } from "./publish.js";
-import { deploy as deployRelease, rollback as rollbackRelease, type DeployInput } from "./deploy/run.js";
+import { deploy as deployRelease, rollback as rollbackRelease } from "./deploy/run.js";
 import { status as deployStatus } from "./deploy/status.js";
-import { composeSourceOf, liveEnv } from "./deploy/door.js";
+import { composeSourceOf, liveEnv, openDoor, remoteTarget } from "./deploy/door.js";
 import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
 import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "./ship.js";
 
@@ -354,24 +354,15 @@ export class Hamalog {
     return door.log.join("\n");
   }
 
-  /** Config, compose template and live environment for deploy/rollback/status; output is streamed and collected. */
+  /** Read the config, compose template and Secrets for deploy/rollback/status and open the door (deploy/door.ts); output is streamed and collected. */
   private async remoteDoor(source: Directory, config: File, overrides: OverrideValues, set: string[], sshKey: Secret, registryToken?: Secret) {
-    const cfg = await this.settings(config, overrides, set);
-    const image = requireImage(cfg);
-    const target = requireDeploy(cfg);
-    const compose = await composeSourceOf(target, (p) => source.file(p).contents());
-    const password = registryToken ? await registryToken.plaintext() : undefined;
+    const target = remoteTarget(await this.settings(config, overrides, set));
+    const template = target.deploy.composeFile ? await source.file(target.deploy.composeFile).contents() : "";
     const log: string[] = [];
-    const say = (line: string) => {
-      log.push(line);
-      console.error(line);
-    };
-    const env = liveEnv(target, { sshKey: await sshKey.plaintext(), ...(password ? { registryToken: password } : {}) }, { out: say, warn: say });
-    const input: Omit<DeployInput, "holder"> = {
-      image, deploy: target, compose,
-      ...(password ? { credentials: { username: registryUser(cfg.image.username), password } } : {}),
-    };
-    return { input, env, log };
+    const say = (line: string) => (log.push(line), console.error(line));
+    const reads = { readTemplate: () => template, sshKey: await sshKey.plaintext(), sshKeyFrom: "--ssh-key", tokenFlag: "--registry-token", usernameFlag: "--set username=NAME" };
+    const door = openDoor(target, { ...reads, ...(registryToken ? { registryToken: await registryToken.plaintext() } : {}) }, { out: say, warn: say });
+    return { ...door, log };
   }
 
   /**

@@ -2,9 +2,9 @@
 // key comes in as a string (Dagger Secret / --ssh-key-file / --ssh-key-env), the host key is pinned by its
 // SHA256 fingerprint, and HTTP health checks are tunnelled through the same connection so they run "from the host".
 import { createHash } from "node:crypto";
-import { request } from "node:http";
+import { request, type ClientRequest } from "node:http";
 import type { Duplex } from "node:stream";
-import ssh2, { type Client } from "ssh2";
+import ssh2, { type Client, type ClientChannel } from "ssh2";
 import { ConfigError, PipelineError } from "./errors.js";
 import { shellCommand } from "./shell.js";
 import type { ExecResult, HttpResult, Remote, RunOptions } from "./deploy/remote.js";
@@ -42,10 +42,18 @@ export function checkPrivateKey(key: string, source: string): void {
 export async function connectSsh(t: SshTarget, warn: (line: string) => void): Promise<Remote> {
   const label = `${t.user}@${t.host}:${t.port}`;
   let seen = "";
+  let ready = false;
+  const faults = new Faults();
   const client = new ssh2.Client();
   await new Promise<void>((resolve, reject) => {
-    client.once("ready", () => resolve());
-    client.once("error", (err: Error & { level?: string; code?: string }) => {
+    client.once("ready", () => {
+      ready = true;
+      resolve();
+    });
+    // One permanent listener: an `error` event with no listener is an uncaught exception that would kill the
+    // process with the lock held. Before `ready` it fails the connect; after it, the command in flight.
+    client.on("error", (err: Error & { level?: string; code?: string }) => {
+      if (ready) return faults.report(err);
       if (t.hostKey && seen && seen !== t.hostKey) {
         reject(
           new PipelineError(
@@ -84,7 +92,24 @@ export async function connectSsh(t: SshTarget, warn: (line: string) => void): Pr
         "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`",
     );
   }
-  return new SshRemote(client, label, seen);
+  return new SshRemote(client, label, seen, faults);
+}
+
+/** Errors the client reports after `ready` (a reset connection, a keepalive timeout): they fail what is in flight and everything after. */
+class Faults {
+  error: Error | undefined;
+  private readonly watchers = new Set<(e: Error) => void>();
+
+  report(e: Error): void {
+    this.error ??= e;
+    for (const w of [...this.watchers]) w(e);
+  }
+
+  /** Call `fn` on the next fault (callers check `error` first); returns the unwatch function. */
+  watch(fn: (e: Error) => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
 }
 
 /**
@@ -110,47 +135,72 @@ class SshRemote implements Remote {
     private readonly client: Client,
     readonly label: string,
     readonly hostKeyFingerprint: string,
+    private readonly faults: Faults,
   ) {}
+
+  private lost(what: string, e: Error & { code?: string }): PipelineError {
+    return new PipelineError(
+      `the SSH connection to ${this.label} failed while ${what} (${e.code ?? e.message}) — what it did on the host is unknown; ` +
+        "check the network to the host, then look with `hamalog status`",
+    );
+  }
 
   run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
     const command = shellCommand(opts.stdin === undefined ? tied(argv) : argv);
+    const what = `running \`${argv.slice(0, 3).join(" ")}\``;
     return new Promise((resolve, reject) => {
       if (opts.signal?.aborted) return reject(new PipelineError("interrupted"));
-      this.client.exec(command, (err, stream) => {
-        if (err) return reject(new PipelineError(`cannot run \`${argv[0]}\` on ${this.label}: ${err.message}`));
-        let stdout = "";
-        let stderr = "";
-        let code = -1;
-        let done = false;
-        const finish = (fn: () => void) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          opts.signal?.removeEventListener("abort", onAbort);
-          fn();
-        };
-        const onAbort = () => {
-          stream.close();
-          finish(() => reject(new PipelineError(`interrupted while running \`${argv.slice(0, 3).join(" ")}\` on ${this.label}`)));
-        };
-        const timer = opts.timeoutMs
-          ? setTimeout(() => {
-              stream.close();
-              finish(() => resolve({ code: 124, stdout, stderr: `${stderr}\n(timed out after ${opts.timeoutMs} ms)` }));
-            }, opts.timeoutMs)
-          : undefined;
-        opts.signal?.addEventListener("abort", onAbort, { once: true });
-        stream.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
-        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-        stream.on("exit", (c: number | null) => (code = c ?? -1));
-        stream.on("close", () => finish(() => resolve({ code, stdout, stderr })));
-        // A command given no stdin runs under TIED (its stdin stays open until it ends): closing the channel is then
-        // what stops it.
-        if (opts.stdin !== undefined) stream.end(opts.stdin);
-      });
+      if (this.faults.error) return reject(this.lost(what, this.faults.error));
+      let stream: ClientChannel | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      let done = false;
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        unwatch();
+        fn();
+      };
+      const onAbort = () => {
+        closeQuietly(stream);
+        finish(() => reject(new PipelineError(`interrupted while ${what} on ${this.label}`)));
+      };
+      const unwatch = this.faults.watch((e) => finish(() => reject(this.lost(what, e))));
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      let stdout = "";
+      let stderr = "";
+      let code = -1;
+      if (opts.timeoutMs) {
+        timer = setTimeout(() => {
+          closeQuietly(stream);
+          finish(() => resolve({ code: 124, stdout, stderr: `${stderr}\n(timed out after ${opts.timeoutMs} ms)` }));
+        }, opts.timeoutMs);
+      }
+      try {
+        this.client.exec(command, (err, s) => {
+          if (done) return closeQuietly(s);
+          if (err) return finish(() => reject(new PipelineError(`cannot run \`${argv[0]}\` on ${this.label}: ${err.message}`)));
+          stream = s;
+          s.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
+          s.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+          s.on("exit", (c: number | null) => (code = c ?? -1));
+          s.on("close", () => finish(() => resolve({ code, stdout, stderr })));
+          // A command given no stdin runs under TIED (its stdin stays open until it ends): closing the channel is then
+          // what stops it.
+          if (opts.stdin !== undefined) s.end(opts.stdin);
+        });
+      } catch (e) {
+        finish(() => reject(this.lost(what, e as Error)));
+      }
     });
   }
 
+  /**
+   * GET through a channel forwarded from the host. The deadline is our own timer over the whole exchange (opening
+   * the channel, headers, body): http.request's `timeout` relies on socket.setTimeout, which an ssh2 channel does
+   * not have, so an app that accepts and never answers would hang the health phase with the lock held.
+   */
   httpGet(url: string, timeoutMs: number): Promise<HttpResult> {
     const u = new URL(url);
     if (u.protocol !== "http:") {
@@ -159,37 +209,67 @@ class SshRemote implements Remote {
     const port = Number(u.port || 80);
     const host = u.hostname.replace(/^\[|\]$/g, "");
     return new Promise((resolve, reject) => {
-      this.client.forwardOut("127.0.0.1", 0, host, port, (err, channel) => {
-        if (err) return reject(new Error(`cannot reach ${host}:${port} from the host (${err.message})`));
-        const req = request(
-          {
-            method: "GET",
-            host,
-            port,
-            path: `${u.pathname}${u.search}`,
-            headers: { Host: u.host, Connection: "close" },
-            createConnection: () => channel as unknown as Duplex as never,
-            timeout: timeoutMs,
-          },
-          (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (d: string) => (body.length < 65536 ? (body += d) : undefined));
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-            res.on("error", reject);
-          },
-        );
-        req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-        req.on("error", (e) => {
-          channel.close();
-          reject(e);
+      if (this.faults.error) return reject(this.lost(`requesting ${url}`, this.faults.error));
+      let channel: ClientChannel | undefined;
+      let req: ClientRequest | undefined;
+      let done = false;
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        unwatch();
+        fn();
+      };
+      const timer = setTimeout(() => {
+        finish(() => reject(new Error(`no answer within ${timeoutMs} ms`)));
+        req?.destroy();
+        closeQuietly(channel);
+      }, timeoutMs);
+      const unwatch = this.faults.watch((e) => finish(() => reject(this.lost(`requesting ${url}`, e))));
+      try {
+        this.client.forwardOut("127.0.0.1", 0, host, port, (err, ch) => {
+          if (done) return closeQuietly(ch);
+          if (err) return finish(() => reject(new Error(`cannot reach ${host}:${port} from the host (${err.message})`)));
+          channel = ch;
+          req = request(
+            {
+              method: "GET",
+              host,
+              port,
+              path: `${u.pathname}${u.search}`,
+              headers: { Host: u.host, Connection: "close" },
+              createConnection: () => ch as unknown as Duplex as never,
+            },
+            (res) => {
+              let body = "";
+              res.setEncoding("utf8");
+              res.on("data", (d: string) => (body.length < 65536 ? (body += d) : undefined));
+              res.on("end", () => finish(() => resolve({ status: res.statusCode ?? 0, body })));
+              res.on("error", (e) => finish(() => reject(e)));
+            },
+          );
+          req.on("error", (e) => {
+            closeQuietly(ch);
+            finish(() => reject(e));
+          });
+          req.end();
         });
-        req.end();
-      });
+      } catch (e) {
+        finish(() => reject(this.lost(`requesting ${url}`, e as Error)));
+      }
     });
   }
 
   close(): void {
     this.client.end();
+  }
+}
+
+/** Close a channel that may already be closed or belong to a dead connection. */
+function closeQuietly(ch: ClientChannel | undefined): void {
+  try {
+    ch?.close();
+  } catch {
+    // already closed
   }
 }

@@ -1,7 +1,7 @@
 // The deploy paths deploy.test.ts does not walk, against the same real components (sshd on 127.0.0.1, dockerd,
 // compose v2, a distribution registry, busybox images): status before any deploy, a held lock (fail fast naming the
 // holder, --lock-wait, --break-lock of a dead holder), pruning down to keepImages digests, Ctrl-C during `up --wait`,
-// and inline deploy/services instead of a compose template. Images are removed locally after pushing, so every
+// inline deploy/services instead of a compose template, and a health URL that accepts and never answers. Images are removed locally after pushing, so every
 // deploy really pulls by digest, as on a production host.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, ROOT, hamalog, type CliResult } from "../helpers/cli.js";
 import { buildAppImage, docker, pushImage } from "./helpers/images.js";
+import { startGate } from "./helpers/http-gate.js";
 import { freePort, waitFor } from "./helpers/ports.js";
 import { startRegistry, type Registry } from "./helpers/registry.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
@@ -313,7 +314,7 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       expect(code, out).toBe(1);
       expect(Date.now() - interruptedAt).toBeLessThan(60_000);
       expect(stdout).toMatch(/^\[up\] FAILED after \d+\.\ds$/m);
-      expect(stderr).toMatch(/FAILED in phase up: interrupted while running `env DOCKER_CONFIG=\S+ docker`/);
+      expect(stderr).toMatch(/FAILED in phase up: interrupted while running `docker compose --project-name`/);
       expect(stderr).toMatch(/interrupted: restoring the previous release first \(Ctrl-C again to stop at once/);
       expect(stdout).toMatch(/^\[rollback-health\] /m);
       expect(stderr).toContain(`rolled back to ${digests.v4} (sha ${SHA.v4})`);
@@ -348,5 +349,33 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     const s = await run(["status"], inlineConfig);
     expect(s.code, text(s)).toBe(0);
     expect(s.stdout).toMatch(/container: running, health healthy/);
+  });
+
+  it("a health URL that accepts and never answers fails `health` on its own timeout, rolls back and unlocks; status reports it", async () => {
+    const gate = await startGate("hang");
+    try {
+      // Once the probe gives up (closes its connection), answer: the rollback's health gate must pass.
+      void gate.nextHangUp().then(() => (gate.mode = 200));
+      const r = await hamalog(["deploy", "--sha", SHA.v3, "--health-url", gate.url, "--health-timeout", "3", "--config", configFile, "--ssh-key-file", sshd.keyFile], { timeoutMs: 90_000 });
+      expect(r.code, text(r)).toBe(1);
+      expect(r.stdout).toMatch(/^\[health\] FAILED after \d+\.\ds$/m);
+      expect(phaseSeconds(r.stdout, "health")).toBeGreaterThanOrEqual(2.9);
+      expect(phaseSeconds(r.stdout, "health")).toBeLessThan(8);
+      expect(r.stderr).toMatch(new RegExp(`FAILED in phase health: ${gate.url.replace(/[./]/g, "\\$&")} did not answer 200 within 3s \\(1 probes; last: no answer within \\d+ ms\\)`));
+      expect(r.stdout).toMatch(/^\[rollback-health\] /m);
+      expect(r.stderr).toContain(`rolled back to ${digests.v4} (sha ${SHA.v4})`);
+      expect(existsSync(lockDir())).toBe(false);
+      expect(await answer(appPort)).toBe("v4");
+      expect(historyEntries().at(-1)).toMatchObject({ sha: SHA.v3, result: "rolled-back", failedPhase: "health", running: { digest: digests.v4 } });
+      // status probes the same URL: an app that hangs again is reported after status's 5 s, not waited on forever.
+      gate.mode = "hang";
+      const s = await hamalog(["status", "--health-url", gate.url, "--lines", "0", "--config", configFile, "--ssh-key-file", sshd.keyFile], { timeoutMs: 60_000 });
+      expect(s.code, text(s)).toBe(0);
+      expect(s.stdout).toContain(`health: ${gate.url} → no answer (no answer within 5000 ms)`);
+      expect(s.stdout).toContain(`digest ${digests.v4}`);
+      expect(s.stdout).not.toMatch(/history line|^ {2}\d{4}-/m); // --lines 0 prints no history lines
+    } finally {
+      await gate.stop();
+    }
   });
 });

@@ -8,8 +8,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hamalog, type CliResult } from "../helpers/cli.js";
 import { buildAppImage, docker, pushImage } from "./helpers/images.js";
-import { freePort } from "./helpers/ports.js";
+import { freePort, waitFor } from "./helpers/ports.js";
+import { startGate } from "./helpers/http-gate.js";
 import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
+import { startRegistryProxy } from "./helpers/registry-proxy.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
 
 const ID = `hamalog-deploy-it-${process.pid}`;
@@ -230,16 +232,29 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(historyEntries().at(-1)).toMatchObject({ sha: SHA.missing, digest: digests.latest, fallback: true, result: "success", tags: ["latest"] });
   });
 
-  it("two deploys at once: one wins, the other is refused by the lock naming the holder", async () => {
-    const [a, b] = await Promise.all([run(["deploy", "--sha", SHA.v1]), run(["deploy", "--sha", SHA.v2])]);
-    const codes = [a.code, b.code].sort();
-    expect(codes, `${text(a)}\n----\n${text(b)}`).toEqual([0, 1]);
-    const loser = a.code === 1 ? a : b;
-    expect(loser.stderr).toMatch(/another deploy holds the lock .*\.deploy\.lock on root@127\.0\.0\.1:\d+: \S+@\S+ \(hamalog CLI, pid \d+\) \(deploy of [0-9a-f]{12} since /);
-    expect(loser.stderr).toMatch(/--break-lock/);
-    const winner = a.code === 0 ? SHA.v1 : SHA.v2;
-    expect(await version()).toBe(winner === SHA.v1 ? "v1" : "v2");
-    expect(historyEntries().at(-1)).toMatchObject({ sha: winner, result: "success" });
+  it("two deploys at once: the second, started while the first is inside its critical section, is refused by the lock naming the holder", async () => {
+    // A's health URL is a gate answering 503 until the test opens it: while A probes it, A provably holds the
+    // lock (health comes after lock, before unlock), however fast or slow the rest of the machine is.
+    const gate = await startGate(503);
+    try {
+      const before = historyEntries().length;
+      const probing = gate.nextRequest();
+      const a = run(["deploy", "--sha", SHA.v1, "--health-url", gate.url, "--health-timeout", "120"]);
+      await Promise.race([probing, a.then((r) => Promise.reject(new Error(`A ended before its health phase:\n${text(r)}`)))]);
+      const b = await run(["deploy", "--sha", SHA.v2]);
+      gate.mode = 200;
+      const ra = await a;
+      expect(b.code, text(b)).toBe(1);
+      expect(b.stderr).toMatch(/another deploy holds the lock .*\.deploy\.lock on root@127\.0\.0\.1:\d+: \S+@\S+ \(hamalog CLI, pid \d+\) \(deploy of 1a1a1a1a1a1a since /);
+      expect(b.stderr).toMatch(/--break-lock/);
+      expect(ra.code, text(ra)).toBe(0);
+      expect(await version()).toBe("v1");
+      expect(historyEntries()).toHaveLength(before + 1); // B never got the lock, so it left no history line
+      expect(historyEntries().at(-1)).toMatchObject({ sha: SHA.v1, result: "success" });
+      expect(existsSync(join(dir, ".deploy.lock"))).toBe(false);
+    } finally {
+      await gate.stop();
+    }
   });
 
   it("a wrong pinned host key is refused, naming both fingerprints, before anything runs", async () => {
@@ -275,24 +290,37 @@ describe("hamalog deploy / status / rollback over SSH", () => {
 
   it("with the right token the host logs in via --password-stdin: the token and key never show in ps, output, history or files", async () => {
     const seen: string[] = [];
+    const loginSeen = () => seen.some((s) => /docker login --username deployer --password-stdin /.test(s));
+    // `docker login` lasts ~20 ms, shorter than a ps snapshot: the registry (behind a loopback proxy) holds the
+    // login's authenticated ping until a snapshot has caught the login, so the check below cannot pass by luck.
+    const proxy = await startRegistryProxy(authRegistry.url, {
+      hold: async (req) => {
+        if (req.path !== "/v2/" || !req.headers.authorization || !String(req.headers["user-agent"]).startsWith("docker/")) return;
+        await waitFor("`docker login` in the host's process list", async () => loginSeen(), 10_000).catch(() => undefined);
+      },
+    });
     let polling = true;
     const poll = (async () => {
       while (polling) {
         seen.push(execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }));
-        await new Promise((r) => setTimeout(r, 25));
+        await new Promise((r) => setTimeout(r, 10));
       }
     })();
-    const r = await run(["deploy", "--sha", SHA.v2, "--registry", authRegistry.host, "--username", USER, "--password-env", "HAMALOG_IT_TOKEN"], {
-      HAMALOG_IT_TOKEN: TOKEN,
-    });
-    polling = false;
-    await poll;
+    let r: CliResult;
+    try {
+      r = await run(["deploy", "--sha", SHA.v2, "--registry", proxy.host, "--username", USER, "--password-env", "HAMALOG_IT_TOKEN"], {
+        HAMALOG_IT_TOKEN: TOKEN,
+      });
+    } finally {
+      polling = false;
+      await poll;
+      await proxy.stop();
+    }
     expect(r.code, text(r)).toBe(0);
     expect(r.stdout).toMatch(/\[login\] deployer @ 127\.0\.0\.1:\d+ \(token on stdin/);
     expect(r.stdout).toMatch(/\[pull\] pulled /);
     expect(await version()).toBe("v2");
-    expect(seen.length).toBeGreaterThan(10);
-    expect(seen.join("\n")).toMatch(/docker/); // the poll did see the deploy's commands
+    expect(loginSeen(), "a ps snapshot caught the host's `docker login ... --password-stdin`").toBe(true);
     for (const snapshot of seen) {
       expect(snapshot).not.toContain(TOKEN);
       expect(snapshot).not.toContain(keyLine);

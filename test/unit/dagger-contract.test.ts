@@ -1,7 +1,9 @@
 // The Dagger door keeps the core's promises, proven without an engine: the module class is driven through the
 // REAL @dagger.io/dagger client against a stand-in for the engine session endpoint (test/helpers/dagger-stand-in.ts),
 // and every GraphQL document the module sends is checked.
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { dag, type Container, type DirectoryID, type FileID, type SecretID } from "@dagger.io/dagger";
@@ -24,9 +26,20 @@ const PIPELINE_YAML = readFileSync(join(ROOT, "pipeline.yaml"), "utf8");
 const SINGLE_PLATFORM_YAML = `image:\n  registry: ghcr.io\n  repository: daemin-kim/hamalog-backend\n  source: ${SOURCE_URL}\n  username: hamalog-bot\nbuild:\n  dockerfile: docker/Dockerfile\n  buildArgs: { JAR_FILE: app.jar }\n`;
 const MULTI_PLATFORM_YAML = `${SINGLE_PLATFORM_YAML}  platforms: [linux/amd64, linux/arm64]\n`;
 
+/** A real (unused) private key, for door checks that come after the key check. */
+const REAL_KEY = (() => {
+  const dir = mkdtempSync(join(tmpdir(), "hamalog-contract-key-"));
+  try {
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "key")]);
+    return readFileSync(join(dir, "key"), "utf8");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+})();
+
 const standIn = new DaggerStandIn({
   files: { "file-pipeline": PIPELINE_YAML, "file-single": SINGLE_PLATFORM_YAML, "file-multi": MULTI_PLATFORM_YAML },
-  secrets: { "secret-registry-token": TOKEN_PLAINTEXT, "secret-ssh-key": SSH_KEY_PLAINTEXT },
+  secrets: { "secret-registry-token": TOKEN_PLAINTEXT, "secret-ssh-key": SSH_KEY_PLAINTEXT, "secret-real-ssh-key": REAL_KEY },
   directories: ["dir-source", "dir-bad-template"],
   // ship renders the compose template before building, so a bad template fails before anything is pushed.
   directoryFiles: {
@@ -218,6 +231,24 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
       /deploy\/host: required[\s\S]*deploy\/user: required/,
     );
     expect(standIn.queries).toHaveLength(1); // the config read, nothing else
+  });
+});
+
+describe("deploy / rollback / status open the same door as the CLI (deploy/door.ts)", () => {
+  const key = (id: string) => dag.loadSecretFromID(id as SecretID);
+
+  it("an SSH key Secret that is no key is a config error naming --ssh-key, before any connection", async () => {
+    const port = await freePort(); // nothing listens there: a door that skipped the check would try to connect
+    await expect(inSession((m) => m.status(key("secret-ssh-key"), source(), file("file-pipeline"), 5, "127.0.0.1", port))).rejects.toThrow(
+      /^--ssh-key: not a usable SSH private key/,
+    );
+  });
+
+  it("a registry token without image/username names the Dagger ways to give one", async () => {
+    const port = await freePort();
+    await expect(
+      inSession((m) => m.rollback(key("secret-real-ssh-key"), source(), file("file-pipeline"), undefined, token(), "127.0.0.1", port)),
+    ).rejects.toThrow("image/username: required with --registry-token (set it in pipeline.yaml or pass --set username=NAME)");
   });
 });
 

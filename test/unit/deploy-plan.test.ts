@@ -2,7 +2,7 @@
 // and what history says runs, what a rollback goes to and which digests pruning keeps.
 import { describe, expect, it } from "vitest";
 import { cmd, composeArgs, hostPlatform, layout, projectName } from "../../ci/src/deploy/commands.js";
-import { currentRelease, digestsToKeep, parseHistory, rollbackTarget, type HistoryEntry } from "../../ci/src/deploy/history.js";
+import { currentRelease, digestsToKeep, lastEntries, parseHistory, rollbackTarget, type HistoryEntry } from "../../ci/src/deploy/history.js";
 import { redact } from "../../ci/src/deploy/report.js";
 
 const L = layout("/opt/hamalog/");
@@ -27,10 +27,32 @@ describe("deploy commands", () => {
   });
 
   it("runs compose with an explicit project and file, and up waits with the configured timeout", () => {
-    expect(cmd.compose(L, "hamalog", L.compose, composeArgs.up("hamalog-app", 180))).toEqual([
-      "env", "DOCKER_CONFIG=/opt/hamalog/.docker", "docker", "compose", "--project-name", "hamalog", "--file", "/opt/hamalog/compose.yaml",
+    expect(cmd.compose("hamalog", L.compose, composeArgs.up("hamalog-app", 180))).toEqual([
+      "docker", "compose", "--project-name", "hamalog", "--file", "/opt/hamalog/compose.yaml",
       "up", "--detach", "--wait", "--wait-timeout", "180", "hamalog-app",
     ]);
+  });
+
+  // The docker CLI finds plugins in $DOCKER_CONFIG/cli-plugins: a compose plugin installed in ~/.docker/cli-plugins
+  // is invisible under the deploy's DOCKER_CONFIG. So only built-in commands that need the registry login get it.
+  it.each([
+    ["login", cmd.login(L, "ghcr.io", "u"), true],
+    ["logout", cmd.logout(L, "ghcr.io"), true],
+    ["pull by digest", cmd.pull(L, "ghcr.io/a/b@sha256:x"), true],
+    ["manifest inspect", cmd.manifestInspect(L, "ghcr.io/a/b:t@sha256:x", false), true],
+    ["compose up", cmd.compose("p", L.compose, composeArgs.up("app", 1)), false],
+    ["compose config", cmd.compose("p", L.next, composeArgs.validate()), false],
+    ["compose ps/logs", cmd.compose("p", L.compose, composeArgs.logs("app", 30)), false],
+    ["compose version (preflight)", cmd.composeVersion(), false],
+  ])("%s runs with the deploy's DOCKER_CONFIG: %s", (_n, argv, withConfig) => {
+    expect(argv.some((w) => w.startsWith("DOCKER_CONFIG="))).toBe(withConfig);
+    if (withConfig) expect(argv.slice(0, 3)).toEqual(["env", "DOCKER_CONFIG=/opt/hamalog/.docker", "docker"]);
+    else expect(argv.slice(0, 2)).toEqual(["docker", "compose"]);
+  });
+
+  it("pulls the pinned digest with plain docker pull (compose then finds it locally) and checks compose in preflight", () => {
+    expect(cmd.pull(L, "ghcr.io/a/b@sha256:x")).toEqual(["env", "DOCKER_CONFIG=/opt/hamalog/.docker", "docker", "pull", "--quiet", "ghcr.io/a/b@sha256:x"]);
+    expect(cmd.composeVersion()).toEqual(["docker", "compose", "version"]);
   });
 
   it("writes files through a constant script with the path as $1", () => {
@@ -71,6 +93,28 @@ describe("history", () => {
     expect(rollbackTarget(h, "1111111")?.digest).toBe(d("1"));
     expect(rollbackTarget(h, d("2"))?.sha).toBe(sha("2"));
     expect(rollbackTarget(h, sha("3"))).toBeUndefined(); // never deployed successfully
+  });
+
+  it("--to SHA never picks a `latest` fallback that recorded that sha; its digest still can", () => {
+    const fb = (s: string, latest: string): HistoryEntry => ({
+      ...entry(s, latest, "success", latest),
+      fallback: true,
+      running: { sha: sha(s), digest: d(latest), image: `r/x:latest@${d(latest)}`, fallback: true },
+    });
+    // 5 was asked for but missing: `latest` (digest 9) was deployed and history says sha 5.
+    expect(rollbackTarget([...h, fb("5", "9")], sha("5"))).toBeUndefined();
+    expect(rollbackTarget([...h, fb("5", "9")], "5555555")).toBeUndefined();
+    expect(rollbackTarget([...h, fb("5", "9")], d("9"))).toMatchObject({ digest: d("9"), fallback: true });
+    // 5 was built and deployed later (digest 5): --to 5 is that one, even with the fallback still in history.
+    expect(rollbackTarget([...h, fb("5", "9"), entry("5", "5", "success", "5"), entry("1", "1", "success", "1")], sha("5"))).toMatchObject({ digest: d("5") });
+    // The same digest deployed as a fallback later does not hide the release really built from the sha.
+    expect(rollbackTarget([entry("9", "9", "success", "9"), fb("5", "9"), entry("1", "1", "success", "1")], sha("9"))).toMatchObject({ sha: sha("9"), digest: d("9") });
+  });
+
+  it("status --lines N shows the last N entries, and 0 shows none", () => {
+    expect(lastEntries(h, 2).map((e) => e.sha)).toEqual([sha("3"), sha("4")]);
+    expect(lastEntries(h, 0)).toEqual([]);
+    expect(lastEntries(h, 10)).toHaveLength(4);
   });
 
   it("keeps the newest N deployed digests plus the running one when pruning", () => {

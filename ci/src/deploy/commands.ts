@@ -17,7 +17,12 @@ export interface Layout {
   /** mkdir-based lock (atomic on every filesystem); holds holder.json. */
   lock: string;
   lockHolder: string;
-  /** Deploy-specific Docker config dir: the registry login lives here, the user's own ~/.docker is untouched. */
+  /**
+   * Deploy-specific Docker config dir: the registry login lives here, the user's own ~/.docker is untouched. Only
+   * the commands that talk to the registry use it (login, logout, pull, manifest inspect): the docker CLI looks for
+   * plugins in $DOCKER_CONFIG/cli-plugins, so compose (a plugin, maybe only in ~/.docker/cli-plugins) never runs
+   * under it — it finds the image already pulled by digest.
+   */
   dockerConfig: string;
 }
 
@@ -44,15 +49,35 @@ export function projectName(dir: string, project?: string): string {
   return base || "hamalog";
 }
 
+/** How an attempt's id appears in holder.json (JSON.stringify of LockHolder, no spaces). */
+export const lockIdField = (id: string) => `"id":${JSON.stringify(id)}`;
+
+/** Only for built-in docker commands that need the deploy's registry login; never for plugins (see Layout). */
 const withConfig = (l: Layout, argv: string[]) => ["env", `DOCKER_CONFIG=${l.dockerConfig}`, ...argv];
 
 export const cmd = {
   /** The host's platform as `os/arch` (arch in Docker's uname form, normalised by hostPlatform). */
   dockerInfo: () => ["docker", "info", "--format", "{{.OSType}}/{{.Architecture}}"],
+  /** Preflight: the compose v2 plugin is found the way every compose call below finds it. */
+  composeVersion: () => ["docker", "compose", "version"],
   mkdirs: (path: string) => ["mkdir", "-p", "-m", "0700", "--", path],
   /** Atomic: exits non-zero when the lock directory already exists. */
   lockAcquire: (l: Layout) => ["mkdir", "-m", "0700", "--", l.lock],
-  lockRelease: (l: Layout) => ["rm", "-rf", "--", l.lock],
+  /** Remove the lock whoever holds it: --break-lock, or our own half-made lock. */
+  lockBreak: (l: Layout) => ["rm", "-rf", "--", l.lock],
+  /**
+   * Remove the lock only if holder.json still carries this attempt's id: a deploy whose lock was broken (and maybe
+   * taken by another deploy) must not delete the new holder's lock. One shell step; the script is a constant, the
+   * lock dir and the id arrive as $1 and $2. Exit 0 released, 3 held by someone else, 4 already gone.
+   */
+  lockRelease: (l: Layout, id: string) => [
+    "sh",
+    "-c",
+    'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || exit 3; rm -rf -- "$1"',
+    "hamalog-unlock",
+    l.lock,
+    lockIdField(id),
+  ],
   cat: (path: string) => ["cat", "--", path],
   exists: (path: string) => ["test", "-e", path],
   /** Write stdin to `path` (mode 0600). The script is a constant; the path arrives as $1, never parsed. */
@@ -66,20 +91,20 @@ export const cmd = {
   login: (l: Layout, registry: string, username: string) =>
     withConfig(l, ["docker", "login", "--username", username, "--password-stdin", registry]),
   logout: (l: Layout, registry: string) => withConfig(l, ["docker", "logout", registry]),
+  /** Pull `name@digest` with the deploy's login; compose then finds it locally (its pull policy is `missing`). */
+  pull: (l: Layout, ref: string) => withConfig(l, ["docker", "pull", "--quiet", ref]),
   imagePresent: (ref: string) => ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
   imageDigests: (name: string) => ["docker", "image", "ls", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}", name],
   imageRemove: (ref: string) => ["docker", "image", "rm", ref],
   inspectState: (id: string) => ["docker", "inspect", "--format", "{{json .State}}", id],
   manifestInspect: (l: Layout, ref: string, insecure: boolean) =>
     withConfig(l, ["docker", "manifest", "inspect", ...(insecure ? ["--insecure"] : []), ref]),
-  compose: (l: Layout, project: string, file: string, args: string[]) =>
-    withConfig(l, ["docker", "compose", "--project-name", project, "--file", file, ...args]),
+  compose: (project: string, file: string, args: string[]) => ["docker", "compose", "--project-name", project, "--file", file, ...args],
 };
 
 /** The compose subcommands the procedure uses. */
 export const composeArgs = {
   validate: () => ["config", "--quiet"],
-  pull: (service: string) => ["pull", "--quiet", service],
   up: (service: string, waitTimeout: number) => ["up", "--detach", "--wait", "--wait-timeout", String(waitTimeout), service],
   stop: (service: string) => ["stop", service],
   ps: () => ["ps", "--all"],

@@ -32,7 +32,7 @@ const indent = (s: string) => s.trimEnd().split("\n").map((l) => `    ${l}`).joi
 export async function collectDiagnostics(remote: Remote, d: DiagnosticsInput): Promise<string[]> {
   const lines: string[] = [];
   const section = (title: string, body: string) => lines.push(`  ${title}:`, indent(body || "(nothing)"));
-  const compose = (args: string[]) => remote.run(cmd.compose(d.layout, d.project, d.composeFile, args), T);
+  const compose = (args: string[]) => remote.run(cmd.compose(d.project, d.composeFile, args), T);
   try {
     const id = (await compose(composeArgs.id(d.service))).stdout.trim().split("\n")[0] ?? "";
     if (id) {

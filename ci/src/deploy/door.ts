@@ -1,12 +1,61 @@
-// The one way both doors (CLI and Dagger) assemble the deploy core's environment: the real SSH transport, the
-// real registry client, the process clock, and the secrets to redact. Reading files stays with each door.
+// The one way both doors (CLI and Dagger) turn what they read into the deploy core's input and environment: the
+// validated image and deploy settings, the compose source, the registry login, the real SSH transport, the real
+// registry client, the process clock and the secrets to redact. Reading files and secrets stays with each door.
+import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { ComposeSource } from "../compose.js";
-import type { DeployConfig } from "../config.js";
+import { requireDeploy, requireImage, type DeployConfig, type PipelineConfig } from "../config.js";
+import { ConfigError } from "../errors.js";
 import { verifyManifest } from "../registry/verify.js";
-import { connectSsh } from "../ssh.js";
-import type { Output } from "./report.js";
-import type { DeployEnv } from "./run.js";
+import { checkPrivateKey, connectSsh } from "../ssh.js";
+import { keySecrets, type Output } from "./report.js";
+import type { DeployEnv, DeployInput } from "./run.js";
+
+/** What deploy, rollback and status need from the config, validated (every missing field named at once). */
+export interface RemoteTarget {
+  configName: string;
+  image: { registry: string; repository: string };
+  deploy: DeployConfig;
+  username?: string;
+}
+
+export function remoteTarget(cfg: PipelineConfig, configName = "pipeline.yaml"): RemoteTarget {
+  const image = requireImage(cfg, configName);
+  const deploy = requireDeploy(cfg, configName);
+  const username = cfg.image.username?.trim();
+  return { configName, image, deploy, ...(username ? { username } : {}) };
+}
+
+/** What a door read for a remote function, and how its flags are called (for messages that say what to pass). */
+export interface DoorReads {
+  /** deploy/composeFile's text (the door knows what the path is relative to); called only when it is set. */
+  readTemplate(path: string): string;
+  sshKey: string;
+  /** Where the key came from, e.g. `--ssh-key-file`. */
+  sshKeyFrom: string;
+  registryToken?: string;
+  tokenFlag: string;
+  usernameFlag: string;
+}
+
+/** The core's input (without the holder, which each door names) and live environment for `target`. */
+export function openDoor(t: RemoteTarget, r: DoorReads, output: Output): { input: Omit<DeployInput, "holder">; env: DeployEnv } {
+  checkPrivateKey(`${r.sshKey}\n`, r.sshKeyFrom);
+  if (r.registryToken && !t.username) {
+    throw new ConfigError(`image/username: required with ${r.tokenFlag} (set it in ${t.configName} or pass ${r.usernameFlag})`);
+  }
+  const d = t.deploy;
+  const compose: ComposeSource = d.composeFile ? { template: r.readTemplate(d.composeFile), templateName: d.composeFile } : d.services ? { services: d.services } : {};
+  return {
+    input: {
+      image: t.image,
+      deploy: d,
+      compose,
+      ...(r.registryToken && t.username ? { credentials: { username: t.username, password: r.registryToken } } : {}),
+    },
+    env: liveEnv(d, { sshKey: r.sshKey, ...(r.registryToken ? { registryToken: r.registryToken } : {}) }, output),
+  };
+}
 
 export function liveEnv(d: DeployConfig, secrets: { sshKey: string; registryToken?: string }, output: Output): DeployEnv {
   const key = secrets.sshKey.endsWith("\n") ? secrets.sshKey : `${secrets.sshKey}\n`;
@@ -16,7 +65,8 @@ export function liveEnv(d: DeployConfig, secrets: { sshKey: string; registryToke
     verify: (req) => verifyManifest(req),
     output,
     clock: { now: () => new Date(), monotonic: () => performance.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) },
-    secrets: [secrets.sshKey.trim(), ...(secrets.registryToken ? [secrets.registryToken] : [])],
+    secrets: [...keySecrets(secrets.sshKey), ...(secrets.registryToken ? [secrets.registryToken] : [])],
+    attemptId: () => randomUUID(),
   };
 }
 

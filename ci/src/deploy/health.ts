@@ -26,7 +26,7 @@ export async function waitHealthy(remote: Remote, spec: HealthSpec, clock: Clock
     attempts++;
     const left = Math.max(1000, deadline - clock.monotonic());
     try {
-      const r = await remote.httpGet(spec.url, Math.min(left, 10_000));
+      const r = await remote.httpGet(spec.url, Math.round(Math.min(left, 10_000)));
       last = `HTTP ${r.status} ${r.body.trim().replace(/\s+/g, " ").slice(0, 200)}`;
       if (r.status === spec.expectStatus) return { ok: true, attempts, last };
     } catch (e) {

@@ -70,16 +70,31 @@ export function successfulReleases(entries: readonly HistoryEntry[]): Release[] 
 
 /**
  * The release a manual rollback goes to: `to` (a full sha, a sha prefix of 7+ characters, or a digest) among
- * successful releases, else the newest successful release that is not the current one.
+ * successful releases — a sha matches only releases built from it, never a `latest` fallback — else the newest
+ * successful release that is not the current one.
  */
 export function rollbackTarget(entries: readonly HistoryEntry[], to?: string): Release | undefined {
   const releases = successfulReleases(entries);
   if (to) {
     const t = to.toLowerCase();
-    return releases.find((r) => r.digest === t || r.sha === t || (t.length >= 7 && /^[0-9a-f]+$/.test(t) && r.sha.startsWith(t)));
+    if (t.startsWith("sha256:")) return releases.find((r) => r.digest === t);
+    // A fallback release records the sha that was asked for, but runs `latest`: it is not the image built from
+    // that sha, so --to SHA never picks one (its digest still can). Searched per entry, not per digest, so a
+    // digest deployed both ways is found by its real sha.
+    const bySha = (r: Release) => !r.fallback && (r.sha === t || (t.length >= 7 && /^[0-9a-f]+$/.test(t) && r.sha.startsWith(t)));
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i]!;
+      if (e.result === "success" && e.running && bySha(e.running)) return e.running;
+    }
+    return undefined;
   }
   const current = currentRelease(entries);
   return releases.find((r) => r.digest !== current?.digest);
+}
+
+/** The last `n` entries (`status --lines N`); 0 means none, not all (`slice(-0)` is the whole array). */
+export function lastEntries(entries: readonly HistoryEntry[], n: number): HistoryEntry[] {
+  return n > 0 ? entries.slice(-n) : [];
 }
 
 /** Digests to keep when pruning: the newest `keep` successfully deployed ones plus whatever runs now. */

@@ -1,6 +1,7 @@
 // The deploy lock: a directory in the deploy directory (mkdir is atomic), holding holder.json with who, which
-// sha and when. A second deploy fails fast naming the holder, or waits up to --lock-wait; --break-lock removes
-// a stale lock explicitly (and says whose it was).
+// sha, when, and this attempt's id. A second deploy fails fast naming the holder, or waits up to --lock-wait;
+// --break-lock removes a stale lock explicitly (and says whose it was). Release removes the lock only while its
+// holder.json still carries our id, so a deploy whose lock was broken cannot delete the next holder's lock.
 import { PipelineError } from "../errors.js";
 import { cmd, type Layout } from "./commands.js";
 import type { Remote } from "./remote.js";
@@ -11,6 +12,8 @@ export interface LockHolder {
   sha: string;
   since: string;
   action: string;
+  /** Unique per attempt (the doors pass a random UUID): release checks it. */
+  id: string;
 }
 
 export interface LockOptions {
@@ -40,7 +43,7 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
     const exists = await remote.run(cmd.exists(l.lock));
     if (exists.code === 0) {
       note = `broke the lock held by ${await readHolder(remote, l)}`;
-      await remote.run(cmd.lockRelease(l));
+      await remote.run(cmd.lockBreak(l));
     }
   }
   const deadline = clock.monotonic() + (opts.waitSeconds ?? 0) * 1000;
@@ -51,7 +54,7 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
     if (r.code === 0) {
       const w = await remote.run(cmd.write(l.lockHolder), { stdin: `${JSON.stringify(opts.holder)}\n` });
       if (w.code !== 0) {
-        await remote.run(cmd.lockRelease(l));
+        await remote.run(cmd.lockBreak(l));
         throw new PipelineError(`cannot write ${l.lockHolder} on ${remote.label}: ${w.stderr.trim()}`, "lock");
       }
       return note;
@@ -84,6 +87,13 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
   }
 }
 
-export async function releaseLock(remote: Remote, l: Layout): Promise<void> {
-  await remote.run(cmd.lockRelease(l));
+/** Release our lock; resolves with a warning when it was not ours any more (or already gone), else undefined. */
+export async function releaseLock(remote: Remote, l: Layout, id: string): Promise<string | undefined> {
+  const r = await remote.run(cmd.lockRelease(l, id));
+  if (r.code === 0) return undefined;
+  if (r.code === 4) return `the lock ${l.lock} on ${remote.label} was already gone (broken with --break-lock while this deploy ran?)`;
+  if (r.code === 3) {
+    return `left the lock ${l.lock} on ${remote.label} alone: it was broken with --break-lock while this deploy ran and is now held by ${await readHolder(remote, l)}`;
+  }
+  throw new Error(`exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
 }

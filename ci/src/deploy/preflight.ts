@@ -53,10 +53,29 @@ export async function hostPlatformOf(remote: Remote): Promise<string> {
   return hostPlatform(r.stdout);
 }
 
+/**
+ * Every compose call runs `docker compose` as the SSH user with their own Docker config, so the plugin must be
+ * found there (system plugin dirs or ~/.docker/cli-plugins). Checked before the lock: a host without it is untouched.
+ */
+export async function checkCompose(remote: Remote): Promise<string> {
+  const r = await remote.run(cmd.composeVersion(), { timeoutMs: 30_000 });
+  if (r.code !== 0) {
+    const user = remote.label.split("@")[0];
+    throw new PipelineError(
+      `\`docker compose version\` failed on ${remote.label} (${(r.stderr || r.stdout).trim().split("\n").slice(0, 2).join(" ").slice(0, 300)}): ` +
+        `the Docker Compose v2 plugin is missing for ${user} there. Install it on the host (Docker's \`docker-compose-plugin\` package, ` +
+        `or the \`docker-compose\` binary in /usr/libexec/docker/cli-plugins/ or ~${user}/.docker/cli-plugins/); nothing on ${remote.label} was changed`,
+      "preflight",
+    );
+  }
+  return r.stdout.trim();
+}
+
 export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Target> {
   const tag = shaTag(p.sha);
   const name = `${p.registry}/${p.repository}`;
   const platform = p.platform ?? (await hostPlatformOf(remote));
+  await checkCompose(remote);
   const ask = (reference: string) =>
     verify({
       registry: p.registry,

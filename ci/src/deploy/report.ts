@@ -23,6 +23,24 @@ export function redact(text: string, secrets: readonly string[]): string {
   return t;
 }
 
+/**
+ * Redact an error on its way out (its message is printed by the CLI and returned by Dagger). Rewritten in place,
+ * so its class, phase and exit code stay as they were.
+ */
+export function redactError<E>(e: E, secrets: readonly string[]): E {
+  if (e instanceof Error) {
+    e.message = redact(e.message, secrets);
+    if (e.stack) e.stack = redact(e.stack, secrets);
+  }
+  return e;
+}
+
+/** What to redact for an SSH private key: the whole text and each of its base64 lines (a fragment must not leak either). */
+export function keySecrets(key: string): string[] {
+  const lines = key.split("\n").map((x) => x.trim()).filter((x) => x.length >= 16 && !x.startsWith("-----"));
+  return [key.trim(), ...lines];
+}
+
 export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`;
 }

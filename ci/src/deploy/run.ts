@@ -12,9 +12,9 @@ import { collectDiagnostics } from "./diagnostics.js";
 import { waitHealthy } from "./health.js";
 import { currentRelease, digestsToKeep, historyLine, parseHistory, rollbackTarget, successfulReleases, type HistoryEntry, type Release } from "./history.js";
 import { acquireLock, releaseLock } from "./lock.js";
-import { preflight, type RegistryCredentials, type Target, type VerifyFn } from "./preflight.js";
+import { checkCompose, preflight, type RegistryCredentials, type Target, type VerifyFn } from "./preflight.js";
 import type { Remote } from "./remote.js";
-import { Reporter, seconds, type Clock, type Output } from "./report.js";
+import { redactError, Reporter, seconds, type Clock, type Output } from "./report.js";
 
 export interface DeployInput {
   image: { registry: string; repository: string };
@@ -39,6 +39,8 @@ export interface DeployEnv {
   clock: Clock;
   /** Values that must never be printed (registry token, SSH key). */
   secrets: string[];
+  /** A fresh unique id per attempt, for the lock (randomUUID in the doors). */
+  attemptId(): string;
 }
 
 export interface Outcome {
@@ -68,20 +70,27 @@ function check(input: DeployInput): void {
   }
 }
 
-/** Connect (the `connect` phase), run `fn`, always close. Exported for status. */
+/**
+ * Connect (the `connect` phase), run `fn`, always close. Exported for status. Whatever is thrown leaves redacted,
+ * like every printed line: the doors print or return error messages as they are.
+ */
 export async function withConnection<T>(input: DeployInput, env: DeployEnv, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
   check(input);
   const rep = new Reporter(env.output, env.clock, env.secrets);
   const started = env.clock.monotonic();
-  const remote = await rep.phase("connect", async () => {
-    const r = await env.connect();
-    return { value: r, summary: `${r.label}, host key ${r.hostKeyFingerprint}` };
-  });
   try {
-    const l = layout(input.deploy.directory);
-    return await fn({ input, env, rep, remote, l, project: projectName(l.dir, input.deploy.project), started });
-  } finally {
-    remote.close();
+    const remote = await rep.phase("connect", async () => {
+      const r = await env.connect();
+      return { value: r, summary: `${r.label}, host key ${r.hostKeyFingerprint}` };
+    });
+    try {
+      const l = layout(input.deploy.directory);
+      return await fn({ input, env, rep, remote, l, project: projectName(l.dir, input.deploy.project), started });
+    } finally {
+      remote.close();
+    }
+  } catch (e) {
+    throw redactError(e, env.secrets);
   }
 }
 
@@ -120,10 +129,11 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
   }
   return withConnection(input, env, async (ctx) => {
     const target = await ctx.rep.phase("preflight", async () => {
+      await checkCompose(ctx.remote);
       const entries = await readHistory(ctx);
       const r = rollbackTarget(entries, to || undefined);
       if (!r) {
-        const known = successfulReleases(entries).map((x) => `${x.sha.slice(0, 12)} ${x.digest.slice(0, 19)}…`);
+        const known = successfulReleases(entries).map((x) => `${x.sha.slice(0, 12)}${x.fallback ? " (as latest fallback)" : ""} ${x.digest.slice(0, 19)}…`);
         throw new PipelineError(
           to
             ? `no successful deploy of \`${to}\` in ${ctx.l.history} on ${ctx.remote.label} (deployed: ${known.join(", ") || "none"}) — nothing was changed`
@@ -154,7 +164,7 @@ async function must(ctx: Ctx, argv: string[], what: string, phase: string, opts:
 }
 
 function compose(ctx: Ctx, file: string, args: string[]): string[] {
-  return cmd.compose(ctx.l, ctx.project, file, args);
+  return cmd.compose(ctx.project, file, args);
 }
 
 /** Bring the app service up from the current compose file and pass the health gate; throws a phase error. */
@@ -204,10 +214,11 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
     return { result: "dry-run", running, fallback: target.fallback, durationMs: clock.monotonic() - ctx.started, compose: rendered.yaml };
   }
 
+  const lockId = ctx.env.attemptId();
   await rep.phase("lock", async () => {
     await must(ctx, cmd.mkdirs(l.dir), `creating ${l.dir}`, "lock");
     const note = await acquireLock(remote, l, clock, {
-      holder: { holder: input.holder, sha: target.sha, since: clock.now().toISOString(), action },
+      holder: { holder: input.holder, sha: target.sha, since: clock.now().toISOString(), action, id: lockId },
       ...(input.lockWaitSeconds !== undefined ? { waitSeconds: input.lockWaitSeconds } : {}),
       ...(input.breakLock ? { breakLock: true } : {}),
       ...(input.signal ? { signal: input.signal } : {}),
@@ -268,7 +279,7 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       await rep.phase("pull", async () => {
         const ref = `${target.name}@${target.digest}`;
         if ((await remote.run(cmd.imagePresent(ref))).code === 0) return { value: undefined, summary: `skipped: ${target.digest.slice(0, 19)}… already on the host` };
-        await must(ctx, compose(ctx, l.compose, composeArgs.pull(d.service)), `\`docker compose pull ${d.service}\``, "pull", { timeoutMs: 30 * 60_000 });
+        await must(ctx, cmd.pull(l, ref), `\`docker pull ${ref}\``, "pull", { timeoutMs: 30 * 60_000 });
         return { value: undefined, summary: `pulled ${ref}` };
       });
 
@@ -318,7 +329,10 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
     return { result: "success", running, fallback: target.fallback, durationMs, compose: rendered.yaml };
   } finally {
     if (loggedIn) await remote.run(cmd.logout(l, input.image.registry)).catch(() => undefined);
-    await releaseLock(remote, l).catch((e) => rep.warn(`WARNING: could not release ${l.lock}: ${(e as Error).message} — remove it with --break-lock`));
+    await releaseLock(remote, l, lockId).then(
+      (note) => note && rep.warn(`WARNING: ${note}`),
+      (e) => rep.warn(`WARNING: could not release ${l.lock}: ${(e as Error).message} — remove it with --break-lock`),
+    );
   }
 }
 

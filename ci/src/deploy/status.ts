@@ -1,7 +1,7 @@
 // `status`: what runs now on the host — the release history says is running (digest, sha), the container's
 // state and health as Docker sees it, the health URL's answer, and the last history lines. Read-only.
 import { cmd, composeArgs } from "./commands.js";
-import { currentRelease, type HistoryEntry, type Release } from "./history.js";
+import { currentRelease, lastEntries, type HistoryEntry, type Release } from "./history.js";
 import { readHistory, withConnection, type DeployEnv, type DeployInput } from "./run.js";
 
 export interface StatusReport {
@@ -18,7 +18,7 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
     const entries = await readHistory(ctx);
     const running = currentRelease(entries);
     let container: StatusReport["container"] = null;
-    const ps = await remote.run(cmd.compose(l, project, l.compose, composeArgs.psJson(d.service)), { timeoutMs: 30_000 });
+    const ps = await remote.run(cmd.compose(project, l.compose, composeArgs.psJson(d.service)), { timeoutMs: 30_000 });
     if (ps.code === 0) {
       for (const line of ps.stdout.split("\n")) {
         if (!line.trim()) continue;
@@ -40,7 +40,7 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
         health = `${d.health.url} → no answer (${(e as Error).message})`;
       }
     }
-    const history = entries.slice(-(input.lines ?? 5));
+    const history = lastEntries(entries, input.lines ?? 5);
     rep.out(`[status] ${remote.label} ${l.dir} (project ${project}, service ${d.service})`);
     rep.out(
       running
@@ -51,7 +51,7 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
     );
     rep.out(container ? `container: ${container.state}, health ${container.health}, image ${container.image}` : `container: none for ${d.service}`);
     if (health) rep.out(`health: ${health}`);
-    if (entries.length > 0) rep.out(`last ${history.length} of ${entries.length} history line(s) (${l.history}):`);
+    if (history.length > 0) rep.out(`last ${history.length} of ${entries.length} history line(s) (${l.history}):`);
     for (const e of history) {
       rep.out(`  ${e.time} ${e.action} ${e.sha.slice(0, 12)} ${e.digest.slice(0, 19)}… ${e.result}${e.fallback ? " fallback" : ""}${e.failedPhase ? ` (${e.interrupted ? "interrupted" : "failed"} in ${e.failedPhase})` : ""} ${(e.durationMs / 1000).toFixed(1)}s`);
     }

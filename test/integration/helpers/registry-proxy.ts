@@ -2,7 +2,7 @@
 // own: transient failures (answer 503 to the first N manifest requests, then pass through) and tag-list
 // pagination (distribution 2.8 ignores `n` on tags/list — measured — while GHCR and newer registries page with
 // `n` and `Link: <…>; rel="next"`). Everything else is forwarded unchanged, auth headers included.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { freePort } from "./ports.js";
 
 export interface ProxyOptions {
@@ -17,6 +17,8 @@ export interface ProxyOptions {
   delayMs?: number;
   /** Serve tags/list in pages of at most this many tags (sorted), with a Link header to the next page. */
   tagsPageSize?: number;
+  /** Awaited before a request is forwarded: lets a test hold a client mid-request (e.g. `docker login`'s ping). */
+  hold?: (req: { method: string; path: string; headers: IncomingHttpHeaders }) => Promise<void>;
 }
 
 export interface RegistryProxy {
@@ -40,6 +42,7 @@ export async function startRegistryProxy(upstream: string, opts: ProxyOptions = 
       return fetch(`${upstream}${url.pathname}${url.search}`, { method: req.method, headers, redirect: "manual" });
     };
     try {
+      await opts.hold?.({ method: req.method ?? "", path: url.pathname, headers: req.headers });
       const isManifest = /\/manifests\//.test(url.pathname);
       if (isManifest && opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
       if (isManifest && failuresLeft > 0) {

@@ -29,7 +29,18 @@ export function fingerprintOfPub(pubFile: string): string {
   return execFileSync("ssh-keygen", ["-lf", pubFile], { encoding: "utf8" }).split(" ")[1]!;
 }
 
-export async function startSshd(): Promise<Sshd> {
+export interface SshdOptions {
+  /** Variables every session gets (sshd's SetEnv; e.g. HOME, to give the SSH user another home directory). */
+  env?: Record<string, string>;
+  /**
+   * Directories that look empty to every session: sshd runs in its own mount namespace (`unshare --mount`,
+   * private propagation) with an empty directory bind-mounted over each. The rest of the machine sees no change,
+   * and the mounts vanish with the namespace when sshd and its sessions end.
+   */
+  hide?: string[];
+}
+
+export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   const dir = mkdtempSync(join(tmpdir(), "hamalog-sshd-"));
   const port = await freePort();
   keygen(join(dir, "host_key"));
@@ -51,10 +62,19 @@ export async function startSshd(): Promise<Sshd> {
     "AllowTcpForwarding yes",
     "MaxSessions 20",
     "LogLevel ERROR",
+    ...Object.entries(opts.env ?? {}).map(([k, v]) => `SetEnv ${k}=${v}`),
   ];
   writeFileSync(join(dir, "sshd_config"), config.join("\n") + "\n");
   mkdirSync("/run/sshd", { recursive: true });
-  const child: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-E", join(dir, "sshd.log")], {
+  const sshdArgv = ["/usr/sbin/sshd", "-D", "-f", join(dir, "sshd_config"), "-E", join(dir, "sshd.log")];
+  let argv = sshdArgv;
+  if (opts.hide?.length) {
+    mkdirSync(join(dir, "empty"));
+    // unshare and sh exec into sshd: the child's pid stays sshd's, so stop() still stops it by its own pid.
+    const script = 'empty="$1"; shift; n="$1"; shift; i=0; while [ "$i" -lt "$n" ]; do mount --bind "$empty" "$1" || exit 1; shift; i=$((i+1)); done; exec "$@"';
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "hide", join(dir, "empty"), String(opts.hide.length), ...opts.hide, ...sshdArgv];
+  }
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";

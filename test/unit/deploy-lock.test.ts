@@ -1,0 +1,67 @@
+// The deploy lock (ci/src/deploy/lock.ts) on a real filesystem: every remote command is the exact argv the core
+// builds, turned into one shell line by shell.ts and run by a real `sh -c` — what sshd does with it. The point:
+// a deploy whose lock was broken with --break-lock (and taken by another deploy) must not delete the new lock.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cmd, layout } from "../../ci/src/deploy/commands.js";
+import { acquireLock, releaseLock, type LockHolder } from "../../ci/src/deploy/lock.js";
+import type { Remote } from "../../ci/src/deploy/remote.js";
+import type { Clock } from "../../ci/src/deploy/report.js";
+import { shellCommand } from "../../ci/src/shell.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "hamalog-lock-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** This machine as the host: argv → shell.ts → `sh -c`, stdin fed as given. */
+const local: Remote = {
+  label: "root@local",
+  hostKeyFingerprint: "SHA256:local",
+  async run(argv, opts = {}) {
+    const r = spawnSync("sh", ["-c", shellCommand(argv)], { input: opts.stdin ?? "", encoding: "utf8" });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  },
+  httpGet: () => Promise.reject(new Error("not used")),
+  close: () => undefined,
+};
+const clock: Clock = { now: () => new Date("2025-01-01T00:00:00Z"), monotonic: () => 0, sleep: async () => undefined };
+const holder = (name: string, id: string): LockHolder => ({ holder: name, sha: "a".repeat(40), since: "2025-01-01T00:00:00.000Z", action: "deploy", id });
+
+describe("deploy lock ownership", () => {
+  it("a broken deploy's release leaves the new holder's lock in place and says so; the holder's own release removes it", async () => {
+    const l = layout(join(tmp, "app"));
+    await local.run(cmd.mkdirs(l.dir));
+    await acquireLock(local, l, clock, { holder: holder("A (pid 1)", "attempt-a") });
+    expect(JSON.parse(readFileSync(l.lockHolder, "utf8"))).toMatchObject({ holder: "A (pid 1)", id: "attempt-a" });
+    // B decides A is dead, breaks the lock and takes it while A is still running.
+    const note = await acquireLock(local, l, clock, { holder: holder("B (pid 2)", "attempt-b"), breakLock: true });
+    expect(note).toMatch(/^broke the lock held by A \(pid 1\)/);
+    // A finishes and releases "its" lock: it is B's now.
+    const a = await releaseLock(local, l, "attempt-a");
+    expect(a).toMatch(/left the lock .*\.deploy\.lock on root@local alone: it was broken with --break-lock while this deploy ran and is now held by B \(pid 2\)/);
+    expect(JSON.parse(readFileSync(l.lockHolder, "utf8"))).toMatchObject({ holder: "B (pid 2)", id: "attempt-b" });
+    // B's own release works, and a release with nothing left says so.
+    expect(await releaseLock(local, l, "attempt-b")).toBeUndefined();
+    expect(existsSync(l.lock)).toBe(false);
+    expect(await releaseLock(local, l, "attempt-b")).toMatch(/was already gone/);
+  });
+
+  it("an id that is a prefix of the holder's does not count as the holder's", async () => {
+    const l = layout(join(tmp, "prefix"));
+    await local.run(cmd.mkdirs(l.dir));
+    await acquireLock(local, l, clock, { holder: holder("C", "attempt-c-long") });
+    expect(await releaseLock(local, l, "attempt-c")).toMatch(/left the lock/);
+    expect(existsSync(l.lock)).toBe(true);
+    expect(await releaseLock(local, l, "attempt-c-long")).toBeUndefined();
+    expect(existsSync(l.lock)).toBe(false);
+  });
+
+  it("release is one remote step whose paths and id are arguments, never script text", () => {
+    const l = layout("/srv/it's; rm -rf /");
+    const argv = cmd.lockRelease(l, "id-1");
+    expect(argv.slice(0, 3)).toEqual(["sh", "-c", 'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || exit 3; rm -rf -- "$1"']);
+    expect(argv.slice(3)).toEqual(["hamalog-unlock", "/srv/it's; rm -rf /.deploy.lock", '"id":"id-1"']);
+  });
+});
