@@ -84,6 +84,10 @@ export async function connectSsh(t: SshTarget, warn: (line: string) => void): Pr
         return !t.hostKey || seen === t.hostKey;
       },
     });
+    // Nagle's algorithm (on by default in ssh2) holds each small channel request until the server's delayed ACK:
+    // ~45 ms per remote command on an idle connection. Every message here is latency-bound, none bulk. (The socket
+    // exists once connect() returns; Node applies the option when it connects.)
+    client.setNoDelay(true);
   });
   if (!t.hostKey) {
     warn(
@@ -147,7 +151,8 @@ class SshRemote implements Remote {
 
   run(argv: readonly string[], opts: RunOptions = {}): Promise<ExecResult> {
     const command = shellCommand(opts.stdin === undefined ? tied(argv) : argv);
-    const what = `running \`${argv.slice(0, 3).join(" ")}\``;
+    // A phase script (`sh -c SCRIPT NAME …`) is named by its $0, not by its text.
+    const what = `running \`${(argv[0] === "sh" && argv[1] === "-c" && argv[3] ? [argv[3]] : argv.slice(0, 3)).join(" ")}\``;
     return new Promise((resolve, reject) => {
       if (opts.signal?.aborted) return reject(new PipelineError("interrupted"));
       if (this.faults.error) return reject(this.lost(what, this.faults.error));

@@ -2,7 +2,7 @@
 // builds, turned into one shell line by shell.ts and run by a real `sh -c` — what sshd does with it. The point:
 // a deploy whose lock was broken with --break-lock (and taken by another deploy) must not delete the new lock.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -32,11 +32,11 @@ const holder = (name: string, id: string): LockHolder => ({ holder: name, sha: "
 describe("deploy lock ownership", () => {
   it("a broken deploy's release leaves the new holder's lock in place and says so; the holder's own release removes it", async () => {
     const l = layout(join(tmp, "app"));
-    await local.run(cmd.mkdirs(l.dir));
-    await acquireLock(local, l, clock, { holder: holder("A (pid 1)", "attempt-a") });
+    const a0 = await acquireLock(local, l, clock, { holder: holder("A (pid 1)", "attempt-a") }); // makes the directory too
+    expect(a0).toEqual({ note: undefined, hadCompose: false, history: "" });
     expect(JSON.parse(readFileSync(l.lockHolder, "utf8"))).toMatchObject({ holder: "A (pid 1)", id: "attempt-a" });
     // B decides A is dead, breaks the lock and takes it while A is still running.
-    const note = await acquireLock(local, l, clock, { holder: holder("B (pid 2)", "attempt-b"), breakLock: true });
+    const { note } = await acquireLock(local, l, clock, { holder: holder("B (pid 2)", "attempt-b"), breakLock: true });
     expect(note).toMatch(/^broke the lock held by A \(pid 1\)/);
     // A finishes and releases "its" lock: it is B's now.
     const a = await releaseLock(local, l, "attempt-a");
@@ -50,7 +50,6 @@ describe("deploy lock ownership", () => {
 
   it("an id that is a prefix of the holder's does not count as the holder's", async () => {
     const l = layout(join(tmp, "prefix"));
-    await local.run(cmd.mkdirs(l.dir));
     await acquireLock(local, l, clock, { holder: holder("C", "attempt-c-long") });
     expect(await releaseLock(local, l, "attempt-c")).toMatch(/left the lock/);
     expect(existsSync(l.lock)).toBe(true);
@@ -58,10 +57,29 @@ describe("deploy lock ownership", () => {
     expect(existsSync(l.lock)).toBe(false);
   });
 
+  it("reads, under the lock, whether a compose file runs and the history; a held lock fails naming its holder", async () => {
+    const l = layout(join(tmp, "state"));
+    mkdirSync(l.dir);
+    writeFileSync(l.compose, "services: {}\n");
+    writeFileSync(l.history, '{"sha":"x"}\n');
+    expect(await acquireLock(local, l, clock, { holder: holder("D (pid 4)", "attempt-d") })).toEqual({ note: undefined, hadCompose: true, history: '{"sha":"x"}\n' });
+    await expect(acquireLock(local, l, clock, { holder: holder("E", "attempt-e") })).rejects.toThrow(
+      /another deploy holds the lock .*\.deploy\.lock on root@local: D \(pid 4\) \(deploy of aaaaaaaaaaaa since 2025-01-01T00:00:00\.000Z\)/,
+    );
+    expect(JSON.parse(readFileSync(l.lockHolder, "utf8"))).toMatchObject({ id: "attempt-d" });
+    expect(await releaseLock(local, l, "attempt-d")).toBeUndefined();
+  });
+
+  it("a directory that cannot be made fails the lock phase naming it", async () => {
+    const file = join(tmp, "not-a-dir");
+    writeFileSync(file, "");
+    await expect(acquireLock(local, layout(join(file, "app")), clock, { holder: holder("F", "f") })).rejects.toThrow(/creating .*not-a-dir\/app failed on root@local \(exit 1\): mkdir: .*Not a directory/);
+  });
+
   it("release is one remote step whose paths and id are arguments, never script text", () => {
     const l = layout("/srv/it's; rm -rf /");
     const argv = cmd.lockRelease(l, "id-1");
-    expect(argv.slice(0, 3)).toEqual(["sh", "-c", 'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || exit 3; rm -rf -- "$1"']);
-    expect(argv.slice(3)).toEqual(["hamalog-unlock", "/srv/it's; rm -rf /.deploy.lock", '"id":"id-1"']);
+    expect(argv.slice(3)).toEqual(["hamalog-unlock", "/srv/it's; rm -rf /.deploy.lock", '"id":"id-1"', "/srv/it's; rm -rf /.docker", ""]);
+    expect(argv[2]).not.toContain("it's");
   });
 });

@@ -22,8 +22,12 @@ describe("deploy commands", () => {
     expect(L).toMatchObject({ dir: "/opt/hamalog", compose: "/opt/hamalog/compose.yaml", previous: "/opt/hamalog/compose.previous.yaml", history: "/opt/hamalog/history.jsonl", lock: "/opt/hamalog/.deploy.lock", dockerConfig: "/opt/hamalog/.docker" });
   });
 
-  it("logs in with the token on stdin, into the deploy's own Docker config", () => {
-    expect(cmd.login(L, "ghcr.io", "deployer")).toEqual(["env", "DOCKER_CONFIG=/opt/hamalog/.docker", "docker", "login", "--username", "deployer", "--password-stdin", "ghcr.io"]);
+  it("logs in with the token on stdin, into the deploy's own Docker config (one session: the config dir, then login)", () => {
+    expect(cmd.login(L, "ghcr.io", "deployer")).toEqual([
+      "sh", "-c",
+      'echo hamalog-step:config-dir >&2; mkdir -p -m 0700 -- "$1" || exit; echo hamalog-step:login >&2; exec env DOCKER_CONFIG="$1" docker login --username "$2" --password-stdin "$3"',
+      "hamalog-login", "/opt/hamalog/.docker", "deployer", "ghcr.io",
+    ]);
   });
 
   it("runs compose with an explicit project and file, and up waits with the configured timeout", () => {
@@ -33,31 +37,75 @@ describe("deploy commands", () => {
     ]);
   });
 
+  it("preflight probes the host in one session: docker info only when the platform is not configured, then compose version", () => {
+    const script = 'if [ -n "$1" ]; then echo hamalog-step:info >&2; docker info --format "$1" || exit; fi; echo hamalog-step:compose >&2; docker compose version';
+    expect(cmd.probe(true)).toEqual(["sh", "-c", script, "hamalog-probe", "{{.OSType}}/{{.Architecture}}"]);
+    expect(cmd.probe(false)).toEqual(["sh", "-c", script, "hamalog-probe", ""]);
+  });
+
+  it("takes the lock and reads the directory under it in one session; --break-lock prints the holder it removes", () => {
+    expect(cmd.lockAcquire(L)).toEqual([
+      "sh", "-c",
+      'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; exit 3; fi; exit 4; fi; ' +
+        'if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit 5; fi; ' +
+        'if test -e "$3"; then echo compose-present; else echo compose-absent; fi; cat -- "$4" 2>/dev/null; exit 0',
+      "hamalog-lock", "/opt/hamalog", "/opt/hamalog/.deploy.lock", "/opt/hamalog/compose.yaml", "/opt/hamalog/history.jsonl",
+    ]);
+    expect(cmd.lockBreak(L)).toEqual(["sh", "-c", 'test -e "$1" || exit 4; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"', "hamalog-break-lock", "/opt/hamalog/.deploy.lock"]);
+  });
+
+  it("renders in two sessions: the file on stdin, then (tied) compose config + keep the previous file + rename", () => {
+    expect(cmd.write("/opt/x; rm -rf /")).toEqual(["sh", "-c", 'umask 077 && cat > "$1"', "hamalog-write", "/opt/x; rm -rf /"]);
+    const script =
+      'echo hamalog-step:config >&2; docker compose --project-name "$1" --file "$2" config --quiet || exit; ' +
+      'if [ -n "$4" ]; then echo hamalog-step:keep >&2; cp -p -- "$3" "$4" || exit; fi; echo hamalog-step:rename >&2; mv -f -- "$2" "$3"';
+    expect(cmd.switchCompose("hamalog", L, true)).toEqual(["sh", "-c", script, "hamalog-switch", "hamalog", "/opt/hamalog/.compose.next.yaml", "/opt/hamalog/compose.yaml", "/opt/hamalog/compose.previous.yaml"]);
+    expect(cmd.switchCompose("hamalog", L, false).slice(4)).toEqual(["hamalog", "/opt/hamalog/.compose.next.yaml", "/opt/hamalog/compose.yaml", ""]);
+  });
+
+  it("pulls the pinned digest with plain docker pull under the deploy's DOCKER_CONFIG, only when it is not on the host", () => {
+    expect(cmd.pullMissing(L, "ghcr.io/a/b@sha256:x")).toEqual([
+      "sh", "-c",
+      'if docker image inspect "$2" >/dev/null 2>&1; then echo hamalog-image-present; exit 0; fi; exec env DOCKER_CONFIG="$1" docker pull --quiet "$2"',
+      "hamalog-pull", "/opt/hamalog/.docker", "ghcr.io/a/b@sha256:x",
+    ]);
+  });
+
+  it("appends history and lists it with this repository's images in one session; prune removes in one", () => {
+    expect(cmd.appendAndList(L, "ghcr.io/a/b")).toEqual([
+      "sh", "-c",
+      'a=0; (umask 077 && cat >> "$1") || a=$?; echo hamalog-history; cat -- "$1" 2>/dev/null; echo hamalog-images; docker image ls --digests --format "$3" "$2"; exit "$a"',
+      "hamalog-history", "/opt/hamalog/history.jsonl", "ghcr.io/a/b", "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}",
+    ]);
+    expect(cmd.imagesRemove(["r/a@sha256:1", "r/a@sha256:2"])).toEqual([
+      "sh", "-c", 'for ref in "$@"; do docker image rm "$ref" >/dev/null 2>&1 && echo "$ref"; done; exit 0', "hamalog-prune", "r/a@sha256:1", "r/a@sha256:2",
+    ]);
+  });
+
+  it("logs out (when logged in) and releases the lock in one session", () => {
+    const script =
+      'if [ -n "$4" ]; then env DOCKER_CONFIG="$3" docker logout "$4" >/dev/null 2>&1; fi; ' +
+      'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || { cat -- "$1/holder.json" 2>/dev/null; exit 3; }; rm -rf -- "$1"';
+    expect(cmd.lockRelease(L, "id-1", "ghcr.io")).toEqual(["sh", "-c", script, "hamalog-unlock", "/opt/hamalog/.deploy.lock", '"id":"id-1"', "/opt/hamalog/.docker", "ghcr.io"]);
+    expect(cmd.lockRelease(L, "id-1").slice(-1)).toEqual([""]);
+  });
+
   // The docker CLI finds plugins in $DOCKER_CONFIG/cli-plugins: a compose plugin installed in ~/.docker/cli-plugins
   // is invisible under the deploy's DOCKER_CONFIG. So only built-in commands that need the registry login get it.
   it.each([
-    ["login", cmd.login(L, "ghcr.io", "u"), true],
-    ["logout", cmd.logout(L, "ghcr.io"), true],
-    ["pull by digest", cmd.pull(L, "ghcr.io/a/b@sha256:x"), true],
-    ["manifest inspect", cmd.manifestInspect(L, "ghcr.io/a/b:t@sha256:x", false), true],
-    ["compose up", cmd.compose("p", L.compose, composeArgs.up("app", 1)), false],
-    ["compose config", cmd.compose("p", L.next, composeArgs.validate()), false],
-    ["compose ps/logs", cmd.compose("p", L.compose, composeArgs.logs("app", 30)), false],
-    ["compose version (preflight)", cmd.composeVersion(), false],
-  ])("%s runs with the deploy's DOCKER_CONFIG: %s", (_n, argv, withConfig) => {
-    expect(argv.some((w) => w.startsWith("DOCKER_CONFIG="))).toBe(withConfig);
-    if (withConfig) expect(argv.slice(0, 3)).toEqual(["env", "DOCKER_CONFIG=/opt/hamalog/.docker", "docker"]);
-    else expect(argv.slice(0, 2)).toEqual(["docker", "compose"]);
-  });
-
-  it("pulls the pinned digest with plain docker pull (compose then finds it locally) and checks compose in preflight", () => {
-    expect(cmd.pull(L, "ghcr.io/a/b@sha256:x")).toEqual(["env", "DOCKER_CONFIG=/opt/hamalog/.docker", "docker", "pull", "--quiet", "ghcr.io/a/b@sha256:x"]);
-    expect(cmd.composeVersion()).toEqual(["docker", "compose", "version"]);
-  });
-
-  it("writes files through a constant script with the path as $1", () => {
-    expect(cmd.write("/opt/x; rm -rf /")).toEqual(["sh", "-c", 'umask 077 && cat > "$1"', "hamalog-write", "/opt/x; rm -rf /"]);
-    expect(cmd.lockAcquire(L)).toEqual(["mkdir", "-m", "0700", "--", "/opt/hamalog/.deploy.lock"]);
+    ["login", cmd.login(L, "ghcr.io", "u"), ["login"]],
+    ["logout + unlock", cmd.lockRelease(L, "i", "ghcr.io"), ["logout"]],
+    ["pull by digest", cmd.pullMissing(L, "ghcr.io/a/b@sha256:x"), ["pull"]],
+    ["manifest inspect", cmd.manifestInspect(L, "ghcr.io/a/b:t@sha256:x", false), ["manifest"]],
+    ["compose up", cmd.compose("p", L.compose, composeArgs.up("app", 1)), []],
+    ["compose config (render)", cmd.switchCompose("p", L, true), []],
+    ["compose ps/logs", cmd.compose("p", L.compose, composeArgs.logs("app", 30)), []],
+    ["compose version (preflight)", cmd.probe(true), []],
+  ])("%s: DOCKER_CONFIG only for docker %j", (_n, argv, withConfig) => {
+    const text = argv.join(" ");
+    expect([...text.matchAll(/DOCKER_CONFIG=\S+ docker ([a-z]+)/g)].map((m) => m[1])).toEqual(withConfig);
+    expect(text.split("DOCKER_CONFIG=").length - 1).toBe(withConfig.length);
+    expect(text).not.toMatch(/DOCKER_CONFIG=\S+ docker compose/);
   });
 
   it.each([

@@ -55,47 +55,147 @@ export const lockIdField = (id: string) => `"id":${JSON.stringify(id)}`;
 /** Only for built-in docker commands that need the deploy's registry login; never for plugins (see Layout). */
 const withConfig = (l: Layout, argv: string[]) => ["env", `DOCKER_CONFIG=${l.dockerConfig}`, ...argv];
 
+/**
+ * Phase scripts announce each step on stderr (`hamalog-step:NAME`) before running it and exit with that step's own
+ * exit code: a failure names the step that failed, or was in flight when the command timed out or was stopped.
+ */
+export const STEP_MARK = "hamalog-step:";
+
+/** The last step a phase script announced, and what it wrote to stderr since (all of stderr when none was announced). */
+export function lastStep(stderr: string): { step: string | undefined; stderr: string } {
+  let step: string | undefined;
+  let rest: string[] = [];
+  for (const line of stderr.split("\n")) {
+    if (line.startsWith(STEP_MARK)) {
+      step = line.slice(STEP_MARK.length).trim();
+      rest = [];
+    } else rest.push(line);
+  }
+  return { step, stderr: rest.join("\n") };
+}
+
+/** Printed by the pull script, alone, when the digest is already on the host (`docker pull --quiet` prints the reference). */
+export const IMAGE_PRESENT = "hamalog-image-present";
+/** Lines in the history script's output: the history file follows the first, the image list the second. */
+export const HISTORY_MARK = "hamalog-history";
+export const IMAGES_MARK = "hamalog-images";
+const IMAGE_LS_FORMAT = "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}";
+
+// Each phase sends as few remote commands as it can: every exec is a new SSH session, and sshd runs each through the
+// user's login shell (whose rc files may cost 100 ms+). The scripts below are constants; every value arrives as a
+// positional argument ("$1" …) and is quoted by shell.ts like any other word, never spliced into script text.
 export const cmd = {
-  /** The host's platform as `os/arch` (arch in Docker's uname form, normalised by hostPlatform). */
-  dockerInfo: () => ["docker", "info", "--format", "{{.OSType}}/{{.Architecture}}"],
-  /** Preflight: the compose v2 plugin is found the way every compose call below finds it. */
-  composeVersion: () => ["docker", "compose", "version"],
-  mkdirs: (path: string) => ["mkdir", "-p", "-m", "0700", "--", path],
-  /** Atomic: exits non-zero when the lock directory already exists. */
-  lockAcquire: (l: Layout) => ["mkdir", "-m", "0700", "--", l.lock],
-  /** Remove the lock whoever holds it: --break-lock, or our own half-made lock. */
-  lockBreak: (l: Layout) => ["rm", "-rf", "--", l.lock],
   /**
-   * Remove the lock only if holder.json still carries this attempt's id: a deploy whose lock was broken (and maybe
-   * taken by another deploy) must not delete the new holder's lock. One shell step; the script is a constant, the
-   * lock dir and the id arrive as $1 and $2. Exit 0 released, 3 held by someone else, 4 already gone.
+   * Preflight in one session: the host's platform as `os/arch` from `docker info` (only when deploy/platform is not
+   * set: its line comes first; arch in Docker's uname form, normalised by hostPlatform), then `docker compose
+   * version` — the compose v2 plugin found the way every compose call below finds it. Steps `info`, `compose`.
    */
-  lockRelease: (l: Layout, id: string) => [
+  probe: (withPlatform: boolean) => [
     "sh",
     "-c",
-    'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || exit 3; rm -rf -- "$1"',
+    `if [ -n "$1" ]; then echo ${STEP_MARK}info >&2; docker info --format "$1" || exit; fi; echo ${STEP_MARK}compose >&2; docker compose version`,
+    "hamalog-probe",
+    withPlatform ? "{{.OSType}}/{{.Architecture}}" : "",
+  ],
+  /**
+   * Take the lock and read, under it, what the deploy needs: create the deploy directory, mkdir the lock (atomic),
+   * write holder.json from stdin, then print `compose-present`/`compose-absent` and the history file. Exit 3: the
+   * lock is held (its holder.json printed); 4: it could not be made and is not there (a holder released it just now, or no permission); 5:
+   * holder.json could not be written (the half-made lock is removed); any other code: the directory could not be made.
+   */
+  lockAcquire: (l: Layout) => [
+    "sh",
+    "-c",
+    'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; exit 3; fi; exit 4; fi; ' +
+      'if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit 5; fi; ' +
+      'if test -e "$3"; then echo compose-present; else echo compose-absent; fi; cat -- "$4" 2>/dev/null; exit 0',
+    "hamalog-lock",
+    l.dir,
+    l.lock,
+    l.compose,
+    l.history,
+  ],
+  /** --break-lock: print holder.json (if any) and remove the lock whoever holds it. Exit 4: there was no lock. */
+  lockBreak: (l: Layout) => ["sh", "-c", 'test -e "$1" || exit 4; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"', "hamalog-break-lock", l.lock],
+  /**
+   * Log out of the deploy's Docker config (when `registry` is given; best-effort), then remove the lock only if
+   * holder.json still carries this attempt's id: a deploy whose lock was broken (and maybe taken by another deploy)
+   * must not delete the new holder's lock. Exit 0 released, 3 held by someone else (holder.json printed), 4 already gone.
+   */
+  lockRelease: (l: Layout, id: string, logoutRegistry?: string) => [
+    "sh",
+    "-c",
+    'if [ -n "$4" ]; then env DOCKER_CONFIG="$3" docker logout "$4" >/dev/null 2>&1; fi; ' +
+      'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || { cat -- "$1/holder.json" 2>/dev/null; exit 3; }; rm -rf -- "$1"',
     "hamalog-unlock",
     l.lock,
     lockIdField(id),
+    l.dockerConfig,
+    logoutRegistry ?? "",
   ],
   cat: (path: string) => ["cat", "--", path],
-  exists: (path: string) => ["test", "-e", path],
   /** Write stdin to `path` (mode 0600). The script is a constant; the path arrives as $1, never parsed. */
   write: (path: string) => ["sh", "-c", 'umask 077 && cat > "$1"', "hamalog-write", path],
   append: (path: string) => ["sh", "-c", 'umask 077 && cat >> "$1"', "hamalog-append", path],
+  /**
+   * Append stdin to the history, then print it and this repository's images (what prune needs), each after its
+   * mark line. The listing comes even when the append failed; the exit code is the append's.
+   */
+  appendAndList: (l: Layout, name: string) => [
+    "sh",
+    "-c",
+    'a=0; (umask 077 && cat >> "$1") || a=$?; echo ' + HISTORY_MARK + '; cat -- "$1" 2>/dev/null; echo ' + IMAGES_MARK + "; " +
+      'docker image ls --digests --format "$3" "$2"; exit "$a"',
+    "hamalog-history",
+    l.history,
+    name,
+    IMAGE_LS_FORMAT,
+  ],
   move: (from: string, to: string) => ["mv", "-f", "--", from, to],
   copy: (from: string, to: string) => ["cp", "-p", "--", from, to],
-  remove: (path: string) => ["rm", "-f", "--", path],
-  tail: (path: string, lines: number) => ["tail", "-n", String(lines), "--", path],
-  /** The password/token arrives on stdin; never in argv. */
-  login: (l: Layout, registry: string, username: string) =>
-    withConfig(l, ["docker", "login", "--username", username, "--password-stdin", registry]),
-  logout: (l: Layout, registry: string) => withConfig(l, ["docker", "logout", registry]),
-  /** Pull `name@digest` with the deploy's login; compose then finds it locally (its pull policy is `missing`). */
-  pull: (l: Layout, ref: string) => withConfig(l, ["docker", "pull", "--quiet", ref]),
+  /** The password/token arrives on stdin; never in argv. Steps `config-dir` (mkdir), then `login`. */
+  login: (l: Layout, registry: string, username: string) => [
+    "sh",
+    "-c",
+    `echo ${STEP_MARK}config-dir >&2; mkdir -p -m 0700 -- "$1" || exit; echo ${STEP_MARK}login >&2; ` +
+      'exec env DOCKER_CONFIG="$1" docker login --username "$2" --password-stdin "$3"',
+    "hamalog-login",
+    l.dockerConfig,
+    username,
+    registry,
+  ],
+  /**
+   * Check the rendered file with `docker compose config`, keep the running file as `previous` (when given), then
+   * rename the rendered file into place. Steps `config`, `keep`, `rename`.
+   */
+  switchCompose: (project: string, l: Layout, keepPrevious: boolean) => [
+    "sh",
+    "-c",
+    `echo ${STEP_MARK}config >&2; docker compose --project-name "$1" --file "$2" config --quiet || exit; ` +
+      `if [ -n "$4" ]; then echo ${STEP_MARK}keep >&2; cp -p -- "$3" "$4" || exit; fi; ` +
+      `echo ${STEP_MARK}rename >&2; mv -f -- "$2" "$3"`,
+    "hamalog-switch",
+    project,
+    l.next,
+    l.compose,
+    keepPrevious ? l.previous : "",
+  ],
+  /**
+   * Pull `name@digest` with the deploy's login unless it is on the host already (then print IMAGE_PRESENT); compose
+   * then finds it locally (its pull policy is `missing`).
+   */
+  pullMissing: (l: Layout, ref: string) => [
+    "sh",
+    "-c",
+    `if docker image inspect "$2" >/dev/null 2>&1; then echo ${IMAGE_PRESENT}; exit 0; fi; exec env DOCKER_CONFIG="$1" docker pull --quiet "$2"`,
+    "hamalog-pull",
+    l.dockerConfig,
+    ref,
+  ],
   imagePresent: (ref: string) => ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
-  imageDigests: (name: string) => ["docker", "image", "ls", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}", name],
-  imageRemove: (ref: string) => ["docker", "image", "rm", ref],
+  imageDigests: (name: string) => ["docker", "image", "ls", "--digests", "--format", IMAGE_LS_FORMAT, name],
+  /** Remove each image; prints the references that were removed. */
+  imagesRemove: (refs: readonly string[]) => ["sh", "-c", 'for ref in "$@"; do docker image rm "$ref" >/dev/null 2>&1 && echo "$ref"; done; exit 0', "hamalog-prune", ...refs],
   inspectState: (id: string) => ["docker", "inspect", "--format", "{{json .State}}", id],
   manifestInspect: (l: Layout, ref: string, insecure: boolean) =>
     withConfig(l, ["docker", "manifest", "inspect", ...(insecure ? ["--insecure"] : []), ref]),
@@ -104,7 +204,6 @@ export const cmd = {
 
 /** The compose subcommands the procedure uses. */
 export const composeArgs = {
-  validate: () => ["config", "--quiet"],
   up: (service: string, waitTimeout: number) => ["up", "--detach", "--wait", "--wait-timeout", String(waitTimeout), service],
   stop: (service: string) => ["stop", service],
   ps: () => ["ps", "--all"],

@@ -25,43 +25,47 @@ export interface LockOptions {
   onWait?: (holder: string) => void;
 }
 
-async function readHolder(remote: Remote, l: Layout): Promise<string> {
-  const r = await remote.run(cmd.cat(l.lockHolder));
-  if (r.code !== 0) return "an unknown holder (no holder.json: the lock is being created or was left half-made)";
+/** Who holds the lock, from the text of its holder.json (empty: there was none). */
+function describeHolder(text: string): string {
+  if (text.trim() === "") return "an unknown holder (no holder.json: the lock is being created or was left half-made)";
   try {
-    const h = JSON.parse(r.stdout) as LockHolder;
+    const h = JSON.parse(text) as LockHolder;
     return `${h.holder} (${h.action} of ${h.sha.slice(0, 12)} since ${h.since})`;
   } catch {
     return "an unknown holder (unreadable holder.json)";
   }
 }
 
-/** Acquire the lock; resolves with a note when a stale lock was broken. */
-export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts: LockOptions): Promise<string | undefined> {
+/** What the lock script read under the lock: whether a compose file runs there, and the history file's text. */
+export interface Locked {
+  /** Set when a stale lock was broken (--break-lock): whose it was. */
+  note: string | undefined;
+  hadCompose: boolean;
+  history: string;
+}
+
+/**
+ * Acquire the lock — one remote session in the common case: the deploy directory, the lock, holder.json, and what
+ * the deploy needs to read under the lock (see cmd.lockAcquire).
+ */
+export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts: LockOptions): Promise<Locked> {
   let note: string | undefined;
   if (opts.breakLock) {
-    const exists = await remote.run(cmd.exists(l.lock));
-    if (exists.code === 0) {
-      note = `broke the lock held by ${await readHolder(remote, l)}`;
-      await remote.run(cmd.lockBreak(l));
-    }
+    const b = await remote.run(cmd.lockBreak(l));
+    if (b.code !== 4) note = `broke the lock held by ${describeHolder(b.stdout)}`;
   }
   const deadline = clock.monotonic() + (opts.waitSeconds ?? 0) * 1000;
   let waiting = false;
   let retried = false;
   for (;;) {
-    const r = await remote.run(cmd.lockAcquire(l));
+    const r = await remote.run(cmd.lockAcquire(l), { stdin: `${JSON.stringify(opts.holder)}\n` });
     if (r.code === 0) {
-      const w = await remote.run(cmd.write(l.lockHolder), { stdin: `${JSON.stringify(opts.holder)}\n` });
-      if (w.code !== 0) {
-        await remote.run(cmd.lockBreak(l));
-        throw new PipelineError(`cannot write ${l.lockHolder} on ${remote.label}: ${w.stderr.trim()}`, "lock");
-      }
-      return note;
+      const nl = r.stdout.indexOf("\n");
+      return { note, hadCompose: r.stdout.slice(0, nl) === "compose-present", history: r.stdout.slice(nl + 1) };
     }
-    const exists = await remote.run(cmd.exists(l.lock));
-    if (exists.code !== 0) {
-      // The holder released it between our mkdir and this check: try again at once. Failing twice with no lock
+    if (r.code === 5) throw new PipelineError(`cannot write ${l.lockHolder} on ${remote.label}: ${r.stderr.trim()}`, "lock");
+    if (r.code === 4) {
+      // The holder released it between our mkdir and its check: try again at once. Failing twice with no lock
       // there is a real failure (permissions, a read-only filesystem).
       if (!retried) {
         retried = true;
@@ -69,10 +73,14 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
       }
       throw new PipelineError(`cannot create the lock ${l.lock} on ${remote.label}: ${r.stderr.trim()} — check that ${l.dir} is writable`, "lock");
     }
+    if (r.code !== 3) {
+      const detail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
+      throw new PipelineError(`creating ${l.dir} failed on ${remote.label} (exit ${r.code}): ${detail}`, "lock");
+    }
     retried = false;
+    const who = describeHolder(r.stdout);
     if (opts.signal?.aborted) throw new PipelineError("interrupted while waiting for the lock", "lock");
     if (clock.monotonic() >= deadline) {
-      const who = await readHolder(remote, l);
       throw new PipelineError(
         `another deploy holds the lock ${l.lock} on ${remote.label}: ${who}. ` +
           "Wait for it (or pass --lock-wait SECONDS); if that deploy is dead, remove the stale lock with --break-lock",
@@ -81,19 +89,22 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
     }
     if (!waiting) {
       waiting = true;
-      opts.onWait?.(await readHolder(remote, l));
+      opts.onWait?.(who);
     }
     await clock.sleep(1000);
   }
 }
 
-/** Release our lock; resolves with a warning when it was not ours any more (or already gone), else undefined. */
-export async function releaseLock(remote: Remote, l: Layout, id: string): Promise<string | undefined> {
-  const r = await remote.run(cmd.lockRelease(l, id));
+/**
+ * Release our lock, logging out of `logoutRegistry` first when given (one remote session); resolves with a warning
+ * when it was not ours any more (or already gone), else undefined.
+ */
+export async function releaseLock(remote: Remote, l: Layout, id: string, logoutRegistry?: string): Promise<string | undefined> {
+  const r = await remote.run(cmd.lockRelease(l, id, logoutRegistry));
   if (r.code === 0) return undefined;
   if (r.code === 4) return `the lock ${l.lock} on ${remote.label} was already gone (broken with --break-lock while this deploy ran?)`;
   if (r.code === 3) {
-    return `left the lock ${l.lock} on ${remote.label} alone: it was broken with --break-lock while this deploy ran and is now held by ${await readHolder(remote, l)}`;
+    return `left the lock ${l.lock} on ${remote.label} alone: it was broken with --break-lock while this deploy ran and is now held by ${describeHolder(r.stdout)}`;
   }
   throw new Error(`exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
 }

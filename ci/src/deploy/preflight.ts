@@ -4,7 +4,7 @@
 import { PipelineError } from "../errors.js";
 import { formatReference } from "../reference.js";
 import { LATEST, shaTag } from "../tags.js";
-import { cmd, hostPlatform } from "./commands.js";
+import { cmd, hostPlatform, lastStep } from "./commands.js";
 import type { Remote } from "./remote.js";
 import type { Reporter } from "./report.js";
 
@@ -42,40 +42,40 @@ function diagnosisKind(e: unknown): string | undefined {
   return typeof d?.kind === "string" ? d.kind : undefined;
 }
 
-export async function hostPlatformOf(remote: Remote): Promise<string> {
-  const r = await remote.run(cmd.dockerInfo(), { timeoutMs: 30_000 });
-  if (r.code !== 0) {
+/**
+ * One remote session: the host's platform from `docker info` (unless `platform` is configured), and `docker compose
+ * version`. Every compose call runs `docker compose` as the SSH user with their own Docker config, so the plugin
+ * must be found there (system plugin dirs or ~/.docker/cli-plugins). Checked before the lock: a host without it is
+ * untouched. `platform` is the host's (normalised), when asked for.
+ */
+export async function probeHost(remote: Remote, wantPlatform: boolean): Promise<{ platform: string | undefined }> {
+  const r = await remote.run(cmd.probe(wantPlatform), { timeoutMs: 60_000 });
+  const [infoLine = "", ...rest] = r.stdout.split("\n");
+  const { step, stderr } = lastStep(r.stderr);
+  const user = remote.label.split("@")[0];
+  if (r.code !== 0 && wantPlatform && step !== "compose") {
     throw new PipelineError(
-      `\`docker info\` failed on ${remote.label} (${(r.stderr || r.stdout).trim().slice(0, 300)}) — is Docker running there and may ${remote.label.split("@")[0]} use it?`,
+      `\`docker info\` failed on ${remote.label} (${(stderr || r.stdout).trim().slice(0, 300)}) — is Docker running there and may ${user} use it?`,
       "preflight",
     );
   }
-  return hostPlatform(r.stdout);
-}
-
-/**
- * Every compose call runs `docker compose` as the SSH user with their own Docker config, so the plugin must be
- * found there (system plugin dirs or ~/.docker/cli-plugins). Checked before the lock: a host without it is untouched.
- */
-export async function checkCompose(remote: Remote): Promise<string> {
-  const r = await remote.run(cmd.composeVersion(), { timeoutMs: 30_000 });
   if (r.code !== 0) {
-    const user = remote.label.split("@")[0];
+    const out = wantPlatform ? rest.join("\n") : r.stdout;
     throw new PipelineError(
-      `\`docker compose version\` failed on ${remote.label} (${(r.stderr || r.stdout).trim().split("\n").slice(0, 2).join(" ").slice(0, 300)}): ` +
+      `\`docker compose version\` failed on ${remote.label} (${(stderr || out).trim().split("\n").slice(0, 2).join(" ").slice(0, 300)}): ` +
         `the Docker Compose v2 plugin is missing for ${user} there. Install it on the host (Docker's \`docker-compose-plugin\` package, ` +
         `or the \`docker-compose\` binary in /usr/libexec/docker/cli-plugins/ or ~${user}/.docker/cli-plugins/); nothing on ${remote.label} was changed`,
       "preflight",
     );
   }
-  return r.stdout.trim();
+  return { platform: wantPlatform ? hostPlatform(infoLine) : undefined };
 }
 
 export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Target> {
   const tag = shaTag(p.sha);
   const name = `${p.registry}/${p.repository}`;
-  const platform = p.platform ?? (await hostPlatformOf(remote));
-  await checkCompose(remote);
+  const host = await probeHost(remote, p.platform === undefined);
+  const platform = p.platform ?? host.platform ?? "";
   const ask = (reference: string) =>
     verify({
       registry: p.registry,

@@ -7,12 +7,12 @@ import type { DeployConfig } from "../config.js";
 import { ConfigError, PipelineError } from "../errors.js";
 import { parseReference, validateDigest } from "../reference.js";
 import { normalizeSha } from "../tags.js";
-import { cmd, composeArgs, layout, projectName, type Layout } from "./commands.js";
+import { cmd, composeArgs, HISTORY_MARK, IMAGE_PRESENT, IMAGES_MARK, lastStep, layout, projectName, type Layout } from "./commands.js";
 import { collectDiagnostics } from "./diagnostics.js";
 import { waitHealthy } from "./health.js";
 import { currentRelease, digestsToKeep, historyLine, parseHistory, rollbackTarget, successfulReleases, type HistoryEntry, type Release } from "./history.js";
 import { acquireLock, releaseLock } from "./lock.js";
-import { checkCompose, preflight, type RegistryCredentials, type Target, type VerifyFn } from "./preflight.js";
+import { preflight, probeHost, type RegistryCredentials, type Target, type VerifyFn } from "./preflight.js";
 import type { Remote } from "./remote.js";
 import { redactError, Reporter, seconds, type Clock, type Output } from "./report.js";
 
@@ -129,7 +129,7 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
   }
   return withConnection(input, env, async (ctx) => {
     const target = await ctx.rep.phase("preflight", async () => {
-      await checkCompose(ctx.remote);
+      await probeHost(ctx.remote, false);
       const entries = await readHistory(ctx);
       const r = rollbackTarget(entries, to || undefined);
       if (!r) {
@@ -154,11 +154,22 @@ export async function readHistory(ctx: Ctx): Promise<HistoryEntry[]> {
   return r.code === 0 ? parseHistory(r.stdout) : [];
 }
 
-async function must(ctx: Ctx, argv: string[], what: string, phase: string, opts: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
+/**
+ * Run argv; a non-zero exit fails `phase` naming what failed: `what`, or for a phase script (commands.ts), what its
+ * last announced step was — with that step's own exit code and stderr.
+ */
+async function must(
+  ctx: Ctx,
+  argv: string[],
+  what: string | ((step: string | undefined) => string),
+  phase: string,
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<string> {
   const r = await ctx.remote.run(argv, { ...opts, ...(ctx.input.signal ? { signal: ctx.input.signal } : {}) });
   if (r.code !== 0) {
-    const detail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
-    throw new PipelineError(`${what} failed on ${ctx.remote.label} (exit ${r.code}): ${ctx.rep.clean(detail)}`, phase);
+    const { step, stderr } = lastStep(r.stderr);
+    const detail = (stderr.trim() ? stderr : r.stdout).trim().split("\n").slice(-8).join("\n");
+    throw new PipelineError(`${typeof what === "string" ? what : what(step)} failed on ${ctx.remote.label} (exit ${r.code}): ${ctx.rep.clean(detail)}`, phase);
   }
   return r.stdout;
 }
@@ -215,24 +226,24 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
   }
 
   const lockId = ctx.env.attemptId();
-  await rep.phase("lock", async () => {
-    await must(ctx, cmd.mkdirs(l.dir), `creating ${l.dir}`, "lock");
-    const note = await acquireLock(remote, l, clock, {
+  const locked = await rep.phase("lock", async () => {
+    const got = await acquireLock(remote, l, clock, {
       holder: { holder: input.holder, sha: target.sha, since: clock.now().toISOString(), action, id: lockId },
       ...(input.lockWaitSeconds !== undefined ? { waitSeconds: input.lockWaitSeconds } : {}),
       ...(input.breakLock ? { breakLock: true } : {}),
       ...(input.signal ? { signal: input.signal } : {}),
       onWait: (who) => rep.out(`[lock] waiting up to ${input.lockWaitSeconds}s for the lock ${l.lock}, held by ${who}`),
     });
-    if (note) rep.warn(`WARNING: ${note}`);
-    return { value: undefined, summary: `${l.lock} held by ${input.holder}` };
+    if (got.note) rep.warn(`WARNING: ${got.note}`);
+    return { value: got, summary: `${l.lock} held by ${input.holder}` };
   });
 
   let loggedIn = false;
   let switched = false;
-  let previous: Release | null = null;
-  let hadCompose = false;
-  const record = async (entry: Omit<HistoryEntry, "time" | "action" | "sha" | "tags" | "digest" | "image" | "previousDigest" | "previousSha" | "fallback" | "durationMs" | "holder">) => {
+  const previous: Release | null = currentRelease(parseHistory(locked.history));
+  const hadCompose = locked.hadCompose;
+  /** Append the history line; with `list`, in the same session read back the history and this repository's images (for prune). */
+  const record = async (entry: Omit<HistoryEntry, "time" | "action" | "sha" | "tags" | "digest" | "image" | "previousDigest" | "previousSha" | "fallback" | "durationMs" | "holder">, list = false) => {
     const line: HistoryEntry = {
       time: clock.now().toISOString(),
       action,
@@ -247,21 +258,21 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       holder: input.holder,
       ...entry,
     };
-    const r = await remote.run(cmd.append(l.history), { stdin: rep.clean(historyLine(line)) });
+    const r = await remote.run(list ? cmd.appendAndList(l, target.name) : cmd.append(l.history), { stdin: rep.clean(historyLine(line)) });
+    const listed = list ? splitListing(r.stdout) : undefined;
     if (r.code !== 0) rep.warn(`WARNING: could not append to ${l.history}: ${r.stderr.trim()}`);
+    return listed;
   };
 
   try {
     try {
-      const entries = await readHistory(ctx);
-      previous = currentRelease(entries);
-      hadCompose = (await remote.run(cmd.exists(l.compose))).code === 0;
-
       if (input.credentials) {
         const creds = input.credentials;
         await rep.phase("login", async () => {
-          await must(ctx, cmd.mkdirs(l.dockerConfig), `creating ${l.dockerConfig}`, "login");
-          await must(ctx, cmd.login(l, input.image.registry, creds.username), `\`docker login ${input.image.registry}\``, "login", { stdin: `${creds.password}\n`, timeoutMs: 60_000 });
+          await must(ctx, cmd.login(l, input.image.registry, creds.username), (step) => (step === "config-dir" ? `creating ${l.dockerConfig}` : `\`docker login ${input.image.registry}\``), "login", {
+            stdin: `${creds.password}\n`,
+            timeoutMs: 60_000,
+          });
           loggedIn = true;
           return { value: undefined, summary: `${creds.username} @ ${input.image.registry} (token on stdin, config in ${l.dockerConfig})` };
         });
@@ -269,17 +280,16 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
 
       await rep.phase("render", async () => {
         await must(ctx, cmd.write(l.next), `writing ${l.next}`, "render", { stdin: rendered.yaml });
-        await must(ctx, compose(ctx, l.next, composeArgs.validate()), `\`docker compose config\` on the rendered file`, "render", { timeoutMs: 60_000 });
-        if (hadCompose) await must(ctx, cmd.copy(l.compose, l.previous), `keeping ${l.previous}`, "render");
-        await must(ctx, cmd.move(l.next, l.compose), `renaming ${l.next} to ${l.compose}`, "render");
+        const steps: Record<string, string> = { config: "`docker compose config` on the rendered file", keep: `keeping ${l.previous}`, rename: `renaming ${l.next} to ${l.compose}` };
+        await must(ctx, cmd.switchCompose(ctx.project, l, hadCompose), (step) => steps[step ?? ""] ?? `checking and switching to ${l.next}`, "render", { timeoutMs: 60_000 });
         switched = true;
         return { value: undefined, summary: `${l.compose} pins ${target.image}${hadCompose ? ` (previous kept as ${l.previous})` : ""}` };
       });
 
       await rep.phase("pull", async () => {
         const ref = `${target.name}@${target.digest}`;
-        if ((await remote.run(cmd.imagePresent(ref))).code === 0) return { value: undefined, summary: `skipped: ${target.digest.slice(0, 19)}… already on the host` };
-        await must(ctx, cmd.pull(l, ref), `\`docker pull ${ref}\``, "pull", { timeoutMs: 30 * 60_000 });
+        const out = await must(ctx, cmd.pullMissing(l, ref), `\`docker pull ${ref}\``, "pull", { timeoutMs: 30 * 60_000 });
+        if (out.trim() === IMAGE_PRESENT) return { value: undefined, summary: `skipped: ${target.digest.slice(0, 19)}… already on the host` };
         return { value: undefined, summary: `pulled ${ref}` };
       });
 
@@ -309,31 +319,34 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       throw new PipelineError(`${action} of ${target.image} failed in phase ${err.phase ?? "?"}: ${err.message}\n${after.message}`, err.phase);
     }
 
-    await rep.phase("history", async () => {
-      await record({ result: "success", running });
-      return { value: undefined, summary: `appended to ${l.history}` };
+    const listed = await rep.phase("history", async () => {
+      const got = await record({ result: "success", running }, true);
+      return { value: got, summary: `appended to ${l.history}` };
     });
     await rep.phase("prune", async () => {
-      const entries = await readHistory(ctx);
-      const keep = digestsToKeep(entries, d.keepImages);
-      const r = await remote.run(cmd.imageDigests(target.name));
-      const removed: string[] = [];
-      for (const digest of new Set(r.stdout.split("\n").map((x) => x.split(" ")[1] ?? "").filter((x) => x.startsWith("sha256:")))) {
-        if (keep.has(digest)) continue;
-        if ((await remote.run(cmd.imageRemove(`${target.name}@${digest}`))).code === 0) removed.push(digest);
-      }
+      const keep = digestsToKeep(parseHistory(listed?.history ?? ""), d.keepImages);
+      const digests = new Set((listed?.images ?? "").split("\n").map((x) => x.split(" ")[1] ?? "").filter((x) => x.startsWith("sha256:")));
+      const refs = [...digests].filter((digest) => !keep.has(digest)).map((digest) => `${target.name}@${digest}`);
+      const removed = refs.length ? (await remote.run(cmd.imagesRemove(refs))).stdout.split("\n").filter((x) => refs.includes(x)) : [];
       return { value: undefined, summary: removed.length ? `removed ${removed.length} image(s) beyond the last ${d.keepImages} deployed` : `nothing beyond the last ${d.keepImages} deployed digests` };
     });
     const durationMs = clock.monotonic() - ctx.started;
     rep.out(`${action === "deploy" ? "deployed" : "rolled back to"} ${target.image} (sha ${target.sha}) in ${seconds(durationMs)}${target.fallback ? " — FALLBACK: this is `latest`, not the requested sha" : ""}`);
     return { result: "success", running, fallback: target.fallback, durationMs, compose: rendered.yaml };
   } finally {
-    if (loggedIn) await remote.run(cmd.logout(l, input.image.registry)).catch(() => undefined);
-    await releaseLock(remote, l, lockId).then(
+    await releaseLock(remote, l, lockId, loggedIn ? input.image.registry : undefined).then(
       (note) => note && rep.warn(`WARNING: ${note}`),
       (e) => rep.warn(`WARNING: could not release ${l.lock}: ${(e as Error).message} — remove it with --break-lock`),
     );
   }
+}
+
+/** The history script's output (cmd.appendAndList): the history file's text and the image list. */
+function splitListing(stdout: string): { history: string; images: string } {
+  const h = stdout.indexOf(`${HISTORY_MARK}\n`);
+  const i = stdout.lastIndexOf(`\n${IMAGES_MARK}\n`);
+  if (h < 0 || i < h) return { history: "", images: "" };
+  return { history: stdout.slice(h + HISTORY_MARK.length + 1, i + 1), images: stdout.slice(i + IMAGES_MARK.length + 2) };
 }
 
 /** Restore the previous compose file and bring it up healthy; a first deploy is stopped instead. */
