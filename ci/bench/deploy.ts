@@ -27,6 +27,7 @@ import { buildAppImage, docker, pushImage } from "../../test/integration/helpers
 import { freePort, waitFor } from "../../test/integration/helpers/ports.js";
 import { startRegistry, type Registry } from "../../test/integration/helpers/registry.js";
 import { startSshd, type Sshd } from "../../test/integration/helpers/sshd.js";
+import { composeTemplate, pipelineYaml } from "../../test/integration/helpers/stack-files.js";
 import { remoteDoor } from "../src/cli/deploy-env.js";
 import { deploy as deployCore } from "../src/deploy/run.js";
 import type { Remote } from "../src/deploy/remote.js";
@@ -126,22 +127,7 @@ async function requestLoop(port: number, stop: Promise<unknown>): Promise<Loop> 
 }
 
 function composeFile(side: Side, image: string): string {
-  return [
-    ...(side.name === "peer" ? [`name: ${side.project}`] : []),
-    "services:",
-    "  app:",
-    `    image: ${image}`,
-    `    ports: ["127.0.0.1:${side.port}:8080"]`,
-    "    healthcheck:",
-    '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
-    "      interval: 1s",
-    "      timeout: 2s",
-    "      retries: 2",
-    "      start_period: 1s",
-    // busybox httpd as PID 1 ignores SIGTERM; without this every replacement waits Docker's 10 s stop timeout.
-    "    stop_grace_period: 1s",
-    "",
-  ].join("\n");
+  return composeTemplate({ preamble: side.name === "peer" ? [`name: ${side.project}`] : [], image, appPort: side.port });
 }
 
 /** Remove an image from the host by id (all its names), and prove it is gone. */
@@ -268,26 +254,15 @@ async function main(): Promise<void> {
   const config = join(tmp, "hamalog", "pipeline.yaml");
   writeFileSync(
     config,
-    [
-      "image:",
-      `  registry: ${reg.host}`,
-      `  repository: ${h.repo}`,
-      "deploy:",
-      "  host: 127.0.0.1",
-      `  port: ${ssh.port}`,
-      `  user: ${ssh.user}`,
-      `  hostKey: ${ssh.hostKeyFingerprint}`,
-      `  directory: ${h.dir}`,
-      "  composeFile: compose.template.yml",
-      `  project: ${h.project}`,
-      "  service: app",
-      "  health:",
-      `    url: http://127.0.0.1:${h.port}/health`,
-      "    timeout: 10",
-      "    interval: 0.5",
-      "  waitTimeout: 30",
-      "",
-    ].join("\n"),
+    pipelineYaml({
+      registry: reg.host,
+      repository: h.repo,
+      sshd: ssh,
+      directory: h.dir,
+      composeFile: "compose.template.yml",
+      project: h.project,
+      health: { url: `http://127.0.0.1:${h.port}/health` },
+    }),
   );
   // peer: the same compose file; its image line is rewritten by a `sed` inside the timed ssh command.
   mkdirSync(p.dir, { recursive: true });

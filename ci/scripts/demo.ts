@@ -12,6 +12,7 @@ import { buildAppImage, docker } from "../../test/integration/helpers/images.js"
 import { freePort } from "../../test/integration/helpers/ports.js";
 import { startRegistry } from "../../test/integration/helpers/registry.js";
 import { startSshd } from "../../test/integration/helpers/sshd.js";
+import { composeTemplate, pipelineYaml } from "../../test/integration/helpers/stack-files.js";
 
 const keep = process.argv.includes("--keep");
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -59,46 +60,31 @@ try {
   // The app's compose template, as the Hamalog repo keeps it — including the obsolete `version:` key.
   writeFileSync(
     join(tmp, "docker-compose.prod.yml"),
-    [
-      'version: "3.8"',
-      "services:",
-      "  hamalog-app:",
-      "    image: ghcr.io/daemin-kim/hamalog-backend:latest   # replaced by the pinned digest on deploy",
-      `    ports: ["127.0.0.1:${appPort}:8080"]`,
-      "    healthcheck:",
-      '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/actuator/health"]',
-      "      interval: 1s",
-      "      timeout: 2s",
-      "      retries: 3",
-      "    stop_grace_period: 1s",
-      "",
-    ].join("\n"),
+    composeTemplate({
+      preamble: ['version: "3.8"'],
+      service: "hamalog-app",
+      image: "ghcr.io/daemin-kim/hamalog-backend:latest   # replaced by the pinned digest on deploy",
+      appPort,
+      healthPath: "/actuator/health",
+      retries: 3,
+      startPeriod: null,
+    }),
   );
   const config = join(tmp, "pipeline.yaml");
   writeFileSync(
     config,
-    [
-      "image:",
-      `  registry: ${registry.host}`,
-      `  repository: ${repo}`,
-      "defaultBranch: main",
-      "deploy:",
-      "  host: 127.0.0.1",
-      `  port: ${sshd.port}`,
-      `  user: ${sshd.user}`,
-      `  hostKey: ${sshd.hostKeyFingerprint}`,
-      `  directory: ${dir}`,
-      "  composeFile: docker-compose.prod.yml",
-      `  project: ${project}`,
-      "  service: hamalog-app",
-      "  health:",
-      `    url: http://127.0.0.1:${appPort}/actuator/health`,
-      "    timeout: 15",
-      "    interval: 1",
-      "  waitTimeout: 30",
-      "  fallback: none",
-      "",
-    ].join("\n"),
+    pipelineYaml({
+      registry: registry.host,
+      repository: repo,
+      sections: ["defaultBranch: main"],
+      sshd,
+      directory: dir,
+      composeFile: "docker-compose.prod.yml",
+      project,
+      service: "hamalog-app",
+      health: { url: `http://127.0.0.1:${appPort}/actuator/health`, timeout: 15, interval: 1 },
+      fallback: "none",
+    }),
   );
   console.log(`\nconfig ${config}:\n${readFileSync(config, "utf8")}`);
 

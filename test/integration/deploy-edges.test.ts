@@ -14,6 +14,7 @@ import { startGate } from "./helpers/http-gate.js";
 import { freePort, waitFor } from "./helpers/ports.js";
 import { startRegistry, type Registry } from "./helpers/registry.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
+import { composeTemplate, pipelineYaml } from "./helpers/stack-files.js";
 
 const ID = `hamalog-deploy-edges-${process.pid}`;
 const INLINE = `${ID}-inline`;
@@ -78,34 +79,6 @@ function phaseSeconds(stdout: string, phase: string): number {
   return Number(m[1]);
 }
 
-const template = (port: number, healthcheck: string[]) =>
-  [
-    "services:",
-    "  app:",
-    "    image: placeholder",
-    `    ports: ["127.0.0.1:${port}:8080"]`,
-    ...healthcheck,
-    // busybox httpd as PID 1 ignores SIGTERM; without this every replacement waits Docker's 10 s stop timeout.
-    "    stop_grace_period: 1s",
-    "",
-  ].join("\n");
-
-const baseConfig = (extra: string[]) =>
-  [
-    "image:",
-    `  registry: ${registry.host}`,
-    `  repository: ${REPO}`,
-    "deploy:",
-    "  host: 127.0.0.1",
-    `  port: ${sshd.port}`,
-    `  user: ${sshd.user}`,
-    `  hostKey: ${sshd.hostKeyFingerprint}`,
-    "  service: app",
-    "  waitTimeout: 30",
-    ...extra,
-    "",
-  ].join("\n");
-
 beforeAll(async () => {
   [registry, sshd] = await Promise.all([startRegistry(), startSshd()]);
   tmp = mkdtempSync(join(tmpdir(), "hamalog-deploy-edges-"));
@@ -120,51 +93,41 @@ beforeAll(async () => {
     // Leave nothing of it on the Docker host: each deploy pulls by digest, and prune sees only what deploys left.
     docker(["rmi", ref, local]);
   }
-  const healthcheck = (startPeriod: string) => [
-    "    healthcheck:",
-    '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
-    "      interval: 1s",
-    "      timeout: 2s",
-    "      retries: 2",
-    `      start_period: ${startPeriod}`,
-  ];
-  writeFileSync(join(tmp, "compose.template.yml"), template(appPort, healthcheck("1s")));
+  writeFileSync(join(tmp, "compose.template.yml"), composeTemplate({ appPort }));
   // Failing checks inside start_period do not count: `up --wait` keeps waiting (until --wait-timeout) — the
   // window in which the interruption test presses Ctrl-C.
-  writeFileSync(join(tmp, "compose.slow.yml"), template(appPort, healthcheck("600s")));
+  writeFileSync(join(tmp, "compose.slow.yml"), composeTemplate({ appPort, startPeriod: "600s" }));
+  const target = { registry: registry.host, repository: REPO, sshd };
   configFile = join(tmp, "pipeline.yaml");
   writeFileSync(
     configFile,
-    baseConfig([
-      `  directory: ${dir}`,
-      "  composeFile: compose.template.yml",
-      `  project: ${ID}`,
-      "  keepImages: 2",
-      "  health:",
-      `    url: http://127.0.0.1:${appPort}/health`,
-      "    timeout: 10",
-      "    interval: 0.5",
-    ]),
+    pipelineYaml({
+      ...target,
+      directory: dir,
+      composeFile: "compose.template.yml",
+      project: ID,
+      health: { url: `http://127.0.0.1:${appPort}/health` },
+      keepImages: 2,
+    }),
   );
   inlineConfig = join(tmp, "inline.yaml");
   writeFileSync(
     inlineConfig,
-    baseConfig([
-      `  directory: ${inlineDir}`,
-      `  project: ${INLINE}`,
-      "  services:",
-      "    app:",
-      `      ports: ["127.0.0.1:${inlinePort}:8080"]`,
-      "      stop_grace_period: 1s",
-      "      healthcheck:",
-      '        test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
-      "        interval: 1s",
-      "        retries: 5",
-      "  health:",
-      `    url: http://127.0.0.1:${inlinePort}/version`,
-      "    timeout: 10",
-      "    interval: 0.5",
-    ]),
+    pipelineYaml({
+      ...target,
+      directory: inlineDir,
+      project: INLINE,
+      services: [
+        "    app:",
+        `      ports: ["127.0.0.1:${inlinePort}:8080"]`,
+        "      stop_grace_period: 1s",
+        "      healthcheck:",
+        '        test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
+        "        interval: 1s",
+        "        retries: 5",
+      ],
+      health: { url: `http://127.0.0.1:${inlinePort}/version` },
+    }),
   );
 });
 

@@ -15,6 +15,7 @@ import { buildAppImage, docker } from "./helpers/images.js";
 import { freePort } from "./helpers/ports.js";
 import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
+import { composeTemplate, pipelineYaml } from "./helpers/stack-files.js";
 
 const ID = `hamalog-deploy-plugins-${process.pid}`;
 const REPO = "hamalog-deploy-plugins/app";
@@ -58,47 +59,20 @@ beforeAll(async () => {
   buildAppImage(`${ID}/app:v1`, { version: "v1" });
   digest = loginAndPush(`${ID}/app:v1`, registry.host, `${registry.host}/${REPO}:${SHA}`, USER, TOKEN);
   docker(["rmi", `${ID}/app:v1`]); // nothing of it on the host: the deploy must pull, with its login
-  writeFileSync(
-    join(tmp, "compose.template.yml"),
-    [
-      "services:",
-      "  app:",
-      "    image: placeholder",
-      `    ports: ["127.0.0.1:${appPort}:8080"]`,
-      "    healthcheck:",
-      '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
-      "      interval: 1s",
-      "      timeout: 2s",
-      "      retries: 2",
-      "      start_period: 1s",
-      "    stop_grace_period: 1s",
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(join(tmp, "compose.template.yml"), composeTemplate({ appPort }));
   configFile = join(tmp, "pipeline.yaml");
   writeFileSync(
     configFile,
-    [
-      "image:",
-      `  registry: ${registry.host}`,
-      `  repository: ${REPO}`,
-      `  username: ${USER}`,
-      "deploy:",
-      "  host: 127.0.0.1",
-      `  port: ${sshd.port}`,
-      `  user: ${sshd.user}`,
-      `  hostKey: ${sshd.hostKeyFingerprint}`,
-      `  directory: ${dir}`,
-      "  composeFile: compose.template.yml",
-      `  project: ${ID}`,
-      "  service: app",
-      "  health:",
-      `    url: http://127.0.0.1:${appPort}/health`,
-      "    timeout: 10",
-      "    interval: 0.5",
-      "  waitTimeout: 30",
-      "",
-    ].join("\n"),
+    pipelineYaml({
+      registry: registry.host,
+      repository: REPO,
+      username: USER,
+      sshd,
+      directory: dir,
+      composeFile: "compose.template.yml",
+      project: ID,
+      health: { url: `http://127.0.0.1:${appPort}/health` },
+    }),
   );
 });
 

@@ -13,6 +13,7 @@ import { startGate } from "./helpers/http-gate.js";
 import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
 import { startRegistryProxy } from "./helpers/registry-proxy.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
+import { composeTemplate, pipelineYaml } from "./helpers/stack-files.js";
 
 const ID = `hamalog-deploy-it-${process.pid}`;
 const REPO = "hamalog-deploy-it/app";
@@ -80,49 +81,25 @@ beforeAll(async () => {
   // The template carries hostile text that must reach the host as data, never as shell (compose keeps `$$` as `$`).
   writeFileSync(
     join(tmp, "compose.template.yml"),
-    [
-      'version: "3.8"',
-      "services:",
-      "  app:",
-      "    image: placeholder",
-      `    ports: ["127.0.0.1:${appPort}:8080"]`,
-      "    labels:",
-      `      hostile: "x'; touch ${marker}; $$(touch ${marker}) \`touch ${marker}\` \\" | & \\n touch ${marker}"`,
-      "    healthcheck:",
-      '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
-      "      interval: 1s",
-      "      timeout: 2s",
-      "      retries: 2",
-      "      start_period: 1s",
-      // busybox httpd as PID 1 ignores SIGTERM; without this every replacement waits Docker's 10 s stop timeout.
-      "    stop_grace_period: 1s",
-      "",
-    ].join("\n"),
+    composeTemplate({
+      preamble: ['version: "3.8"'],
+      appPort,
+      extraLines: ["    labels:", `      hostile: "x'; touch ${marker}; $$(touch ${marker}) \`touch ${marker}\` \\" | & \\n touch ${marker}"`],
+    }),
   );
   configFile = join(tmp, "pipeline.yaml");
   writeFileSync(
     configFile,
-    [
-      "image:",
-      `  registry: ${registry.host}`,
-      `  repository: ${REPO}`,
-      "deploy:",
-      "  host: 127.0.0.1",
-      `  port: ${sshd.port}`,
-      `  user: ${sshd.user}`,
-      `  hostKey: ${sshd.hostKeyFingerprint}`,
-      `  directory: ${dir}`,
-      "  composeFile: compose.template.yml",
-      `  project: ${ID}`,
-      "  service: app",
-      "  health:",
-      `    url: http://127.0.0.1:${appPort}/health`,
-      "    timeout: 10",
-      "    interval: 0.5",
-      "  waitTimeout: 30",
-      "  keepImages: 10",
-      "",
-    ].join("\n"),
+    pipelineYaml({
+      registry: registry.host,
+      repository: REPO,
+      sshd,
+      directory: dir,
+      composeFile: "compose.template.yml",
+      project: ID,
+      health: { url: `http://127.0.0.1:${appPort}/health` },
+      keepImages: 10,
+    }),
   );
 });
 

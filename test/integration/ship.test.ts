@@ -14,6 +14,7 @@ import { buildAppImage, docker } from "./helpers/images.js";
 import { freePort } from "./helpers/ports.js";
 import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
+import { composeTemplate, pipelineYaml } from "./helpers/stack-files.js";
 
 const ID = `hamalog-ship-it-${process.pid}`;
 const REPO = "hamalog-ship-it/app";
@@ -58,45 +59,20 @@ beforeAll(async () => {
   images = { "v1.Dockerfile": `${ID}/app:v1`, "v2.Dockerfile": `${ID}/app:v2` };
   buildAppImage(images["v1.Dockerfile"]!, { version: "v1" });
   buildAppImage(images["v2.Dockerfile"]!, { version: "v2" });
-  const pipeline = [
-    "image:",
-    `  registry: ${registry.host}`,
-    `  repository: ${REPO}`,
-    `  username: ${USER}`,
-    "  source: https://github.com/daemin-kim/hamalog-backend",
-    "build:",
-    "  dockerfile: v1.Dockerfile",
-    "deploy:",
-    "  host: 127.0.0.1",
-    `  port: ${sshd.port}`,
-    `  user: ${sshd.user}`,
-    `  hostKey: ${sshd.hostKeyFingerprint}`,
-    `  directory: ${dir}`,
-    "  composeFile: deploy/compose.yml",
-    `  project: ${ID}`,
-    "  service: app",
-    "  health:",
-    `    url: http://127.0.0.1:${appPort}/health`,
-    "    timeout: 10",
-    "    interval: 0.5",
-    "  waitTimeout: 30",
-    "  fallback: latest", // ship must ignore this: it deploys what it pushed or nothing
-    "",
-  ].join("\n");
-  const compose = [
-    "services:",
-    "  app:",
-    "    image: placeholder",
-    `    ports: ["127.0.0.1:${appPort}:8080"]`,
-    "    healthcheck:",
-    '      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"]',
-    "      interval: 1s",
-    "      timeout: 2s",
-    "      retries: 2",
-    "      start_period: 1s",
-    "    stop_grace_period: 1s",
-    "",
-  ].join("\n");
+  const pipeline = pipelineYaml({
+    registry: registry.host,
+    repository: REPO,
+    username: USER,
+    source: "https://github.com/daemin-kim/hamalog-backend",
+    sections: ["build:", "  dockerfile: v1.Dockerfile"],
+    sshd,
+    directory: dir,
+    composeFile: "deploy/compose.yml",
+    project: ID,
+    health: { url: `http://127.0.0.1:${appPort}/health` },
+    fallback: "latest", // ship must ignore this: it deploys what it pushed or nothing
+  });
+  const compose = composeTemplate({ appPort });
   standIn = new DaggerStandIn({
     files: { "file-pipeline": pipeline },
     secrets: { "secret-token": TOKEN, "secret-ssh-key": readFileSync(sshd.keyFile, "utf8").trim() },
