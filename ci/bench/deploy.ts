@@ -14,7 +14,7 @@
 // --fast-shell: the test sshd sets SHLVL=1 for its sessions, so bash (root's login shell) skips ~/.bashrc, which on
 // these machines runs `pyenv init` (~100 ms per command) — like a server whose ~/.bashrc returns early when
 // non-interactive. Both sides use the same sshd either way.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { get } from "node:http";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -32,6 +32,7 @@ import { remoteDoor } from "../src/cli/deploy-env.js";
 import { deploy as deployCore } from "../src/deploy/run.js";
 import type { Remote } from "../src/deploy/remote.js";
 import { connectSsh } from "../src/ssh.js";
+import { median, timedSpawn } from "./timing.js";
 
 const runsArg = process.argv.indexOf("--runs");
 const N = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 5;
@@ -42,10 +43,6 @@ const REQUEST_EVERY_MS = 20;
 const REQUEST_MAX_MS = 120_000;
 const REQUEST_TIMEOUT_MS = 1_000;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const fakeSha = (v: string) => createHash("sha1").update(`${ID} ${v}`).digest("hex");
 
@@ -75,19 +72,6 @@ interface Run {
   phases: Record<string, number>;
 }
 
-/** Spawn asynchronously (the request loop runs in this process). */
-function exec(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - t0 }));
-  });
-}
 
 function probe(port: number): Promise<string | null> {
   return new Promise((resolve) => {
@@ -276,13 +260,13 @@ async function main(): Promise<void> {
   ];
   const peerCommand = (ref: string) => `cd ${p.dir} && sed -i 's#^    image: .*#    image: ${ref}#' compose.yaml && docker compose pull && docker compose up -d --wait`;
 
-  await waitFor("sshd accepting sessions", async () => (await exec("ssh", sshArgs("true"))).code === 0);
+  await waitFor("sshd accepting sessions", async () => (await timedSpawn("ssh", sshArgs("true"))).code === 0);
 
   const deploy = async (side: Side, v: "X" | "Y") => {
     const img = side.images[v];
     return side.name === "hamalog"
-      ? exec(process.execPath, [CLI, "deploy", "--config", config, "--sha", img.sha, "--ssh-key-file", ssh.keyFile])
-      : exec("ssh", sshArgs(peerCommand(img.ref)));
+      ? timedSpawn(process.execPath, [CLI, "deploy", "--config", config, "--sha", img.sha, "--ssh-key-file", ssh.keyFile])
+      : timedSpawn("ssh", sshArgs(peerCommand(img.ref)));
   };
   const answers = async (side: Side, v: "X" | "Y") => {
     const r = await fetch(`http://127.0.0.1:${side.port}/version`);
@@ -338,7 +322,7 @@ async function main(): Promise<void> {
   }
   const nagleMs = await execTrueNagle(ssh, 15);
   const sshTrue: number[] = [];
-  for (let i = 0; i < 5; i++) sshTrue.push((await exec("ssh", sshArgs("true"))).ms);
+  for (let i = 0; i < 5; i++) sshTrue.push((await timedSpawn("ssh", sshArgs("true"))).ms);
 
   const of = (side: Side["name"], mode: Run["mode"]) => runs.filter((r) => r.side === side && r.mode === mode);
   const med = (side: Side["name"], mode: Run["mode"]) => median(of(side, mode).map((r) => r.ms));

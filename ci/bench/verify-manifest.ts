@@ -4,7 +4,6 @@
 //   (b) in-process latency of a warm verification vs one raw HEAD of the same manifest with the same token
 //   (c) whole-process wall time: `hamalog verify-manifest` vs `skopeo inspect --raw` vs `docker manifest inspect`
 // Run: npx tsx ci/bench/verify-manifest.ts [N]   (needs docker, docker-registry, skopeo, openssl; see ENVIRONMENT.md)
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +15,7 @@ import { startTokenServer } from "../../test/integration/helpers/token-server.js
 import { parseTokenResponse, pullScope } from "../src/registry/auth.js";
 import { MANIFEST_ACCEPT } from "../src/registry/manifest.js";
 import { RegistryClient, verifyManifest } from "../src/registry/verify.js";
+import { median, timedSpawn } from "./timing.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const N = Number(process.argv[2] ?? 15);
@@ -25,25 +25,8 @@ const PASSWORD = `bench-${process.pid}-pw`;
 const REPO = "daemin-kim/hamalog-backend";
 const LOCAL = "hamalog-bench/app:1";
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const ms = (x: number) => `${x.toFixed(x < 10 ? 2 : 1)} ms`;
 
-/** Spawn asynchronously (the token service runs in this process and must keep answering). */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { env, cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - t0 }));
-  });
-}
 
 async function main(): Promise<void> {
   const tokens = await startTokenServer({ users: { [USER]: PASSWORD } });
@@ -107,12 +90,12 @@ async function main(): Promise<void> {
     };
     const wall: Record<string, number[]> = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
     for (const [name, [cmd, args]] of Object.entries(commands)) {
-      const r = await run(cmd, args, env); // warm-up (the CLI compiles ci/src once into node_modules/.cache)
+      const r = await timedSpawn(cmd, args, env); // warm-up (the CLI compiles ci/src once into node_modules/.cache)
       if (r.code !== 0) throw new Error(`${name} failed: ${r.stderr}`);
       if (name.startsWith("hamalog") && r.stdout.trim() !== pushed) throw new Error(`hamalog printed ${r.stdout}`);
     }
     for (let i = 0; i < N; i++) {
-      for (const [name, [cmd, args]] of Object.entries(commands)) wall[name]!.push((await run(cmd, args, env)).ms);
+      for (const [name, [cmd, args]] of Object.entries(commands)) wall[name]!.push((await timedSpawn(cmd, args, env)).ms);
     }
 
     const skopeo = median(wall["skopeo inspect --raw"]!);
