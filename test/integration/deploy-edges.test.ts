@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, ROOT, hamalog, type CliResult } from "../helpers/cli.js";
-import { buildAppImage, docker, pushImage } from "./helpers/images.js";
+import { buildAppImage, docker, projectContainers, pushImage, removeComposeProject, removeImages } from "./helpers/images.js";
 import { startGate } from "./helpers/http-gate.js";
 import { freePort, waitFor } from "./helpers/ports.js";
 import { startRegistry, type Registry } from "./helpers/registry.js";
@@ -44,7 +44,6 @@ const historyEntries = (d = dir) =>
   existsSync(join(d, "history.jsonl"))
     ? readFileSync(join(d, "history.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
-const projectContainers = (project: string) => docker(["ps", "-aq", "--no-trunc", "--filter", `label=com.docker.compose.project=${project}`]).trim();
 /** The digests of this repository present on the Docker host, as prune sees them. */
 const hostDigests = () =>
   new Set(
@@ -132,26 +131,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const project of [ID, INLINE]) {
-    try {
-      const ids = projectContainers(project).split("\n").filter(Boolean);
-      if (ids.length) docker(["rm", "-f", ...ids]);
-    } catch {
-      // already gone
-    }
-    try {
-      docker(["network", "rm", `${project}_default`]);
-    } catch {
-      // never created
-    }
-  }
-  try {
-    for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
-      if (line.includes(REPO) && line.includes("@sha256:")) docker(["rmi", "-f", line]);
-    }
-  } catch {
-    // nothing left
-  }
+  for (const project of [ID, INLINE]) removeComposeProject(project);
+  removeImages(REPO);
   await Promise.all([registry?.stop(), sshd?.stop()]);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSsh } from "../../ci/src/ssh.js";
 import { hamalog, type CliResult } from "../helpers/cli.js";
-import { buildAppImage, docker } from "./helpers/images.js";
+import { buildAppImage, docker, removeComposeProject, removeImages } from "./helpers/images.js";
 import { freePort } from "./helpers/ports.js";
 import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
@@ -77,20 +77,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  try {
-    const ids = docker(["ps", "-aq", "--filter", `label=com.docker.compose.project=${ID}`]).trim().split("\n").filter(Boolean);
-    if (ids.length) docker(["rm", "-f", ...ids]);
-    docker(["network", "rm", `${ID}_default`]);
-  } catch {
-    // never created
-  }
-  try {
-    for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
-      if (line.includes(REPO) && line.includes("@sha256:")) docker(["rmi", "-f", line]);
-    }
-  } catch {
-    // nothing left
-  }
+  removeComposeProject(ID);
+  removeImages(REPO);
   await Promise.all([registry?.stop(), sshd?.stop()]);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });

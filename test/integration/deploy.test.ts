@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hamalog, type CliResult } from "../helpers/cli.js";
-import { buildAppImage, docker, pushImage } from "./helpers/images.js";
+import { buildAppImage, projectContainers, pushImage, removeComposeProject, removeImages } from "./helpers/images.js";
 import { freePort, waitFor } from "./helpers/ports.js";
 import { startGate } from "./helpers/http-gate.js";
 import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
@@ -42,7 +42,7 @@ const outputs: CliResult[] = [];
 const history = () => (existsSync(join(dir, "history.jsonl")) ? readFileSync(join(dir, "history.jsonl"), "utf8") : "");
 const historyEntries = () => history().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 const composeFile = () => (existsSync(join(dir, "compose.yaml")) ? readFileSync(join(dir, "compose.yaml"), "utf8") : "");
-const containers = () => docker(["ps", "-aq", "--no-trunc", "--filter", `label=com.docker.compose.project=${ID}`]).trim();
+const containers = () => projectContainers(ID);
 
 async function version(): Promise<string> {
   const r = await fetch(`http://127.0.0.1:${appPort}/version`);
@@ -104,27 +104,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  try {
-    const ids = containers().split("\n").filter(Boolean);
-    if (ids.length) docker(["rm", "-f", ...ids]);
-    docker(["network", "rm", `${ID}_default`]);
-  } catch {
-    // already gone
-  }
-  for (const ref of localImages) {
-    try {
-      docker(["rmi", "-f", ref]);
-    } catch {
-      // pruned by a deploy
-    }
-  }
-  try {
-    for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
-      if (line.includes(REPO)) docker(["rmi", "-f", line]);
-    }
-  } catch {
-    // nothing left
-  }
+  removeComposeProject(ID);
+  removeImages(REPO, localImages);
   await Promise.all([registry?.stop(), authRegistry?.stop(), sshd?.stop()]);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });

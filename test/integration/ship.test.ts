@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dag, type DirectoryID, type FileID, type SecretID } from "@dagger.io/dagger";
 import { Hamalog } from "../../ci/src/index.js";
 import { DaggerStandIn, type PublishCall } from "../helpers/dagger-stand-in.js";
-import { buildAppImage, docker } from "./helpers/images.js";
+import { buildAppImage, projectContainers, removeComposeProject, removeImages } from "./helpers/images.js";
 import { freePort } from "./helpers/ports.js";
 import { loginAndPush, startRegistry, type Registry } from "./helpers/registry.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
@@ -34,7 +34,7 @@ let images: Record<string, string>;
 let afterPush: ((address: string) => void) | undefined;
 const pushed: string[] = [];
 
-const containers = () => docker(["ps", "-aq", "--no-trunc", "--filter", `label=com.docker.compose.project=${ID}`]).trim();
+const containers = () => projectContainers(ID);
 const composeFile = () => (existsSync(join(dir, "compose.yaml")) ? readFileSync(join(dir, "compose.yaml"), "utf8") : "");
 async function version(): Promise<string> {
   return (await (await fetch(`http://127.0.0.1:${appPort}/version`)).text()).trim();
@@ -85,27 +85,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await standIn?.stop();
-  try {
-    const ids = containers().split("\n").filter(Boolean);
-    if (ids.length) docker(["rm", "-f", ...ids]);
-    docker(["network", "rm", `${ID}_default`]);
-  } catch {
-    // already gone
-  }
-  try {
-    for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
-      if (line.includes(REPO)) docker(["rmi", "-f", line]);
-    }
-  } catch {
-    // nothing left
-  }
-  for (const ref of Object.values(images ?? {})) {
-    try {
-      docker(["rmi", "-f", ref]);
-    } catch {
-      // gone
-    }
-  }
+  removeComposeProject(ID);
+  removeImages(REPO, Object.values(images ?? {}));
   await Promise.all([registry?.stop(), sshd?.stop()]);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });

@@ -63,3 +63,33 @@ export function pushImage(localName: string, ref: string): string {
   if (!m) throw new Error(`docker push ${ref} printed no digest:\n${out}`);
   return m[1]!;
 }
+
+/** The full ids of a compose project's containers on this engine, one per line ("" when none). */
+export function projectContainers(project: string): string {
+  return docker(["ps", "-aq", "--no-trunc", "--filter", `label=com.docker.compose.project=${project}`]).trim();
+}
+
+/** Remove what a compose project left on this engine: its containers (by compose label) and its default network. */
+export function removeComposeProject(project: string): void {
+  const ids = projectContainers(project).split("\n").filter(Boolean);
+  if (ids.length) docker(["rm", "-f", ...ids]);
+  try {
+    docker(["network", "rm", `${project}_default`]);
+  } catch {
+    // never created
+  }
+}
+
+/** Remove the local images a test made: the given refs, and every image of `repository` pulled by digest. */
+export function removeImages(repository: string, refs: readonly string[] = []): void {
+  const byDigest = docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"])
+    .split("\n")
+    .filter((line) => line.includes(repository) && line.includes("@sha256:"));
+  for (const ref of [...refs, ...byDigest]) {
+    try {
+      docker(["rmi", "-f", ref]);
+    } catch {
+      // already gone (pruned by a deploy, or untagged with another ref)
+    }
+  }
+}
