@@ -36,7 +36,8 @@ import { median, timedSpawn } from "./timing.js";
 
 const runsArg = process.argv.indexOf("--runs");
 const N = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 5;
-if (!Number.isInteger(N) || N < 1) throw new Error(`--runs: expected a positive integer, got ${process.argv[runsArg + 1]}`);
+if (!Number.isInteger(N) || N < 1)
+  throw new Error(`--runs: expected a positive integer, got ${process.argv[runsArg + 1]}`);
 const FAST_SHELL = process.argv.includes("--fast-shell");
 const ID = `hamalog-bench-deploy-${process.pid}`;
 const REQUEST_EVERY_MS = 20;
@@ -71,7 +72,6 @@ interface Run {
   loop: Loop;
   phases: Record<string, number>;
 }
-
 
 function probe(port: number): Promise<string | null> {
   return new Promise((resolve) => {
@@ -111,7 +111,11 @@ async function requestLoop(port: number, stop: Promise<unknown>): Promise<Loop> 
 }
 
 function composeFile(side: Side, image: string): string {
-  return composeTemplate({ preamble: side.name === "peer" ? [`name: ${side.project}`] : [], image, appPort: side.port });
+  return composeTemplate({
+    preamble: side.name === "peer" ? [`name: ${side.project}`] : [],
+    image,
+    appPort: side.port,
+  });
 }
 
 /** Remove an image from the host by id (all its names), and prove it is gone. */
@@ -120,11 +124,16 @@ function removeImage(name: string, digest: string): void {
   if (r.status !== 0) return;
   const id = r.stdout.trim();
   docker(["rmi", "-f", id]);
-  if (spawnSync("docker", ["image", "inspect", id], { stdio: "ignore" }).status === 0) throw new Error(`bench: ${name}@${digest} is still on the host (in use?)`);
+  if (spawnSync("docker", ["image", "inspect", id], { stdio: "ignore" }).status === 0)
+    throw new Error(`bench: ${name}@${digest} is still on the host (in use?)`);
 }
 
 /** Deploy in-process through the CLI's door, counting what crosses the one SSH connection. */
-async function countSessions(config: string, keyFile: string, sha: string): Promise<{ execs: number; tunnels: number }> {
+async function countSessions(
+  config: string,
+  keyFile: string,
+  sha: string,
+): Promise<{ execs: number; tunnels: number }> {
   const io = { out: () => undefined, err: () => undefined, env: process.env };
   const { input, env } = remoteDoor({ config, "ssh-key-file": keyFile }, io);
   const counts = { execs: 0, tunnels: 0 };
@@ -171,7 +180,8 @@ async function execTrueNagle(s: Sshd, times: number): Promise<number> {
   return median(xs);
 }
 
-const present = (name: string, digest: string) => spawnSync("docker", ["image", "inspect", `${name}@${digest}`], { stdio: "ignore" }).status === 0;
+const present = (name: string, digest: string) =>
+  spawnSync("docker", ["image", "inspect", `${name}@${digest}`], { stdio: "ignore" }).status === 0;
 
 let registry: Registry | undefined;
 let sshd: Sshd | undefined;
@@ -185,9 +195,15 @@ async function cleanup(): Promise<void> {
   cleaned = true;
   for (const side of sides) {
     const file = join(side.dir, "compose.yaml");
-    spawnSync("docker", ["compose", "-p", side.project, "-f", file, "down", "--remove-orphans", "--timeout", "1"], { stdio: "ignore" });
-    const lines = spawnSync("docker", ["image", "ls", "--digests", "--format", "{{.ID}}", `${registry?.host}/${side.repo}`], { encoding: "utf8" }).stdout ?? "";
-    for (const id of new Set(lines.split("\n").filter(Boolean))) spawnSync("docker", ["rmi", "-f", id], { stdio: "ignore" });
+    spawnSync("docker", ["compose", "-p", side.project, "-f", file, "down", "--remove-orphans", "--timeout", "1"], {
+      stdio: "ignore",
+    });
+    const lines =
+      spawnSync("docker", ["image", "ls", "--digests", "--format", "{{.ID}}", `${registry?.host}/${side.repo}`], {
+        encoding: "utf8",
+      }).stdout ?? "";
+    for (const id of new Set(lines.split("\n").filter(Boolean)))
+      spawnSync("docker", ["rmi", "-f", id], { stdio: "ignore" });
   }
   for (const ref of localImages) spawnSync("docker", ["rmi", "-f", ref], { stdio: "ignore" });
   await Promise.all([registry?.stop(), sshd?.stop()]);
@@ -217,7 +233,14 @@ async function main(): Promise<void> {
 
   for (const name of ["hamalog", "peer"] as const) {
     const repo = `hamalog-bench-deploy/${name === "hamalog" ? "app" : "peer"}`;
-    const side: Side = { name, repo, port: await freePort(), dir: join(tmp, name, "srv"), project: `${ID}-${name}`, images: {} as Side["images"] };
+    const side: Side = {
+      name,
+      repo,
+      port: await freePort(),
+      dir: join(tmp, name, "srv"),
+      project: `${ID}-${name}`,
+      images: {} as Side["images"],
+    };
     for (const v of ["X", "Y"] as const) {
       const local = `${ID}/${name}:${v}`;
       buildAppImage(local, { version: `${name} ${v}` });
@@ -254,30 +277,53 @@ async function main(): Promise<void> {
   const knownHosts = join(tmp, "known_hosts");
   writeFileSync(knownHosts, `[127.0.0.1]:${ssh.port} ${readFileSync(join(ssh.dir, "host_key.pub"), "utf8")}`);
   const sshArgs = (remote: string) => [
-    "-p", String(ssh.port), "-i", ssh.keyFile,
-    "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
-    `${ssh.user}@127.0.0.1`, remote,
+    "-p",
+    String(ssh.port),
+    "-i",
+    ssh.keyFile,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${knownHosts}`,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+    `${ssh.user}@127.0.0.1`,
+    remote,
   ];
-  const peerCommand = (ref: string) => `cd ${p.dir} && sed -i 's#^    image: .*#    image: ${ref}#' compose.yaml && docker compose pull && docker compose up -d --wait`;
+  const peerCommand = (ref: string) =>
+    `cd ${p.dir} && sed -i 's#^    image: .*#    image: ${ref}#' compose.yaml && docker compose pull && docker compose up -d --wait`;
 
   await waitFor("sshd accepting sessions", async () => (await timedSpawn("ssh", sshArgs("true"))).code === 0);
 
   const deploy = async (side: Side, v: "X" | "Y") => {
     const img = side.images[v];
     return side.name === "hamalog"
-      ? timedSpawn(process.execPath, [CLI, "deploy", "--config", config, "--sha", img.sha, "--ssh-key-file", ssh.keyFile])
+      ? timedSpawn(process.execPath, [
+          CLI,
+          "deploy",
+          "--config",
+          config,
+          "--sha",
+          img.sha,
+          "--ssh-key-file",
+          ssh.keyFile,
+        ])
       : timedSpawn("ssh", sshArgs(peerCommand(img.ref)));
   };
   const answers = async (side: Side, v: "X" | "Y") => {
     const r = await fetch(`http://127.0.0.1:${side.port}/version`);
     const body = (await r.text()).trim();
-    if (body !== `${side.name} ${v}`) throw new Error(`bench: ${side.name} answers "${body}", expected "${side.name} ${v}"`);
+    if (body !== `${side.name} ${v}`)
+      throw new Error(`bench: ${side.name} answers "${body}", expected "${side.name} ${v}"`);
   };
 
   // Untimed: the first deploy of X on each side (also compiles the CLI once if ci/src changed).
   for (const side of sides) {
     const r = await deploy(side, "X");
-    if (r.code !== 0) throw new Error(`bench: first ${side.name} deploy failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+    if (r.code !== 0)
+      throw new Error(`bench: first ${side.name} deploy failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
     await answers(side, "X");
   }
 
@@ -285,15 +331,21 @@ async function main(): Promise<void> {
   const timed = async (side: Side, v: "X" | "Y", mode: Run["mode"]) => {
     const img = side.images[v];
     if (mode === "cold") removeImage(`${reg.host}/${side.repo}`, img.digest);
-    if (present(`${reg.host}/${side.repo}`, img.digest) !== (mode === "warm")) throw new Error(`bench: ${side.name} ${v} ${mode}: image presence is not as intended`);
+    if (present(`${reg.host}/${side.repo}`, img.digest) !== (mode === "warm"))
+      throw new Error(`bench: ${side.name} ${v} ${mode}: image presence is not as intended`);
     const deployed = deploy(side, v);
     const [r, loop] = await Promise.all([deployed, requestLoop(side.port, deployed)]);
-    if (r.code !== 0) throw new Error(`bench: ${side.name} deploy of ${v} (${mode}) failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+    if (r.code !== 0)
+      throw new Error(
+        `bench: ${side.name} deploy of ${v} (${mode}) failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`,
+      );
     await answers(side, v);
     const phases: Record<string, number> = {};
     for (const m of r.stdout.matchAll(/^\[([a-z-]+)\] .* (\d+\.\d)s$/gm)) phases[m[1]!] = Number(m[2]) * 1000;
     runs.push({ side: side.name, mode, ms: r.ms, loop, phases });
-    process.stderr.write(`  ${side.name.padEnd(7)} ${mode} →${v}  ${sec(r.ms)}  requests failed ${loop.failed}/${loop.ok + loop.failed}\n`);
+    process.stderr.write(
+      `  ${side.name.padEnd(7)} ${mode} →${v}  ${sec(r.ms)}  requests failed ${loop.failed}/${loop.ok + loop.failed}\n`,
+    );
   };
 
   console.error(`bench: ${N} rounds; each: per side X→Y (Y removed first: cold), then Y→X (X on the host: warm)`);
@@ -309,7 +361,16 @@ async function main(): Promise<void> {
   const sessionsCold = await countSessions(config, ssh.keyFile, h.images.Y.sha);
   const sessionsWarm = await countSessions(config, ssh.keyFile, h.images.X.sha);
   await answers(h, "X");
-  const remote = await connectSsh({ host: "127.0.0.1", port: ssh.port, user: ssh.user, privateKey: readFileSync(ssh.keyFile, "utf8"), hostKey: ssh.hostKeyFingerprint }, () => undefined);
+  const remote = await connectSsh(
+    {
+      host: "127.0.0.1",
+      port: ssh.port,
+      user: ssh.user,
+      privateKey: readFileSync(ssh.keyFile, "utf8"),
+      hostKey: ssh.hostKeyFingerprint,
+    },
+    () => undefined,
+  );
   const trueMs: number[] = [];
   try {
     for (let i = 0; i < 15; i++) {
@@ -333,19 +394,34 @@ async function main(): Promise<void> {
     const total = rs.map((r) => r.loop.ok + r.loop.failed);
     const kinds: Record<string, number> = {};
     for (const r of rs) for (const [k, n] of Object.entries(r.loop.kinds)) kinds[k] = (kinds[k] ?? 0) + n;
-    return `median ${median(f)} of ${median(total)} (range ${Math.min(...f)}–${Math.max(...f)}), longest outage median ${sec(median(rs.map((r) => r.loop.outageMs)))}; ${Object.entries(kinds).map(([k, n]) => `${k} ×${n}`).join(", ") || "no errors"}`;
+    return `median ${median(f)} of ${median(total)} (range ${Math.min(...f)}–${Math.max(...f)}), longest outage median ${sec(median(rs.map((r) => r.loop.outageMs)))}; ${
+      Object.entries(kinds)
+        .map(([k, n]) => `${k} ×${n}`)
+        .join(", ") || "no errors"
+    }`;
   };
   const phaseSum = (r: Run) => Object.values(r.phases).reduce((a, b) => a + b, 0);
   const phaseNames = [...new Set(of("hamalog", "cold").flatMap((r) => Object.keys(r.phases)))];
-  const row = (label: string, a: string, b: string, c: string) => `  ${label.padEnd(40)} ${a.padStart(9)}  ${b.padStart(9)}  ${c.padStart(7)}`;
+  const row = (label: string, a: string, b: string, c: string) =>
+    `  ${label.padEnd(40)} ${a.padStart(9)}  ${b.padStart(9)}  ${c.padStart(7)}`;
   const lines = [
     `deploy benchmark — ${FAST_SHELL ? "--fast-shell (sessions skip root's ~/.bashrc), " : "host as is (root's ~/.bashrc runs pyenv init per session), "}${N} runs per case, busybox httpd app (~1 MB image), local registry, sshd and dockerd on 127.0.0.1`,
     `${cpus().length} cores, node ${process.version}, compose ${docker(["compose", "version", "--short"]).trim()}; request loop: one GET /version every ${REQUEST_EVERY_MS} ms, new connection each, ${REQUEST_TIMEOUT_MS} ms timeout`,
     "",
     "(a) wall time of one image change (medians; the peer's `sed` of the image line is inside its timed ssh command)",
     row("", "hamalog", "peer", "ratio"),
-    row("image not on the host (pull needed)", sec(med("hamalog", "cold")), sec(med("peer", "cold")), `${(med("hamalog", "cold") / med("peer", "cold")).toFixed(2)}×`),
-    row("digest already on the host", sec(med("hamalog", "warm")), sec(med("peer", "warm")), `${(med("hamalog", "warm") / med("peer", "warm")).toFixed(2)}×`),
+    row(
+      "image not on the host (pull needed)",
+      sec(med("hamalog", "cold")),
+      sec(med("peer", "cold")),
+      `${(med("hamalog", "cold") / med("peer", "cold")).toFixed(2)}×`,
+    ),
+    row(
+      "digest already on the host",
+      sec(med("hamalog", "warm")),
+      sec(med("peer", "warm")),
+      `${(med("hamalog", "warm") / med("peer", "warm")).toFixed(2)}×`,
+    ),
     `  ranges: hamalog cold ${range(of("hamalog", "cold").map((r) => r.ms))}, warm ${range(of("hamalog", "warm").map((r) => r.ms))}; peer cold ${range(of("peer", "cold").map((r) => r.ms))}, warm ${range(of("peer", "warm").map((r) => r.ms))}`,
     "",
     "(b) time saved when the digest is already on the host (median cold − median warm)",
@@ -354,9 +430,26 @@ async function main(): Promise<void> {
     "",
     "  hamalog phases as the CLI prints them (medians; 0.1 s resolution):",
     row("phase", "cold", "warm", ""),
-    ...phaseNames.map((ph) => row(`  ${ph}`, sec(median(of("hamalog", "cold").map((r) => r.phases[ph] ?? 0))), sec(median(of("hamalog", "warm").map((r) => r.phases[ph] ?? 0))), "")),
-    row("  sum of phases", sec(median(of("hamalog", "cold").map(phaseSum))), sec(median(of("hamalog", "warm").map(phaseSum))), ""),
-    row("  outside phases (CLI start, history read,", sec(median(of("hamalog", "cold").map((r) => r.ms - phaseSum(r)))), sec(median(of("hamalog", "warm").map((r) => r.ms - phaseSum(r)))), ""),
+    ...phaseNames.map((ph) =>
+      row(
+        `  ${ph}`,
+        sec(median(of("hamalog", "cold").map((r) => r.phases[ph] ?? 0))),
+        sec(median(of("hamalog", "warm").map((r) => r.phases[ph] ?? 0))),
+        "",
+      ),
+    ),
+    row(
+      "  sum of phases",
+      sec(median(of("hamalog", "cold").map(phaseSum))),
+      sec(median(of("hamalog", "warm").map(phaseSum))),
+      "",
+    ),
+    row(
+      "  outside phases (CLI start, history read,",
+      sec(median(of("hamalog", "cold").map((r) => r.ms - phaseSum(r)))),
+      sec(median(of("hamalog", "warm").map((r) => r.ms - phaseSum(r)))),
+      "",
+    ),
     "    unlock, exit; per-run wall − sum of phases)",
     "",
     "(c) failed HTTP requests during each deploy (compose recreates the container: requests fail while it is replaced)",
@@ -367,9 +460,9 @@ async function main(): Promise<void> {
     "",
     "(d) remote sessions per deploy (each is a new `exec` channel: sshd starts the user's login shell for it)",
     `  hamalog: ${sessionsCold.execs} execs + ${sessionsCold.tunnels} health tunnel(s) (cold), ${sessionsWarm.execs} + ${sessionsWarm.tunnels} (warm), over one connection; peer: 1 connection, 1 exec`,
-    `  one exec of \`true\` over hamalog's open connection: median ${(median(trueMs)).toFixed(0)} ms (min ${Math.min(...trueMs).toFixed(0)}) → ~${sec(median(trueMs) * sessionsCold.execs)} per cold deploy before any command does work`,
+    `  one exec of \`true\` over hamalog's open connection: median ${median(trueMs).toFixed(0)} ms (min ${Math.min(...trueMs).toFixed(0)}) → ~${sec(median(trueMs) * sessionsCold.execs)} per cold deploy before any command does work`,
     `  the same without TCP_NODELAY (raw ssh2, Nagle's algorithm on, as ssh2 leaves it): median ${nagleMs.toFixed(0)} ms`,
-    `  \`ssh host true\` (new OpenSSH connection): median ${(median(sshTrue)).toFixed(0)} ms`,
+    `  \`ssh host true\` (new OpenSSH connection): median ${median(sshTrue).toFixed(0)} ms`,
   ];
   console.log(lines.join("\n"));
 }

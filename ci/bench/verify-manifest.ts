@@ -27,7 +27,6 @@ const LOCAL = "hamalog-bench/app:1";
 
 const ms = (x: number) => `${x.toFixed(x < 10 ? 2 : 1)} ms`;
 
-
 async function main(): Promise<void> {
   const tokens = await startTokenServer({ users: { [USER]: PASSWORD } });
   const registry = await startRegistry({ auth: tokens.registryAuth });
@@ -35,7 +34,12 @@ async function main(): Promise<void> {
   try {
     buildAppImage(LOCAL, { version: "bench" });
     const pushed = await loginAndPushAsync(LOCAL, registry.host, `${registry.host}/${REPO}:${SHA}`, USER, PASSWORD);
-    const req = { registry: registry.host, repository: REPO, reference: SHA, credentials: { username: USER, password: PASSWORD } };
+    const req = {
+      registry: registry.host,
+      repository: REPO,
+      reference: SHA,
+      credentials: { username: USER, password: PASSWORD },
+    };
 
     // (a) requests per verification
     const cold: number[] = [];
@@ -53,12 +57,18 @@ async function main(): Promise<void> {
     const warmMs: number[] = [];
     const headMs: number[] = [];
     // (b) a raw HEAD with a token fetched once, like a hand-written curl loop would do
-    const tokenRes = await fetch(`${tokens.url}/token?service=${encodeURIComponent(tokens.registryAuth.token!.service)}&scope=${encodeURIComponent(pullScope(REPO))}`, {
-      headers: { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}` },
-    });
+    const tokenRes = await fetch(
+      `${tokens.url}/token?service=${encodeURIComponent(tokens.registryAuth.token!.service)}&scope=${encodeURIComponent(pullScope(REPO))}`,
+      {
+        headers: { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}` },
+      },
+    );
     const token = parseTokenResponse(await tokenRes.json()).token;
     const head = async () => {
-      const res = await fetch(`${registry.url}/v2/${REPO}/manifests/${SHA}`, { method: "HEAD", headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT } });
+      const res = await fetch(`${registry.url}/v2/${REPO}/manifests/${SHA}`, {
+        method: "HEAD",
+        headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT },
+      });
       if (res.headers.get("docker-content-digest") !== pushed) throw new Error(`HEAD answered ${res.status}`);
     };
     for (let i = 0; i < 20; i++) {
@@ -77,14 +87,39 @@ async function main(): Promise<void> {
 
     // (c) whole-process wall time, N runs each, interleaved
     const authfile = join(work, "auth.json");
-    writeFileSync(authfile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString("base64") } } }), { mode: 0o600 });
+    writeFileSync(
+      authfile,
+      JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString("base64") } } }),
+      { mode: 0o600 },
+    );
     const dockerConfig = join(work, "docker");
     mkdirSync(dockerConfig);
-    writeFileSync(join(dockerConfig, "config.json"), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString("base64") } } }), { mode: 0o600 });
+    writeFileSync(
+      join(dockerConfig, "config.json"),
+      JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString("base64") } } }),
+      { mode: 0o600 },
+    );
     const env = { ...process.env, HAMALOG_BENCH_PASSWORD: PASSWORD, DOCKER_CONFIG: dockerConfig };
     const commands: Record<string, [string, string[]]> = {
-      "hamalog verify-manifest": [process.execPath, [join(ROOT, "ci/bin/hamalog.mjs"), "verify-manifest", "--image", `${registry.host}/${REPO}`, "--tag", SHA, "--username", USER, "--password-env", "HAMALOG_BENCH_PASSWORD"]],
-      "skopeo inspect --raw": ["skopeo", ["inspect", "--raw", "--tls-verify=false", "--authfile", authfile, `docker://${registry.host}/${REPO}:${SHA}`]],
+      "hamalog verify-manifest": [
+        process.execPath,
+        [
+          join(ROOT, "ci/bin/hamalog.mjs"),
+          "verify-manifest",
+          "--image",
+          `${registry.host}/${REPO}`,
+          "--tag",
+          SHA,
+          "--username",
+          USER,
+          "--password-env",
+          "HAMALOG_BENCH_PASSWORD",
+        ],
+      ],
+      "skopeo inspect --raw": [
+        "skopeo",
+        ["inspect", "--raw", "--tls-verify=false", "--authfile", authfile, `docker://${registry.host}/${REPO}:${SHA}`],
+      ],
       "docker manifest inspect": ["docker", ["manifest", "inspect", "--insecure", `${registry.host}/${REPO}:${SHA}`]],
       "node -e '' (start-up floor)": [process.execPath, ["-e", ""]],
     };
@@ -95,7 +130,8 @@ async function main(): Promise<void> {
       if (name.startsWith("hamalog") && r.stdout.trim() !== pushed) throw new Error(`hamalog printed ${r.stdout}`);
     }
     for (let i = 0; i < N; i++) {
-      for (const [name, [cmd, args]] of Object.entries(commands)) wall[name]!.push((await timedSpawn(cmd, args, env)).ms);
+      for (const [name, [cmd, args]] of Object.entries(commands))
+        wall[name]!.push((await timedSpawn(cmd, args, env)).ms);
     }
 
     const skopeo = median(wall["skopeo inspect --raw"]!);
@@ -112,7 +148,10 @@ async function main(): Promise<void> {
       `    verification, cold:           ${ms(median(coldMs))}`,
       "",
       "(c) whole-process wall time (medians)",
-      ...Object.entries(wall).map(([name, xs]) => `    ${name.padEnd(28)} ${ms(median(xs)).padStart(9)}   ${(median(xs) / skopeo).toFixed(2)}× skopeo`),
+      ...Object.entries(wall).map(
+        ([name, xs]) =>
+          `    ${name.padEnd(28)} ${ms(median(xs)).padStart(9)}   ${(median(xs) / skopeo).toFixed(2)}× skopeo`,
+      ),
     ];
     console.log(lines.join("\n"));
   } finally {

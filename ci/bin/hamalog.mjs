@@ -52,7 +52,8 @@ if (!existsSync(entry)) {
     rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
   }
   for (const old of readdirSync(cacheRoot)) {
-    if (old !== `${Math.floor(mtime)}-${count}` && !old.includes(".tmp-")) rmSync(join(cacheRoot, old), { recursive: true, force: true });
+    if (old !== `${Math.floor(mtime)}-${count}` && !old.includes(".tmp-"))
+      rmSync(join(cacheRoot, old), { recursive: true, force: true });
   }
 }
 

@@ -99,7 +99,9 @@ try {
     step(n++, `build ${v.name}${v.healthy ? "" : " (its /actuator/health is missing: a broken release)"} and tag it`);
     const local = `hamalog-demo/app:${v.name}`;
     buildAppImage(local, { version: `hamalog ${v.name}`, healthy: v.healthy, healthPath: "actuator/health" });
-    const tags = must(hamalog(["tag", "--sha", sha, "--branch", "main"], { capture: true }), "tag").trim().split("\n");
+    const tags = must(hamalog(["tag", "--sha", sha, "--branch", "main"], { capture: true }), "tag")
+      .trim()
+      .split("\n");
     for (const t of tags) {
       const ref = `${registry.host}/${repo}:${t}`;
       console.log(`$ docker push ${ref}`);
@@ -128,7 +130,9 @@ try {
   docker(["push", seedRef]);
   docker(["rmi", seedRef, "hamalog-demo/app:seed"]);
   const miss = hamalog(["deploy", "--config", config, "--sha", seedSha, "--ssh-key-file", sshd.keyFile]);
-  console.log(`→ exit ${miss.code}: stopped in preflight, the host was not touched; the app still answers: ${await appVersion(appPort)}`);
+  console.log(
+    `→ exit ${miss.code}: stopped in preflight, the host was not touched; the app still answers: ${await appVersion(appPort)}`,
+  );
 
   step(n++, "status: what runs now, and the history");
   must(hamalog(["status", "--config", config, "--ssh-key-file", sshd.keyFile]), "status");
@@ -141,7 +145,9 @@ try {
     console.log(`  docker compose -p ${project} -f ${join(dir, "compose.yaml")} down && rm -rf ${tmp}`);
     console.log(`registry pid ${registry.pid} and sshd pid ${sshd.pid} stop now.`);
   } else {
-    spawnSync("docker", ["compose", "-p", project, "-f", join(dir, "compose.yaml"), "down", "--remove-orphans"], { stdio: "ignore" });
+    spawnSync("docker", ["compose", "-p", project, "-f", join(dir, "compose.yaml"), "down", "--remove-orphans"], {
+      stdio: "ignore",
+    });
     for (const line of docker(["image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]).split("\n")) {
       // Only this run's registry: a developer's own ghcr.io images of the same repository stay.
       if (line.startsWith(`${registry.host}/${repo}@`)) spawnSync("docker", ["rmi", "-f", line], { stdio: "ignore" });
@@ -149,6 +155,10 @@ try {
   }
   await Promise.all([registry.stop(), sshd.stop()]);
   if (!keep || failed) rmSync(tmp, { recursive: true, force: true });
-  console.log(failed ? "\ndemo FAILED" : "\ndemo done: tag → push → verify-manifest → deploy v1 → v2 → broken v3 rolled back → seed near-miss caught → status");
+  console.log(
+    failed
+      ? "\ndemo FAILED"
+      : "\ndemo done: tag → push → verify-manifest → deploy v1 → v2 → broken v3 rolled back → seed near-miss caught → status",
+  );
   process.exitCode = failed ? 1 : 0;
 }

@@ -22,6 +22,12 @@ elif ! bash ci/scripts/test-env.sh up; then
   exit 1
 fi
 
+echo "[test] format check (prettier --check; fix with npm run format)" >&2
+if ! npx prettier --check --log-level warn .; then
+  echo "Tests: 0 passed, 1 failed (format check: run npm run format)"
+  exit 1
+fi
+
 echo "[test] type-check (tsc, strict, against @dagger.io/dagger's types)" >&2
 if ! npx tsc -p tsconfig.json; then
   echo "Tests: 0 passed, 1 failed (type-check)"

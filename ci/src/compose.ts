@@ -32,7 +32,9 @@ function templateObject(src: ComposeSource): Record<string, unknown> {
     const name = src.templateName ?? "compose template";
     const doc = parseDocument(src.template, { prettyErrors: false, uniqueKeys: true, merge: true });
     if (doc.errors.length > 0) {
-      throw new ConfigError(`${name}: YAML syntax error: ${doc.errors[0]!.message.split("\n")[0]} — fix the compose template`);
+      throw new ConfigError(
+        `${name}: YAML syntax error: ${doc.errors[0]!.message.split("\n")[0]} — fix the compose template`,
+      );
     }
     if (!isMap(doc.contents)) throw new ConfigError(`${name}: must be a compose file (a mapping with services:)`);
     return doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>;
@@ -66,14 +68,18 @@ export function renderCompose(input: RenderInput): Rendered {
   }
   const appObj = app as Record<string, unknown>;
   if ("build" in appObj) {
-    warnings.push(`${name}: removed \`build:\` from service ${input.service} — production runs the pinned image, it never builds`);
+    warnings.push(
+      `${name}: removed \`build:\` from service ${input.service} — production runs the pinned image, it never builds`,
+    );
     delete appObj.build;
   }
   if (typeof appObj.image === "string" && appObj.image !== "" && !appObj.image.includes("${")) {
     const before = appObj.image.split("@")[0]!;
     const after = input.image.split("@")[0]!;
     if (before.split(":")[0] !== after.split(/:(?=[^/]*$)/)[0]) {
-      warnings.push(`${name}: service ${input.service} named image ${appObj.image}; replaced with the pinned ${input.image}`);
+      warnings.push(
+        `${name}: service ${input.service} named image ${appObj.image}; replaced with the pinned ${input.image}`,
+      );
     }
   }
   appObj.image = input.image;

@@ -9,7 +9,8 @@ import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { closest } from "./similar.js";
 import { normalizeBranch } from "./tags.js";
 
-const HOSTNAME = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-fA-F:]+\]?$/;
+const HOSTNAME =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-fA-F:]+\]?$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const SAFE_PATH = /^\/(?:[A-Za-z0-9._-]+\/?)*$/;
 const SERVICE = /^[a-z0-9][a-z0-9_.-]*$/;
@@ -20,7 +21,10 @@ const str = (re: RegExp, what: string) => z.string().trim().regex(re, { message:
 const seconds = z.number().int().positive().max(3600);
 
 const HealthSchema = z.strictObject({
-  url: str(SAFE_URL, "must be an http:// URL as seen from the host (it is fetched through the SSH connection), without spaces or quotes, e.g. http://127.0.0.1:8080/actuator/health").optional(),
+  url: str(
+    SAFE_URL,
+    "must be an http:// URL as seen from the host (it is fetched through the SSH connection), without spaces or quotes, e.g. http://127.0.0.1:8080/actuator/health",
+  ).optional(),
   timeout: seconds.default(120),
   interval: z.number().positive().max(60).default(2),
   expectStatus: z.number().int().min(100).max(599).default(200),
@@ -32,7 +36,11 @@ const ConfigSchema = z.strictObject({
       registry: z.string().trim().default(DEFAULT_REGISTRY),
       repository: z.string().trim().optional(),
       /** Username for registry auth (GHCR accepts any username with a token). The password never lives here. */
-      username: z.string().trim().regex(/^[^\s:]+$/, { message: "must not contain spaces or ':'" }).optional(),
+      username: z
+        .string()
+        .trim()
+        .regex(/^[^\s:]+$/, { message: "must not contain spaces or ':'" })
+        .optional(),
       /** Repository URL for the org.opencontainers.image.source label. */
       source: z.string().trim().url().optional(),
     })
@@ -52,9 +60,15 @@ const ConfigSchema = z.strictObject({
       port: z.number().int().min(1).max(65535).default(22),
       user: str(USER, "must be a plain user name (lowercase letters, digits, _ and -)").optional(),
       hostKey: str(HOST_KEY, "must be a SHA256 fingerprint as printed by `ssh-keygen -lf`, e.g. SHA256:…").optional(),
-      directory: str(SAFE_PATH, "must be an absolute path of letters, digits, . _ - and /").refine((p) => !p.split("/").includes(".."), { message: "must not contain `..`" }).optional(),
+      directory: str(SAFE_PATH, "must be an absolute path of letters, digits, . _ - and /")
+        .refine((p) => !p.split("/").includes(".."), { message: "must not contain `..`" })
+        .optional(),
       /** The app's compose template, relative to the config file. */
-      composeFile: z.string().trim().refine((p) => !p.split("/").includes(".."), { message: "must not contain `..`" }).optional(),
+      composeFile: z
+        .string()
+        .trim()
+        .refine((p) => !p.split("/").includes(".."), { message: "must not contain `..`" })
+        .optional(),
       /** Or: the compose `services:` mapping inline. */
       services: z.record(z.string(), z.unknown()).optional(),
       project: str(SERVICE, "must be lowercase letters, digits, _ . -").optional(),
@@ -65,7 +79,13 @@ const ConfigSchema = z.strictObject({
       fallback: z.enum(["none", "latest"]).default("none"),
       keepImages: z.number().int().min(1).max(100).default(5),
     })
-    .default({ port: 22, health: { timeout: 120, interval: 2, expectStatus: 200 }, waitTimeout: 180, fallback: "none", keepImages: 5 }),
+    .default({
+      port: 22,
+      health: { timeout: 120, interval: 2, expectStatus: 200 },
+      waitTimeout: 180,
+      fallback: "none",
+      keepImages: 5,
+    }),
 });
 
 export type PipelineConfig = z.infer<typeof ConfigSchema>;
@@ -104,9 +124,17 @@ export const OVERRIDES: Record<string, Override> = {
   "health-url": { path: "deploy/health/url", kind: "string", help: "HTTP health URL, checked on the host" },
   "health-timeout": { path: "deploy/health/timeout", kind: "int", help: "seconds the health URL may take to pass" },
   "health-interval": { path: "deploy/health/interval", kind: "number", help: "seconds between health probes" },
-  "health-status": { path: "deploy/health/expectStatus", kind: "int", help: "HTTP status that counts as healthy (default 200)" },
+  "health-status": {
+    path: "deploy/health/expectStatus",
+    kind: "int",
+    help: "HTTP status that counts as healthy (default 200)",
+  },
   "wait-timeout": { path: "deploy/waitTimeout", kind: "int", help: "seconds for `compose up --wait`" },
-  fallback: { path: "deploy/fallback", kind: "string", help: "none|latest: deploy `latest` when the sha tag is missing" },
+  fallback: {
+    path: "deploy/fallback",
+    kind: "string",
+    help: "none|latest: deploy `latest` when the sha tag is missing",
+  },
   "keep-images": { path: "deploy/keepImages", kind: "int", help: "deployed digests to keep on the host" },
 };
 
@@ -183,7 +211,10 @@ function overrideValue(flag: string, kind: Kind, raw: string | number | string[]
       return n;
     }
     case "list":
-      return values.flatMap((v) => String(v).split(",")).map((s) => s.trim()).filter(Boolean);
+      return values
+        .flatMap((v) => String(v).split(","))
+        .map((s) => s.trim())
+        .filter(Boolean);
     case "map": {
       const out: Record<string, string> = {};
       for (const v of values) {
@@ -203,7 +234,9 @@ function applyOverrides(raw: Record<string, unknown>, overrides: OverrideValues)
     if (flag === "image") {
       const ref = parseReference(String(value), "--image");
       if (ref.tag || ref.digest) {
-        throw new ConfigError(`--image: give REGISTRY/REPOSITORY without a tag or digest (tags come from --sha), got \`${value}\``);
+        throw new ConfigError(
+          `--image: give REGISTRY/REPOSITORY without a tag or digest (tags come from --sha), got \`${value}\``,
+        );
       }
       setPath(raw, "image/registry", ref.registry);
       setPath(raw, "image/repository", ref.repository);
@@ -249,7 +282,11 @@ function knownKeys(path: string[]): string[] {
  * Parse config text (YAML) and apply overrides. `configName` is used in messages (a path or "pipeline.yaml").
  * Throws ConfigError naming the path and the fix; YAML syntax errors carry line and column.
  */
-export function parseConfig(text: string, configName = "pipeline.yaml", overrides: OverrideValues = {}): PipelineConfig {
+export function parseConfig(
+  text: string,
+  configName = "pipeline.yaml",
+  overrides: OverrideValues = {},
+): PipelineConfig {
   let raw: unknown = {};
   if (text.trim() !== "") {
     const lineCounter = new LineCounter();
@@ -279,7 +316,10 @@ export function parseConfig(text: string, configName = "pipeline.yaml", override
 }
 
 /** The image name from config; a missing repository is an error, never a fallback. */
-export function requireImage(cfg: PipelineConfig, configName = "pipeline.yaml"): { registry: string; repository: string } {
+export function requireImage(
+  cfg: PipelineConfig,
+  configName = "pipeline.yaml",
+): { registry: string; repository: string } {
   if (!cfg.image.repository) {
     throw new ConfigError(
       `image/repository: required (set it in ${configName} or pass --repository / --image REGISTRY/REPO) — e.g. daemin-kim/hamalog-backend; there is no default`,

@@ -7,7 +7,15 @@
  */
 import { object, func, argument, dag, Container, Directory, File, Secret, type Platform } from "@dagger.io/dagger";
 import { shaTag, tagsFor } from "./tags.js";
-import { mergeOverrides, parseConfig, parseSetPairs, requireDeploy, requireImage, type OverrideValues, type PipelineConfig } from "./config.js";
+import {
+  mergeOverrides,
+  parseConfig,
+  parseSetPairs,
+  requireDeploy,
+  requireImage,
+  type OverrideValues,
+  type PipelineConfig,
+} from "./config.js";
 import {
   BUILD_CONTEXT_IGNORE,
   buildArgList,
@@ -121,10 +129,20 @@ export class Hamalog {
     set: string[] = [],
   ): Promise<string[]> {
     checkContainerWithPlatforms(container !== undefined, platforms);
-    const cfg = await this.settings(config, {
-      registry, repository, username: registryUsername, "default-branch": defaultBranch,
-      dockerfile, "build-arg": buildArgs, platforms, source: imageSource,
-    }, set);
+    const cfg = await this.settings(
+      config,
+      {
+        registry,
+        repository,
+        username: registryUsername,
+        "default-branch": defaultBranch,
+        dockerfile,
+        "build-arg": buildArgs,
+        platforms,
+        source: imageSource,
+      },
+      set,
+    );
     const images = container ? { containers: [container], index: false } : this.images(source, cfg, sha, created);
     return (await this.publish(images, cfg, sha, branch, registryToken)).published;
   }
@@ -182,10 +200,24 @@ export class Hamalog {
     set: string[] = [],
   ): Promise<string> {
     // Every config error surfaces here, before anything is built.
-    const cfg = await this.settings(config, {
-      registry, repository, username: registryUsername, "default-branch": defaultBranch,
-      dockerfile, "build-arg": buildArgs, platforms, source: imageSource, host, port, user, "host-key": hostKey,
-    }, set);
+    const cfg = await this.settings(
+      config,
+      {
+        registry,
+        repository,
+        username: registryUsername,
+        "default-branch": defaultBranch,
+        dockerfile,
+        "build-arg": buildArgs,
+        platforms,
+        source: imageSource,
+        host,
+        port,
+        user,
+        "host-key": hostKey,
+      },
+      set,
+    );
     const image = requireImage(cfg);
     const target = requireDeploy(cfg);
     const username = registryUser(cfg.image.username);
@@ -206,7 +238,10 @@ export class Hamalog {
         push: (images) => this.publish(images, cfg, sha, branch, registryToken),
         verify: async () => {
           const v = await verifyRegistry({
-            registry: image.registry, repository: image.repository, reference: shaTag(sha), wantedSha: sha,
+            registry: image.registry,
+            repository: image.repository,
+            reference: shaTag(sha),
+            wantedSha: sha,
             credentials: { username, password: await registryToken.plaintext() },
             ...(target.platform ? { platform: target.platform } : {}),
           });
@@ -214,10 +249,17 @@ export class Hamalog {
         },
         deploy: async (verified) => {
           const password = await registryToken.plaintext();
-          const env = liveEnv(target, { sshKey: await sshKey.plaintext(), registryToken: password }, { out: say, warn: say });
+          const env = liveEnv(
+            target,
+            { sshKey: await sshKey.plaintext(), registryToken: password },
+            { out: say, warn: say },
+          );
           const outcome = await deployRelease(
             {
-              image, deploy: shipDeployConfig(target), sha, credentials: { username, password },
+              image,
+              deploy: shipDeployConfig(target),
+              sha,
+              credentials: { username, password },
               compose,
               holder: `dagger ship ${shaTag(sha).slice(0, 12)} (${branch})`,
             },
@@ -279,8 +321,25 @@ export class Hamalog {
     breakLock = false,
     set: string[] = [],
   ): Promise<string> {
-    const door = await this.remoteDoor(source, config, { username: registryUsername, host, port, user, "host-key": hostKey, fallback }, set, sshKey, registryToken);
-    await deployRelease({ ...door.input, sha, dryRun, lockWaitSeconds: lockWait, breakLock, holder: `dagger deploy ${shaTag(sha).slice(0, 12)}` }, door.env);
+    const door = await this.remoteDoor(
+      source,
+      config,
+      { username: registryUsername, host, port, user, "host-key": hostKey, fallback },
+      set,
+      sshKey,
+      registryToken,
+    );
+    await deployRelease(
+      {
+        ...door.input,
+        sha,
+        dryRun,
+        lockWaitSeconds: lockWait,
+        breakLock,
+        holder: `dagger deploy ${shaTag(sha).slice(0, 12)}`,
+      },
+      door.env,
+    );
     return door.log.join("\n");
   }
 
@@ -317,7 +376,14 @@ export class Hamalog {
     dryRun = false,
     set: string[] = [],
   ): Promise<string> {
-    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, set, sshKey, registryToken);
+    const door = await this.remoteDoor(
+      source,
+      config,
+      { host, port, user, "host-key": hostKey },
+      set,
+      sshKey,
+      registryToken,
+    );
     await rollbackRelease({ ...door.input, ...(to ? { to } : {}), dryRun, holder: "dagger rollback" }, door.env);
     return door.log.join("\n");
   }
@@ -355,13 +421,30 @@ export class Hamalog {
   }
 
   /** Read the config, compose template and Secrets for deploy/rollback/status and open the door (deploy/door.ts); output is streamed and collected. */
-  private async remoteDoor(source: Directory, config: File, overrides: OverrideValues, set: string[], sshKey: Secret, registryToken?: Secret) {
+  private async remoteDoor(
+    source: Directory,
+    config: File,
+    overrides: OverrideValues,
+    set: string[],
+    sshKey: Secret,
+    registryToken?: Secret,
+  ) {
     const target = remoteTarget(await this.settings(config, overrides, set));
     const template = target.deploy.composeFile ? await source.file(target.deploy.composeFile).contents() : "";
     const log: string[] = [];
     const say = (line: string) => (log.push(line), console.error(line));
-    const reads = { readTemplate: () => template, sshKey: await sshKey.plaintext(), sshKeyFrom: "--ssh-key", tokenFlag: "--registry-token", usernameFlag: "--set username=NAME" };
-    const door = openDoor(target, { ...reads, ...(registryToken ? { registryToken: await registryToken.plaintext() } : {}) }, { out: say, warn: say });
+    const reads = {
+      readTemplate: () => template,
+      sshKey: await sshKey.plaintext(),
+      sshKeyFrom: "--ssh-key",
+      tokenFlag: "--registry-token",
+      usernameFlag: "--set username=NAME",
+    };
+    const door = openDoor(
+      target,
+      { ...reads, ...(registryToken ? { registryToken: await registryToken.plaintext() } : {}) },
+      { out: say, warn: say },
+    );
     return { ...door, log };
   }
 
@@ -398,7 +481,9 @@ export class Hamalog {
     const cfg = await this.settings(config, { registry, repository, username: registryUsername, platform }, set);
     const image = requireImage(cfg);
     const { reference, wantedSha } = chooseReference(tag, sha, { tag: "--tag", sha: "--sha" });
-    const credentials = registryToken ? { username: registryUser(cfg.image.username), password: await registryToken.plaintext() } : undefined;
+    const credentials = registryToken
+      ? { username: registryUser(cfg.image.username), password: await registryToken.plaintext() }
+      : undefined;
     const result = await verifyRegistry({
       ...image,
       reference,
@@ -433,13 +518,24 @@ export class Hamalog {
   }
 
   /** Publish to every tag-definition reference with the Secret as registry auth; check one digest came back. */
-  private async publish(images: Images, cfg: PipelineConfig, sha: string, branch: string, token: Secret): Promise<Published> {
+  private async publish(
+    images: Images,
+    cfg: PipelineConfig,
+    sha: string,
+    branch: string,
+    token: Secret,
+  ): Promise<Published> {
     const image = requireImage(cfg);
     const refs = publishReferences({ ...image, sha, branch, defaultBranch: cfg.defaultBranch });
     const username = registryUser(cfg.image.username);
-    const base = (images.index ? dag.container() : images.containers[0]!).withRegistryAuth(image.registry, username, token);
+    const base = (images.index ? dag.container() : images.containers[0]!).withRegistryAuth(
+      image.registry,
+      username,
+      token,
+    );
     const returned: string[] = [];
-    for (const ref of refs) returned.push(await base.publish(ref, images.index ? { platformVariants: images.containers } : {}));
+    for (const ref of refs)
+      returned.push(await base.publish(ref, images.index ? { platformVariants: images.containers } : {}));
     return checkPublished(refs, returned);
   }
 }

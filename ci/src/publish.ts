@@ -55,7 +55,9 @@ export function imageLabels(input: LabelInput): NameValue[] {
   const source = input.source?.trim();
   if (source) {
     if (!/^https?:\/\/[^\s"'`]+$/.test(source)) {
-      throw new ConfigError(`image/source: \`${source}\` is not an http(s) URL (e.g. https://github.com/daemin-kim/hamalog-backend)`);
+      throw new ConfigError(
+        `image/source: \`${source}\` is not an http(s) URL (e.g. https://github.com/daemin-kim/hamalog-backend)`,
+      );
     }
     labels.push({ name: LABEL_SOURCE, value: source });
   }
@@ -79,7 +81,9 @@ export function buildArgList(args: Record<string, string>): NameValue[] {
     .sort()
     .map((name) => {
       if (!BUILD_ARG_NAME.test(name)) {
-        throw new ConfigError(`build/buildArgs: \`${name}\` is not a build argument name (letters, digits and _, e.g. JAR_FILE)`);
+        throw new ConfigError(
+          `build/buildArgs: \`${name}\` is not a build argument name (letters, digits and _, e.g. JAR_FILE)`,
+        );
       }
       return { name, value: args[name]! };
     });
@@ -120,7 +124,10 @@ export interface Published {
 export function checkPublished(asked: readonly string[], returned: readonly string[]): Published {
   if (asked.length === 0) throw new Error("internal: nothing to publish");
   if (returned.length !== asked.length) {
-    throw new PipelineError(`push: asked to publish ${asked.length} references, the engine answered ${returned.length}`, "push");
+    throw new PipelineError(
+      `push: asked to publish ${asked.length} references, the engine answered ${returned.length}`,
+      "push",
+    );
   }
   let digest: string | undefined;
   const published: string[] = [];
@@ -132,7 +139,10 @@ export function checkPublished(asked: readonly string[], returned: readonly stri
     try {
       validateDigest(d, "publish");
     } catch {
-      throw new PipelineError(`push: publishing ${ref} returned \`${got}\`, which has no digest; cannot prove what was pushed`, "push");
+      throw new PipelineError(
+        `push: publishing ${ref} returned \`${got}\`, which has no digest; cannot prove what was pushed`,
+        "push",
+      );
     }
     if (name !== ref) {
       throw new PipelineError(`push: asked to publish ${ref}, the engine reports ${name}`, "push");

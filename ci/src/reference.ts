@@ -33,7 +33,9 @@ function looksLikeRegistry(first: string): boolean {
 /** Validate a digest (`sha256:` + 64 lowercase hex for sha256). */
 export function validateDigest(digest: string, field = "digest"): string {
   if (!DIGEST.test(digest) || (digest.startsWith("sha256:") && !SHA256_DIGEST.test(digest))) {
-    throw new ConfigError(`${field}: \`${digest}\` is not a digest (expected sha256: followed by 64 lowercase hex characters)`);
+    throw new ConfigError(
+      `${field}: \`${digest}\` is not a digest (expected sha256: followed by 64 lowercase hex characters)`,
+    );
   }
   return digest;
 }
@@ -51,7 +53,10 @@ export function validateRegistry(registry: string, field = "image/registry"): st
  * (`Daemin-Kim/Hamalog-Backend`).
  */
 export function normalizeRepository(repository: string, field = "image/repository"): string {
-  const v = (repository ?? "").trim().replace(/^\/+|\/+$/g, "").toLowerCase();
+  const v = (repository ?? "")
+    .trim()
+    .replace(/^\/+|\/+$/g, "")
+    .toLowerCase();
   if (v === "") {
     throw new ConfigError(`${field}: required — the repository path, e.g. daemin-kim/hamalog-backend`);
   }
@@ -91,7 +96,9 @@ export function parseReference(input: string, field = "image"): ImageReference {
   }
   if (registry === "index.docker.io" || registry === "registry-1.docker.io") registry = DOCKER_HUB;
   if (repository !== repository.toLowerCase()) {
-    throw new ConfigError(`${field}: repository \`${repository}\` must be lowercase (use \`${repository.toLowerCase()}\`)`);
+    throw new ConfigError(
+      `${field}: repository \`${repository}\` must be lowercase (use \`${repository.toLowerCase()}\`)`,
+    );
   }
   repository = normalizeRepository(repository, field);
   if (registry === DOCKER_HUB && !repository.includes("/")) repository = `library/${repository}`;

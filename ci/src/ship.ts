@@ -45,7 +45,10 @@ function fail(phase: ShipPhase, done: ShipPhase[], err: unknown): Error {
 }
 
 /** Run the four phases in order; the first failure stops the run and names its phase. */
-export async function runShip<B, D>(steps: ShipSteps<B, D>, onPhase: (phase: ShipPhase) => void = () => {}): Promise<ShipResult<D>> {
+export async function runShip<B, D>(
+  steps: ShipSteps<B, D>,
+  onPhase: (phase: ShipPhase) => void = () => {},
+): Promise<ShipResult<D>> {
   const done: ShipPhase[] = [];
   async function phase<T>(name: ShipPhase, fn: () => Promise<T>): Promise<T> {
     onPhase(name);
@@ -105,7 +108,10 @@ export function pinVerify<Req, Res extends { reference: string; digest: string }
 /** After the deploy: what runs must be what was verified. */
 export function checkDeployed(runningDigest: string, verified: Verified): void {
   if (runningDigest !== verified.digest) {
-    throw new PipelineError(`the host runs ${runningDigest}, but ship verified ${verified.digest} (${verified.reference})`, "deploy");
+    throw new PipelineError(
+      `the host runs ${runningDigest}, but ship verified ${verified.digest} (${verified.reference})`,
+      "deploy",
+    );
   }
 }
 
@@ -113,6 +119,15 @@ export function checkDeployed(runningDigest: string, verified: Verified): void {
  * Render the production compose file with a placeholder digest, so a template that lacks the app service (or
  * does not parse) fails before anything is built or pushed rather than after the push.
  */
-export function precheckCompose(compose: ComposeSource, service: string, image: { registry: string; repository: string }, sha: string): void {
-  renderCompose({ ...compose, service, image: formatReference({ ...image, tag: shaTag(sha), digest: `sha256:${"0".repeat(64)}` }) });
+export function precheckCompose(
+  compose: ComposeSource,
+  service: string,
+  image: { registry: string; repository: string },
+  sha: string,
+): void {
+  renderCompose({
+    ...compose,
+    service,
+    image: formatReference({ ...image, tag: shaTag(sha), digest: `sha256:${"0".repeat(64)}` }),
+  });
 }

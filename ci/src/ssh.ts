@@ -185,7 +185,10 @@ class SshRemote implements Remote {
       try {
         this.client.exec(command, (err, s) => {
           if (done) return closeQuietly(s);
-          if (err) return finish(() => reject(new PipelineError(`cannot run \`${argv[0]}\` on ${this.label}: ${err.message}`)));
+          if (err)
+            return finish(() =>
+              reject(new PipelineError(`cannot run \`${argv[0]}\` on ${this.label}: ${err.message}`)),
+            );
           stream = s;
           s.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
           s.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
@@ -209,7 +212,9 @@ class SshRemote implements Remote {
   httpGet(url: string, timeoutMs: number): Promise<HttpResult> {
     const u = new URL(url);
     if (u.protocol !== "http:") {
-      return Promise.reject(new ConfigError(`deploy/health/url: ${url}: only http:// is checked through the SSH tunnel`));
+      return Promise.reject(
+        new ConfigError(`deploy/health/url: ${url}: only http:// is checked through the SSH tunnel`),
+      );
     }
     const port = Number(u.port || 80);
     const host = u.hostname.replace(/^\[|\]$/g, "");
@@ -234,7 +239,8 @@ class SshRemote implements Remote {
       try {
         this.client.forwardOut("127.0.0.1", 0, host, port, (err, ch) => {
           if (done) return closeQuietly(ch);
-          if (err) return finish(() => reject(new Error(`cannot reach ${host}:${port} from the host (${err.message})`)));
+          if (err)
+            return finish(() => reject(new Error(`cannot reach ${host}:${port} from the host (${err.message})`)));
           channel = ch;
           req = request(
             {

@@ -80,10 +80,7 @@ export function normalizeSha(sha: string, flag = "--sha"): string {
   if (FULL_SHA.test(lower)) return lower;
   const like = explainShaLike(v);
   if (like && like.kind !== "case") {
-    const hint =
-      like.kind === "short"
-        ? ""
-        : ` (prefix \`${like.prefix}-\`)`;
+    const hint = like.kind === "short" ? "" : ` (prefix \`${like.prefix}-\`)`;
     throw new ConfigError(
       `${flag}: \`${v}\` is not a full commit sha${hint}: ${like.explanation}. ` +
         "Give the full 40-character sha, e.g. from `git rev-parse HEAD` or `$GITHUB_SHA`.",

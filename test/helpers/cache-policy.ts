@@ -6,7 +6,10 @@ import ts from "typescript";
 import { ROOT } from "./cli.js";
 
 /** Method name → the `cache` value of its @func decorator (undefined when none is given). Only @func methods. */
-export function cachePolicies(file = join(ROOT, "ci/src/index.ts"), className = "Hamalog"): Record<string, string | undefined> {
+export function cachePolicies(
+  file = join(ROOT, "ci/src/index.ts"),
+  className = "Hamalog",
+): Record<string, string | undefined> {
   const src = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, true);
   const out: Record<string, string | undefined> = {};
   const visit = (node: ts.Node): void => {
@@ -19,7 +22,11 @@ export function cachePolicies(file = join(ROOT, "ci/src/index.ts"), className = 
           const arg = d.expression.arguments[0];
           if (arg && ts.isObjectLiteralExpression(arg)) {
             for (const p of arg.properties) {
-              if (ts.isPropertyAssignment(p) && p.name.getText(src) === "cache" && ts.isStringLiteralLike(p.initializer)) {
+              if (
+                ts.isPropertyAssignment(p) &&
+                p.name.getText(src) === "cache" &&
+                ts.isStringLiteralLike(p.initializer)
+              ) {
                 cache = p.initializer.text;
               }
             }

@@ -247,14 +247,21 @@ export class DaggerStandIn {
       case "Container.withLabel": {
         only("name", "value");
         const s = (obj as { state: ContainerState }).state;
-        return { type: "Container", state: { ...s, labels: [...s.labels, { name: str("name"), value: str("value") }] } };
+        return {
+          type: "Container",
+          state: { ...s, labels: [...s.labels, { name: str("name"), value: str("value") }] },
+        };
       }
       case "Container.withRegistryAuth": {
         only("address", "username", "secret");
         const secret = str("secret");
-        if (!(secret in (this.opts.secrets ?? {}))) throw new Unexpected(`withRegistryAuth: secret \`${secret}\` is not a secret id`);
+        if (!(secret in (this.opts.secrets ?? {})))
+          throw new Unexpected(`withRegistryAuth: secret \`${secret}\` is not a secret id`);
         const s = (obj as { state: ContainerState }).state;
-        return { type: "Container", state: { ...s, auth: [...s.auth, { address: str("address"), username: str("username"), secret }] } };
+        return {
+          type: "Container",
+          state: { ...s, auth: [...s.auth, { address: str("address"), username: str("username"), secret }] },
+        };
       }
       case "Container.id":
       case "Container.sync": {
@@ -274,10 +281,14 @@ export class DaggerStandIn {
           if (!v) throw new Unexpected(`publish: platformVariants has unknown container ${id}`);
           return v;
         });
-        if (!container.build && variants.length === 0) throw new Unexpected("publish of an empty container without variants");
+        if (!container.build && variants.length === 0)
+          throw new Unexpected("publish of an empty container without variants");
         for (const v of [container, ...variants]) this.force(v);
         // The digest covers the image content, not the registry auth, like an engine's.
-        const content = variants.length > 0 ? variants.map((v) => ({ build: v.build, labels: v.labels })) : { build: container.build, labels: container.labels };
+        const content =
+          variants.length > 0
+            ? variants.map((v) => ({ build: v.build, labels: v.labels }))
+            : { build: container.build, labels: container.labels };
         const answer = this.opts.onPublish
           ? this.opts.onPublish({ address: str("address"), container, variants }, (id) => this.opts.secrets![id]!)
           : `${str("address")}@${this.digestOf(content)}`;
@@ -292,7 +303,9 @@ export class DaggerStandIn {
   /** Run a build, as sync/publish make an engine do: fails for the Dockerfiles listed in failDockerfiles. */
   private force(s: ContainerState): void {
     if (s.build && (this.opts.failDockerfiles ?? []).includes(s.build.dockerfile ?? "Dockerfile")) {
-      throw new BuildFailure(`process "/bin/sh -c ./gradlew bootJar" did not complete successfully: exit code: 1 (${s.build.dockerfile})`);
+      throw new BuildFailure(
+        `process "/bin/sh -c ./gradlew bootJar" did not complete successfully: exit code: 1 (${s.build.dockerfile})`,
+      );
     }
   }
 

@@ -38,7 +38,12 @@ export function introspect(): Introspection {
     copyFileSync(join(sdk, "api/client.gen.d.ts"), join(dir, "client.gen.ts"));
     const out = execFileSync(
       process.execPath,
-      [join(sdk, "module/entrypoint/introspection_entrypoint.js"), "hamalog", join(ROOT, "ci/src"), join(dir, "client.gen.ts")],
+      [
+        join(sdk, "module/entrypoint/introspection_entrypoint.js"),
+        "hamalog",
+        join(ROOT, "ci/src"),
+        join(dir, "client.gen.ts"),
+      ],
       { env: { ...process.env, DRY_RUN: "1" }, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
     );
     cached = JSON.parse(out) as Introspection;

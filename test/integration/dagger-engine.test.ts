@@ -30,7 +30,11 @@ if (!hasDagger) console.warn(`[dagger-engine.test] ${why}; the engine-free contr
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(dagger!, args, { cwd: ROOT, timeout: 900_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === "number"
+          ? (err as { code: number }).code
+          : 1
+        : 0;
       resolve({ code, stdout, stderr });
     });
   });
@@ -39,26 +43,34 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 const SHA = "453a6545b97fe240727c378291230abeb793d851";
 
 describe("the module under a real Dagger engine", () => {
-  it.skipIf(!hasDagger)(`\`dagger functions\` lists tag, build, push and ship with their descriptions (${why})`, async () => {
-    const r = await run(["functions"]);
-    expect(r.code, r.stderr).toBe(0);
-    for (const [name, doc] of [
-      ["tag", /Compute the image tags/],
-      ["build", /Build the image/],
-      ["push", /Publish the image/],
-      ["ship", /build/i],
-    ] as const) {
-      expect(r.stdout).toMatch(new RegExp(`^${name}\\b`, "m"));
-      expect(r.stdout).toMatch(doc);
-    }
-  }, 900_000);
+  it.skipIf(!hasDagger)(
+    `\`dagger functions\` lists tag, build, push and ship with their descriptions (${why})`,
+    async () => {
+      const r = await run(["functions"]);
+      expect(r.code, r.stderr).toBe(0);
+      for (const [name, doc] of [
+        ["tag", /Compute the image tags/],
+        ["build", /Build the image/],
+        ["push", /Publish the image/],
+        ["ship", /build/i],
+      ] as const) {
+        expect(r.stdout).toMatch(new RegExp(`^${name}\\b`, "m"));
+        expect(r.stdout).toMatch(doc);
+      }
+    },
+    900_000,
+  );
 
-  it.skipIf(!hasDagger)(`\`dagger call tag\` prints the tag definition's tags (${why})`, async () => {
-    const main = await run(["call", "tag", `--sha=${SHA}`, "--branch=main"]);
-    expect(main.code, main.stderr).toBe(0);
-    expect(main.stdout.trim().split(/\s+/)).toEqual(tagsFor({ sha: SHA, branch: "main" }));
-    const bad = await run(["call", "tag", `--sha=main-${SHA}`, "--branch=main"]);
-    expect(bad.code).not.toBe(0);
-    expect(bad.stdout + bad.stderr).toMatch(/prefix `main-`/);
-  }, 900_000);
+  it.skipIf(!hasDagger)(
+    `\`dagger call tag\` prints the tag definition's tags (${why})`,
+    async () => {
+      const main = await run(["call", "tag", `--sha=${SHA}`, "--branch=main"]);
+      expect(main.code, main.stderr).toBe(0);
+      expect(main.stdout.trim().split(/\s+/)).toEqual(tagsFor({ sha: SHA, branch: "main" }));
+      const bad = await run(["call", "tag", `--sha=main-${SHA}`, "--branch=main"]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stdout + bad.stderr).toMatch(/prefix `main-`/);
+    },
+    900_000,
+  );
 });

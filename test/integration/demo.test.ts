@@ -16,7 +16,9 @@ describe("npm run demo (ci/scripts/demo.ts)", () => {
     expect(out).toMatch(/main-[0-9a-f]{40} — the same commit/);
     expect(out).toMatch(/stopped in preflight, the host was not touched; the app still answers: hamalog v2/);
     expect(out).toMatch(/^demo done/m);
-    const left = spawnSync("docker", ["ps", "-aq", "--filter", "label=com.docker.compose.project=hamalog-demo"], { encoding: "utf8" });
+    const left = spawnSync("docker", ["ps", "-aq", "--filter", "label=com.docker.compose.project=hamalog-demo"], {
+      encoding: "utf8",
+    });
     expect(left.stdout.trim()).toBe("");
   });
 });

@@ -9,7 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, ROOT, hamalog, type CliResult } from "../helpers/cli.js";
-import { buildAppImage, docker, projectContainers, pushImage, removeComposeProject, removeImages } from "./helpers/images.js";
+import {
+  buildAppImage,
+  docker,
+  projectContainers,
+  pushImage,
+  removeComposeProject,
+  removeImages,
+} from "./helpers/images.js";
 import { startGate } from "./helpers/http-gate.js";
 import { freePort, waitFor } from "./helpers/ports.js";
 import { startRegistry, type Registry } from "./helpers/registry.js";
@@ -42,7 +49,10 @@ const digests = {} as Record<Name, string>;
 const lockDir = () => join(dir, ".deploy.lock");
 const historyEntries = (d = dir) =>
   existsSync(join(d, "history.jsonl"))
-    ? readFileSync(join(d, "history.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+    ? readFileSync(join(d, "history.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
 /** The digests of this repository present on the Docker host, as prune sees them. */
 const hostDigests = () =>
@@ -63,7 +73,8 @@ async function answer(port: number, path = "/version"): Promise<string> {
 }
 
 const text = (r: CliResult) => `${r.stdout}\n${r.stderr}`;
-const run = (args: string[], config = configFile) => hamalog([...args, "--config", config, "--ssh-key-file", sshd.keyFile], { timeoutMs: 180_000 });
+const run = (args: string[], config = configFile) =>
+  hamalog([...args, "--config", config, "--ssh-key-file", sshd.keyFile], { timeoutMs: 180_000 });
 
 /** Hold the lock the way the core does: the directory, then holder.json in it. */
 function holdLock(holder: string, sha: string, since: string): void {
@@ -141,7 +152,9 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
   it("status before any deploy says nothing was deployed there yet, and exits 0", async () => {
     const r = await run(["status"]);
     expect(r.code, text(r)).toBe(0);
-    expect(r.stdout).toMatch(/^running: nothing deployed here yet \(.*history\.jsonl on root@127\.0\.0\.1:\d+ has no history\) — `hamalog deploy` makes the first release/m);
+    expect(r.stdout).toMatch(
+      /^running: nothing deployed here yet \(.*history\.jsonl on root@127\.0\.0\.1:\d+ has no history\) — `hamalog deploy` makes the first release/m,
+    );
     expect(r.stdout).toMatch(/^container: none for app$/m);
     expect(r.stdout).not.toMatch(/history line/);
     expect(existsSync(dir)).toBe(false); // status is read-only
@@ -161,9 +174,13 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       const r = await run(["deploy", "--sha", SHA.v2]);
       expect(r.code, text(r)).toBe(1);
       expect(Date.now() - started).toBeLessThan(15_000);
-      expect(r.stderr).toMatch(/another deploy holds the lock .*\.deploy\.lock on root@127\.0\.0\.1:\d+: ci-runner-7 \(hamalog CLI, pid 4242\) \(deploy of e4e4e4e4e4e4 since 2025-01-01T12:00:00\.000Z\)/);
+      expect(r.stderr).toMatch(
+        /another deploy holds the lock .*\.deploy\.lock on root@127\.0\.0\.1:\d+: ci-runner-7 \(hamalog CLI, pid 4242\) \(deploy of e4e4e4e4e4e4 since 2025-01-01T12:00:00\.000Z\)/,
+      );
       expect(r.stderr).toMatch(/--lock-wait SECONDS.*--break-lock/);
-      expect(JSON.parse(readFileSync(join(lockDir(), "holder.json"), "utf8"))).toMatchObject({ holder: "ci-runner-7 (hamalog CLI, pid 4242)" });
+      expect(JSON.parse(readFileSync(join(lockDir(), "holder.json"), "utf8"))).toMatchObject({
+        holder: "ci-runner-7 (hamalog CLI, pid 4242)",
+      });
       expect(await answer(appPort)).toBe("v1");
       expect(historyEntries()).toHaveLength(1);
     } finally {
@@ -181,7 +198,9 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     );
     const [r] = await Promise.all([run(["deploy", "--sha", SHA.v2, "--lock-wait", "60"]), release]);
     expect(r.code, text(r)).toBe(0);
-    expect(r.stdout).toMatch(/^\[lock\] waiting up to 60s for the lock .*\.deploy\.lock, held by ci-runner-8 \(hamalog CLI, pid 4343\) \(deploy of e4e4e4e4e4e4 since /m);
+    expect(r.stdout).toMatch(
+      /^\[lock\] waiting up to 60s for the lock .*\.deploy\.lock, held by ci-runner-8 \(hamalog CLI, pid 4343\) \(deploy of e4e4e4e4e4e4 since /m,
+    );
     expect(phaseSeconds(r.stdout, "lock")).toBeGreaterThanOrEqual(3);
     expect(await answer(appPort)).toBe("v2");
     expect(existsSync(lockDir())).toBe(false);
@@ -205,7 +224,9 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     holdLock("ghost@old-runner (hamalog CLI, pid 999999)", SHA.v1, "2024-12-24T23:59:00.000Z");
     const r = await run(["deploy", "--sha", SHA.v3, "--break-lock"]);
     expect(r.code, text(r)).toBe(0);
-    expect(r.stderr).toMatch(/WARNING: broke the lock held by ghost@old-runner \(hamalog CLI, pid 999999\) \(deploy of e1e1e1e1e1e1 since 2024-12-24T23:59:00\.000Z\)/);
+    expect(r.stderr).toMatch(
+      /WARNING: broke the lock held by ghost@old-runner \(hamalog CLI, pid 999999\) \(deploy of e1e1e1e1e1e1 since 2024-12-24T23:59:00\.000Z\)/,
+    );
     expect(await answer(appPort)).toBe("v3");
     expect(existsSync(lockDir())).toBe(false);
     expect(historyEntries().at(-1)).toMatchObject({ sha: SHA.v3, result: "success" });
@@ -219,7 +240,9 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     expect(hostDigests()).toEqual(new Set([digests.v3, digests.v4]));
     expect(await answer(appPort)).toBe("v4");
     const running = docker(["inspect", "--format", "{{.Image}}", projectContainers(ID).split("\n")[0]!]).trim();
-    expect(docker(["image", "inspect", "--format", "{{.Id}}", `${registry.host}/${REPO}@${digests.v4}`]).trim()).toBe(running);
+    expect(docker(["image", "inspect", "--format", "{{.Id}}", `${registry.host}/${REPO}@${digests.v4}`]).trim()).toBe(
+      running,
+    );
     expect(historyEntries().map((e) => [e.sha, e.result])).toEqual([
       [SHA.v1, "success"],
       [SHA.v2, "success"],
@@ -231,7 +254,20 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
   it("Ctrl-C during `up --wait`: stops the remote compose, rolls back, releases the lock, records the attempt, exits 1", async () => {
     const child = spawn(
       process.execPath,
-      [CLI, "deploy", "--sha", SHA.slow, "--compose-file", "compose.slow.yml", "--wait-timeout", "300", "--config", configFile, "--ssh-key-file", sshd.keyFile],
+      [
+        CLI,
+        "deploy",
+        "--sha",
+        SHA.slow,
+        "--compose-file",
+        "compose.slow.yml",
+        "--wait-timeout",
+        "300",
+        "--config",
+        configFile,
+        "--ssh-key-file",
+        sshd.keyFile,
+      ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";
@@ -242,8 +278,17 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     try {
       await waitFor("the deploy to reach `up --wait`", async () => /^\[pull\] /m.test(stdout), 60_000);
       // The new container exists and is `starting` (its health check fails, but inside start_period).
-      await waitFor("the slow container to start", async () => /starting/.test(docker(["ps", "--filter", `label=com.docker.compose.project=${ID}`, "--format", "{{.Status}}"])), 30_000);
-      const pids = composeProcesses(ID).filter((l) => / up /.test(l)).map((l) => l.trim().split(" ")[0]!);
+      await waitFor(
+        "the slow container to start",
+        async () =>
+          /starting/.test(
+            docker(["ps", "--filter", `label=com.docker.compose.project=${ID}`, "--format", "{{.Status}}"]),
+          ),
+        30_000,
+      );
+      const pids = composeProcesses(ID)
+        .filter((l) => / up /.test(l))
+        .map((l) => l.trim().split(" ")[0]!);
       expect(pids.length, "the deploy's `compose up --wait` runs on the host").toBeGreaterThan(0);
       const slowUp = () => composeProcesses(ID).filter((l) => pids.includes(l.trim().split(" ")[0]!));
       const interruptedAt = Date.now();
@@ -251,7 +296,9 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       // Checked before the rollback starts its own `up` (which would end the old one by replacing its container):
       // the interrupted `compose up` must not outlive the SSH channel, or it races the rollback.
       await waitFor("the diagnostics after the interruption", async () => /^\[diagnostics\] /m.test(stdout), 30_000);
-      await waitFor("the interrupted `compose up` to end", async () => slowUp().length === 0, 700).catch(() => undefined);
+      await waitFor("the interrupted `compose up` to end", async () => slowUp().length === 0, 700).catch(
+        () => undefined,
+      );
       expect(slowUp()).toEqual([]);
       const code = await exited;
       const out = `${stdout}\n${stderr}`;
@@ -266,7 +313,14 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       expect(existsSync(lockDir())).toBe(false);
       expect(composeProcesses(ID)).toEqual([]);
       const last = historyEntries().at(-1)!;
-      expect(last).toMatchObject({ sha: SHA.slow, digest: digests.slow, result: "rolled-back", failedPhase: "up", interrupted: true, running: { digest: digests.v4 } });
+      expect(last).toMatchObject({
+        sha: SHA.slow,
+        digest: digests.slow,
+        result: "rolled-back",
+        failedPhase: "up",
+        interrupted: true,
+        running: { digest: digests.v4 },
+      });
       expect(String(last.error)).toMatch(/^interrupted while running/);
       const s = await run(["status"]);
       expect(s.stdout).toMatch(/rolled-back \(interrupted in up\)/);
@@ -300,20 +354,47 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     try {
       // Once the probe gives up (closes its connection), answer: the rollback's health gate must pass.
       void gate.nextHangUp().then(() => (gate.mode = 200));
-      const r = await hamalog(["deploy", "--sha", SHA.v3, "--health-url", gate.url, "--health-timeout", "3", "--config", configFile, "--ssh-key-file", sshd.keyFile], { timeoutMs: 90_000 });
+      const r = await hamalog(
+        [
+          "deploy",
+          "--sha",
+          SHA.v3,
+          "--health-url",
+          gate.url,
+          "--health-timeout",
+          "3",
+          "--config",
+          configFile,
+          "--ssh-key-file",
+          sshd.keyFile,
+        ],
+        { timeoutMs: 90_000 },
+      );
       expect(r.code, text(r)).toBe(1);
       expect(r.stdout).toMatch(/^\[health\] FAILED after \d+\.\ds$/m);
       expect(phaseSeconds(r.stdout, "health")).toBeGreaterThanOrEqual(2.9);
       expect(phaseSeconds(r.stdout, "health")).toBeLessThan(8);
-      expect(r.stderr).toMatch(new RegExp(`FAILED in phase health: ${gate.url.replace(/[./]/g, "\\$&")} did not answer 200 within 3s \\(1 probes; last: no answer within \\d+ ms\\)`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `FAILED in phase health: ${gate.url.replace(/[./]/g, "\\$&")} did not answer 200 within 3s \\(1 probes; last: no answer within \\d+ ms\\)`,
+        ),
+      );
       expect(r.stdout).toMatch(/^\[rollback-health\] /m);
       expect(r.stderr).toContain(`rolled back to ${digests.v4} (sha ${SHA.v4})`);
       expect(existsSync(lockDir())).toBe(false);
       expect(await answer(appPort)).toBe("v4");
-      expect(historyEntries().at(-1)).toMatchObject({ sha: SHA.v3, result: "rolled-back", failedPhase: "health", running: { digest: digests.v4 } });
+      expect(historyEntries().at(-1)).toMatchObject({
+        sha: SHA.v3,
+        result: "rolled-back",
+        failedPhase: "health",
+        running: { digest: digests.v4 },
+      });
       // status probes the same URL: an app that hangs again is reported after status's 5 s, not waited on forever.
       gate.mode = "hang";
-      const s = await hamalog(["status", "--health-url", gate.url, "--lines", "0", "--config", configFile, "--ssh-key-file", sshd.keyFile], { timeoutMs: 60_000 });
+      const s = await hamalog(
+        ["status", "--health-url", gate.url, "--lines", "0", "--config", configFile, "--ssh-key-file", sshd.keyFile],
+        { timeoutMs: 60_000 },
+      );
       expect(s.code, text(s)).toBe(0);
       expect(s.stdout).toContain(`health: ${gate.url} → no answer (no answer within 5000 ms)`);
       expect(s.stdout).toContain(`digest ${digests.v4}`);

@@ -5,7 +5,16 @@
 // plugin directories look empty, and sessions get HOME=<temp dir> holding .docker/cli-plugins/docker-compose.
 // Against a real htpasswd registry, dockerd and compose v2; the image is not on the host, so the deploy pulls.
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,7 +32,12 @@ const SHA = "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1";
 const USER = "plugger";
 const TOKEN = "tok-plugins-9Xq!not-in-output";
 /** Where the docker CLI looks for plugins besides $DOCKER_CONFIG/cli-plugins (cli-plugins/manager, Linux). */
-const SYSTEM_PLUGIN_DIRS = ["/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins", "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"];
+const SYSTEM_PLUGIN_DIRS = [
+  "/usr/local/lib/docker/cli-plugins",
+  "/usr/local/libexec/docker/cli-plugins",
+  "/usr/lib/docker/cli-plugins",
+  "/usr/libexec/docker/cli-plugins",
+];
 
 let registry: Registry;
 let sshd: Sshd;
@@ -36,7 +50,10 @@ let digest: string;
 
 const text = (r: CliResult) => `${r.stdout}\n${r.stderr}`;
 const run = (args: string[]) =>
-  hamalog([...args, "--config", configFile, "--ssh-key-file", sshd.keyFile, "--password-env", "HAMALOG_PLUGINS_TOKEN"], { env: { HAMALOG_PLUGINS_TOKEN: TOKEN }, timeoutMs: 180_000 });
+  hamalog(
+    [...args, "--config", configFile, "--ssh-key-file", sshd.keyFile, "--password-env", "HAMALOG_PLUGINS_TOKEN"],
+    { env: { HAMALOG_PLUGINS_TOKEN: TOKEN }, timeoutMs: 180_000 },
+  );
 const history = () => (existsSync(join(dir, "history.jsonl")) ? readFileSync(join(dir, "history.jsonl"), "utf8") : "");
 const plugin = () => join(home, ".docker", "cli-plugins", "docker-compose");
 
@@ -44,7 +61,10 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "hamalog-deploy-plugins-"));
   home = join(tmp, "home");
   dir = join(tmp, "srv", "app");
-  const plugins = JSON.parse(docker(["info", "--format", "{{json .ClientInfo.Plugins}}"])) as { Name: string; Path: string }[];
+  const plugins = JSON.parse(docker(["info", "--format", "{{json .ClientInfo.Plugins}}"])) as {
+    Name: string;
+    Path: string;
+  }[];
   const compose = plugins.find((p) => p.Name === "compose")?.Path;
   if (!compose) throw new Error("this machine's docker CLI has no compose plugin (see ENVIRONMENT.md)");
   mkdirSync(dirname(plugin()), { recursive: true });
@@ -86,13 +106,25 @@ afterAll(async () => {
 describe("deploy to a host whose compose plugin is only in ~/.docker/cli-plugins", () => {
   it("the simulated host finds compose only without DOCKER_CONFIG; this machine itself is unchanged", async () => {
     const remote = await connectSsh(
-      { host: "127.0.0.1", port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.keyFile, "utf8"), hostKey: sshd.hostKeyFingerprint },
+      {
+        host: "127.0.0.1",
+        port: sshd.port,
+        user: sshd.user,
+        privateKey: readFileSync(sshd.keyFile, "utf8"),
+        hostKey: sshd.hostKeyFingerprint,
+      },
       () => undefined,
     );
     try {
       expect((await remote.run(["sh", "-c", 'echo "$HOME"'])).stdout.trim()).toBe(home);
       expect((await remote.run(["docker", "compose", "version", "--short"])).code).toBe(0);
-      const under = await remote.run(["env", `DOCKER_CONFIG=${join(tmp, "deploy-docker-config")}`, "docker", "compose", "version"]);
+      const under = await remote.run([
+        "env",
+        `DOCKER_CONFIG=${join(tmp, "deploy-docker-config")}`,
+        "docker",
+        "compose",
+        "version",
+      ]);
       expect(under.code).not.toBe(0);
       expect(under.stderr).toMatch(/unknown command|is not a docker command/);
     } finally {

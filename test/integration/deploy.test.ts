@@ -40,8 +40,13 @@ const localImages: string[] = [];
 const outputs: CliResult[] = [];
 
 const history = () => (existsSync(join(dir, "history.jsonl")) ? readFileSync(join(dir, "history.jsonl"), "utf8") : "");
-const historyEntries = () => history().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-const composeFile = () => (existsSync(join(dir, "compose.yaml")) ? readFileSync(join(dir, "compose.yaml"), "utf8") : "");
+const historyEntries = () =>
+  history()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const composeFile = () =>
+  existsSync(join(dir, "compose.yaml")) ? readFileSync(join(dir, "compose.yaml"), "utf8") : "";
 const containers = () => projectContainers(ID);
 
 async function version(): Promise<string> {
@@ -50,14 +55,21 @@ async function version(): Promise<string> {
 }
 
 async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const r = await hamalog([...args, "--config", configFile, "--ssh-key-file", sshd.keyFile], { env, timeoutMs: 180_000 });
+  const r = await hamalog([...args, "--config", configFile, "--ssh-key-file", sshd.keyFile], {
+    env,
+    timeoutMs: 180_000,
+  });
   outputs.push(r);
   return r;
 }
 const text = (r: CliResult) => `${r.stdout}\n${r.stderr}`;
 
 beforeAll(async () => {
-  [registry, authRegistry, sshd] = await Promise.all([startRegistry(), startRegistry({ auth: { htpasswd: { [USER]: TOKEN } } }), startSshd()]);
+  [registry, authRegistry, sshd] = await Promise.all([
+    startRegistry(),
+    startRegistry({ auth: { htpasswd: { [USER]: TOKEN } } }),
+    startSshd(),
+  ]);
   tmp = mkdtempSync(join(tmpdir(), "hamalog-deploy-it-"));
   dir = join(tmp, "srv", "app");
   marker = join(tmp, "MARKER");
@@ -84,7 +96,10 @@ beforeAll(async () => {
     composeTemplate({
       preamble: ['version: "3.8"'],
       appPort,
-      extraLines: ["    labels:", `      hostile: "x'; touch ${marker}; $$(touch ${marker}) \`touch ${marker}\` \\" | & \\n touch ${marker}"`],
+      extraLines: [
+        "    labels:",
+        `      hostile: "x'; touch ${marker}; $$(touch ${marker}) \`touch ${marker}\` \\" | & \\n touch ${marker}"`,
+      ],
     }),
   );
   configFile = join(tmp, "pipeline.yaml");
@@ -130,7 +145,17 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(await version()).toBe("v1");
     expect(composeFile()).toContain(`image: ${registry.host}/${REPO}:${SHA.v1}@${digests.v1}`);
     expect(composeFile()).not.toMatch(/^version:/m);
-    expect(historyEntries()).toMatchObject([{ action: "deploy", sha: SHA.v1, digest: digests.v1, result: "success", fallback: false, tags: [SHA.v1], previousDigest: null }]);
+    expect(historyEntries()).toMatchObject([
+      {
+        action: "deploy",
+        sha: SHA.v1,
+        digest: digests.v1,
+        result: "success",
+        fallback: false,
+        tags: [SHA.v1],
+        previousDigest: null,
+      },
+    ]);
     expect(existsSync(join(dir, ".deploy.lock"))).toBe(false);
   });
 
@@ -139,7 +164,10 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(r.code, text(r)).toBe(0);
     expect(await version()).toBe("v2");
     const h = historyEntries();
-    expect(h.map((e) => [e.sha, e.result])).toEqual([[SHA.v1, "success"], [SHA.v2, "success"]]);
+    expect(h.map((e) => [e.sha, e.result])).toEqual([
+      [SHA.v1, "success"],
+      [SHA.v2, "success"],
+    ]);
     expect(h[1]).toMatchObject({ previousDigest: digests.v1, previousSha: SHA.v1 });
     expect(readFileSync(join(dir, "compose.previous.yaml"), "utf8")).toContain(digests.v1);
     const s = await run(["status"]);
@@ -164,7 +192,12 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(t).toMatch(/registry access from the host/);
     expect(t).toContain(`rolled back to ${digests.v2} (sha ${SHA.v2})`);
     expect(await version()).toBe("v2");
-    expect(historyEntries().at(-1)).toMatchObject({ sha: SHA.v3, result: "rolled-back", failedPhase: "up", running: { digest: digests.v2, sha: SHA.v2 } });
+    expect(historyEntries().at(-1)).toMatchObject({
+      sha: SHA.v3,
+      result: "rolled-back",
+      failedPhase: "up",
+      running: { digest: digests.v2, sha: SHA.v2 },
+    });
     expect(composeFile()).toContain(digests.v2);
     expect(existsSync(join(dir, ".deploy.lock"))).toBe(false);
   });
@@ -175,7 +208,9 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(r.code, text(r)).toBe(1);
     expect(r.stdout).toMatch(/^\[preflight\] FAILED after \d+\.\ds$/m);
     expect(r.stderr).toMatch(/not found in .*MANIFEST_UNKNOWN/);
-    expect(r.stderr).toMatch(/The deploy stopped in preflight; deploy\/fallback is `none`.*: nothing on root@127\.0\.0\.1:\d+ was changed/);
+    expect(r.stderr).toMatch(
+      /The deploy stopped in preflight; deploy\/fallback is `none`.*: nothing on root@127\.0\.0\.1:\d+ was changed/,
+    );
     expect(r.stdout).not.toMatch(/^\[lock\]/m);
     expect({ compose: composeFile(), history: history(), containers: containers() }).toEqual(before);
     expect(await version()).toBe("v2");
@@ -187,7 +222,13 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(r.stderr).toMatch(/WARNING: .*:dddddddd+ does not exist; deploy\/fallback is `latest`/);
     expect(await version()).toBe("vlatest");
     expect(composeFile()).toContain(`${REPO}:latest@${digests.latest}`);
-    expect(historyEntries().at(-1)).toMatchObject({ sha: SHA.missing, digest: digests.latest, fallback: true, result: "success", tags: ["latest"] });
+    expect(historyEntries().at(-1)).toMatchObject({
+      sha: SHA.missing,
+      digest: digests.latest,
+      fallback: true,
+      result: "success",
+      tags: ["latest"],
+    });
   });
 
   it("two deploys at once: the second, started while the first is inside its critical section, is refused by the lock naming the holder", async () => {
@@ -198,12 +239,17 @@ describe("hamalog deploy / status / rollback over SSH", () => {
       const before = historyEntries().length;
       const probing = gate.nextRequest();
       const a = run(["deploy", "--sha", SHA.v1, "--health-url", gate.url, "--health-timeout", "120"]);
-      await Promise.race([probing, a.then((r) => Promise.reject(new Error(`A ended before its health phase:\n${text(r)}`)))]);
+      await Promise.race([
+        probing,
+        a.then((r) => Promise.reject(new Error(`A ended before its health phase:\n${text(r)}`))),
+      ]);
       const b = await run(["deploy", "--sha", SHA.v2]);
       gate.mode = 200;
       const ra = await a;
       expect(b.code, text(b)).toBe(1);
-      expect(b.stderr).toMatch(/another deploy holds the lock .*\.deploy\.lock on root@127\.0\.0\.1:\d+: \S+@\S+ \(hamalog CLI, pid \d+\) \(deploy of 1a1a1a1a1a1a since /);
+      expect(b.stderr).toMatch(
+        /another deploy holds the lock .*\.deploy\.lock on root@127\.0\.0\.1:\d+: \S+@\S+ \(hamalog CLI, pid \d+\) \(deploy of 1a1a1a1a1a1a since /,
+      );
       expect(b.stderr).toMatch(/--break-lock/);
       expect(ra.code, text(ra)).toBe(0);
       expect(await version()).toBe("v1");
@@ -237,9 +283,22 @@ describe("hamalog deploy / status / rollback over SSH", () => {
 
   it("a bad registry token is a clear error and leaves the host unchanged", async () => {
     const before = { compose: composeFile(), history: history(), containers: containers() };
-    const r = await run(["deploy", "--sha", SHA.v2, "--registry", authRegistry.host, "--username", USER, "--password-env", "HAMALOG_IT_TOKEN"], {
-      HAMALOG_IT_TOKEN: "wrong-token",
-    });
+    const r = await run(
+      [
+        "deploy",
+        "--sha",
+        SHA.v2,
+        "--registry",
+        authRegistry.host,
+        "--username",
+        USER,
+        "--password-env",
+        "HAMALOG_IT_TOKEN",
+      ],
+      {
+        HAMALOG_IT_TOKEN: "wrong-token",
+      },
+    );
     expect(r.code, text(r)).toBe(1);
     expect(r.stderr).toMatch(/unauthori[sz]ed|credentials|rejected/i);
     expect(r.stderr).toMatch(/stopped in preflight: nothing on root@127\.0\.0\.1:\d+ was changed/);
@@ -253,8 +312,15 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     // login's authenticated ping until a snapshot has caught the login, so the check below cannot pass by luck.
     const proxy = await startRegistryProxy(authRegistry.url, {
       hold: async (req) => {
-        if (req.path !== "/v2/" || !req.headers.authorization || !String(req.headers["user-agent"]).startsWith("docker/")) return;
-        await waitFor("`docker login` in the host's process list", async () => loginSeen(), 10_000).catch(() => undefined);
+        if (
+          req.path !== "/v2/" ||
+          !req.headers.authorization ||
+          !String(req.headers["user-agent"]).startsWith("docker/")
+        )
+          return;
+        await waitFor("`docker login` in the host's process list", async () => loginSeen(), 10_000).catch(
+          () => undefined,
+        );
       },
     });
     let polling = true;
@@ -266,9 +332,12 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     })();
     let r: CliResult;
     try {
-      r = await run(["deploy", "--sha", SHA.v2, "--registry", proxy.host, "--username", USER, "--password-env", "HAMALOG_IT_TOKEN"], {
-        HAMALOG_IT_TOKEN: TOKEN,
-      });
+      r = await run(
+        ["deploy", "--sha", SHA.v2, "--registry", proxy.host, "--username", USER, "--password-env", "HAMALOG_IT_TOKEN"],
+        {
+          HAMALOG_IT_TOKEN: TOKEN,
+        },
+      );
     } finally {
       polling = false;
       await poll;
@@ -283,9 +352,9 @@ describe("hamalog deploy / status / rollback over SSH", () => {
       expect(snapshot).not.toContain(TOKEN);
       expect(snapshot).not.toContain(keyLine);
     }
-    expect(existsSync(join(dir, ".docker", "config.json")) ? readFileSync(join(dir, ".docker", "config.json"), "utf8") : "").not.toContain(
-      Buffer.from(`${USER}:${TOKEN}`).toString("base64"),
-    ); // logged out at the end
+    expect(
+      existsSync(join(dir, ".docker", "config.json")) ? readFileSync(join(dir, ".docker", "config.json"), "utf8") : "",
+    ).not.toContain(Buffer.from(`${USER}:${TOKEN}`).toString("base64")); // logged out at the end
   });
 
   it("rollback --to v1 goes back through the same health gate and records it", async () => {
@@ -294,7 +363,12 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(r.stdout).toMatch(/^\[health\] /m);
     expect(r.stdout).toContain(`rolled back to ${registry.host}/${REPO}:${SHA.v1}@${digests.v1}`);
     expect(await version()).toBe("v1");
-    expect(historyEntries().at(-1)).toMatchObject({ action: "rollback", sha: SHA.v1, digest: digests.v1, result: "success" });
+    expect(historyEntries().at(-1)).toMatchObject({
+      action: "rollback",
+      sha: SHA.v1,
+      digest: digests.v1,
+      result: "success",
+    });
     const bad = await run(["rollback", "--to", SHA.v3]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/no successful deploy of `3c3c/);
@@ -323,9 +397,20 @@ describe("hamalog deploy / status / rollback over SSH", () => {
   it("hostile --to and hostile text that passes validation (registry username, template labels) are quoted harmlessly", async () => {
     const to = await run(["rollback", "--to", `'; touch ${marker}; '`]);
     expect(to.code).toBe(2);
-    const r = await run(["deploy", "--sha", SHA.v2, "--username", `x;touch\${IFS}${marker};$(touch\${IFS}${marker})\`touch\${IFS}${marker}\`'"`, "--password-env", "HAMALOG_IT_TOKEN"], {
-      HAMALOG_IT_TOKEN: TOKEN,
-    });
+    const r = await run(
+      [
+        "deploy",
+        "--sha",
+        SHA.v2,
+        "--username",
+        `x;touch\${IFS}${marker};$(touch\${IFS}${marker})\`touch\${IFS}${marker}\`'"`,
+        "--password-env",
+        "HAMALOG_IT_TOKEN",
+      ],
+      {
+        HAMALOG_IT_TOKEN: TOKEN,
+      },
+    );
     // The open registry ignores credentials; the host's `docker login` gets the username as one word.
     expect([0, 1]).toContain(r.code);
     expect(r.stdout).toMatch(/\[login\]/);

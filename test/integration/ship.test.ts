@@ -35,7 +35,8 @@ let afterPush: ((address: string) => void) | undefined;
 const pushed: string[] = [];
 
 const containers = () => projectContainers(ID);
-const composeFile = () => (existsSync(join(dir, "compose.yaml")) ? readFileSync(join(dir, "compose.yaml"), "utf8") : "");
+const composeFile = () =>
+  existsSync(join(dir, "compose.yaml")) ? readFileSync(join(dir, "compose.yaml"), "utf8") : "";
 async function version(): Promise<string> {
   return (await (await fetch(`http://127.0.0.1:${appPort}/version`)).text()).trim();
 }
@@ -139,7 +140,9 @@ describe("ship through the Dagger door, real registry + SSH + compose", () => {
         () => undefined,
         (e: Error) => e,
       );
-      expect(err?.message).toMatch(/ship failed in phase `verify-manifest`: pushed sha256:[0-9a-f]{64} but the registry answers sha256:[0-9a-f]{64}/);
+      expect(err?.message).toMatch(
+        /ship failed in phase `verify-manifest`: pushed sha256:[0-9a-f]{64} but the registry answers sha256:[0-9a-f]{64}/,
+      );
       expect(err?.message).toContain("not run: deploy");
     } finally {
       afterPush = undefined;

@@ -20,7 +20,16 @@ let tmp: string;
 
 const sleep = (ms: number) => new Promise<"timeout">((r) => setTimeout(() => r("timeout"), ms));
 const connect = (port = sshd.port): Promise<Remote> =>
-  connectSsh({ host: "127.0.0.1", port, user: sshd.user, privateKey: readFileSync(sshd.keyFile, "utf8"), hostKey: sshd.hostKeyFingerprint }, () => undefined);
+  connectSsh(
+    {
+      host: "127.0.0.1",
+      port,
+      user: sshd.user,
+      privateKey: readFileSync(sshd.keyFile, "utf8"),
+      hostKey: sshd.hostKeyFingerprint,
+    },
+    () => undefined,
+  );
 
 beforeAll(async () => {
   [sshd, gate] = await Promise.all([startSshd(), startGate("hang")]);
@@ -39,13 +48,22 @@ describe("ssh transport failures after connect", () => {
       gate.mode = "hang";
       const hungUp = gate.nextHangUp();
       const started = Date.now();
-      const r = await Promise.race([remote.httpGet(gate.url, 1500).then((a) => `answered ${a.status}`, (e: Error) => e), sleep(15_000)]);
+      const r = await Promise.race([
+        remote.httpGet(gate.url, 1500).then(
+          (a) => `answered ${a.status}`,
+          (e: Error) => e,
+        ),
+        sleep(15_000),
+      ]);
       const took = Date.now() - started;
       expect(r, "the probe must fail on its own deadline, not hang").toBeInstanceOf(Error);
       expect((r as Error).message).toBe("no answer within 1500 ms");
       expect(took).toBeGreaterThanOrEqual(1400);
       expect(took).toBeLessThan(5000);
-      expect(await Promise.race([hungUp.then(() => "closed"), sleep(5000)]), "the app sees the probe's connection closed").toBe("closed");
+      expect(
+        await Promise.race([hungUp.then(() => "closed"), sleep(5000)]),
+        "the app sees the probe's connection closed",
+      ).toBe("closed");
       expect(gate.requests).toBe(1);
       // The SSH connection itself is fine afterwards.
       gate.mode = 200;
@@ -77,7 +95,9 @@ describe("ssh transport failures after connect", () => {
         for (const c of clients) c.resetAndDestroy();
         const r = await Promise.race([inflight, sleep(10_000)]);
         expect(r).toBeInstanceOf(PipelineError);
-        expect((r as Error).message).toMatch(/^the SSH connection to root@127\.0\.0\.1:\d+ failed while running `hamalog-test` \(ECONNRESET\) — what it did on the host is unknown/);
+        expect((r as Error).message).toMatch(
+          /^the SSH connection to root@127\.0\.0\.1:\d+ failed while running `hamalog-test` \(ECONNRESET\) — what it did on the host is unknown/,
+        );
         await expect(remote.run(["true"])).rejects.toThrow(/failed while running `true` \(ECONNRESET\)/);
         await expect(remote.httpGet(gate.url, 1000)).rejects.toThrow(/failed while requesting .*\(ECONNRESET\)/);
       } finally {

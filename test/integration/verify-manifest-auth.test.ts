@@ -56,7 +56,12 @@ afterAll(() => {
 describe("htpasswd (Basic) registry", () => {
   let registry: Registry;
   let digest: string;
-  const req = (extra: Partial<VerifyRequest> = {}): VerifyRequest => ({ registry: registry.host, repository: "acme/private", reference: SHA, ...extra });
+  const req = (extra: Partial<VerifyRequest> = {}): VerifyRequest => ({
+    registry: registry.host,
+    repository: "acme/private",
+    reference: SHA,
+    ...extra,
+  });
 
   beforeAll(async () => {
     registry = await startRegistry({ auth: { htpasswd: { [USER]: PASSWORD } } });
@@ -89,7 +94,9 @@ describe("htpasswd (Basic) registry", () => {
   });
 
   it("a missing tag behind Basic auth still lists the repository's tags", async () => {
-    const e = await failure(verifyManifest(req({ reference: `main-${SHA}`, credentials: { username: USER, password: PASSWORD } })));
+    const e = await failure(
+      verifyManifest(req({ reference: `main-${SHA}`, credentials: { username: USER, password: PASSWORD } })),
+    );
     expect(e.diagnosis.kind).toBe("manifest-unknown");
     expect(e.diagnosis.nearMisses?.[0]?.tag).toBe(SHA);
   });
@@ -99,13 +106,24 @@ describe("token-auth registry (own JWT token service)", () => {
   let tokens: TokenServer;
   let registry: Registry;
   let digest: string;
-  const req = (extra: Partial<VerifyRequest> = {}): VerifyRequest => ({ registry: registry.host, repository: "daemin-kim/hamalog-backend", reference: SHA, ...extra });
+  const req = (extra: Partial<VerifyRequest> = {}): VerifyRequest => ({
+    registry: registry.host,
+    repository: "daemin-kim/hamalog-backend",
+    reference: SHA,
+    ...extra,
+  });
   const creds = { username: USER, password: PASSWORD };
 
   beforeAll(async () => {
     tokens = await startTokenServer({ users: { [USER]: PASSWORD } });
     registry = await startRegistry({ auth: tokens.registryAuth });
-    digest = await loginAndPushAsync(LOCAL, registry.host, `${registry.host}/daemin-kim/hamalog-backend:${SHA}`, USER, PASSWORD);
+    digest = await loginAndPushAsync(
+      LOCAL,
+      registry.host,
+      `${registry.host}/daemin-kim/hamalog-backend:${SHA}`,
+      USER,
+      PASSWORD,
+    );
     await loginAndPushAsync(LOCAL, registry.host, `${registry.host}/daemin-kim/other:main-${SHA}`, USER, PASSWORD);
   });
   afterAll(async () => {
@@ -122,9 +140,13 @@ describe("token-auth registry (own JWT token service)", () => {
     const warm = await verifyManifest(req({ credentials: creds }), { client });
     expect(warm.requests).toBe(1);
     expect(warm.digest).toBe(digest);
-    expect(tokens.requests.slice(before)).toEqual([{ user: USER, scope: "repository:daemin-kim/hamalog-backend:pull", status: 200 }]);
+    expect(tokens.requests.slice(before)).toEqual([
+      { user: USER, scope: "repository:daemin-kim/hamalog-backend:pull", status: 200 },
+    ]);
     // Another repository on the same registry: the challenge is known, so the token is fetched up front.
-    const other = await failure(verifyManifest(req({ repository: "daemin-kim/other", credentials: creds, wantedSha: SHA }), { client }));
+    const other = await failure(
+      verifyManifest(req({ repository: "daemin-kim/other", credentials: creds, wantedSha: SHA }), { client }),
+    );
     expect(other.diagnosis.kind).toBe("manifest-unknown");
     expect(other.diagnosis.nearMisses?.[0]?.tag).toBe(`main-${SHA}`);
   });
@@ -150,7 +172,9 @@ describe("token-auth registry (own JWT token service)", () => {
     const e = await failure(verifyManifest(req({ credentials: { username: USER, password: WRONG } })));
     expect(e.diagnosis.kind).toBe("unauthorized");
     expect(e.diagnosis.host).toBe(`127.0.0.1:${tokens.port}`);
-    expect(e.message).toMatch(/the token service 127\.0\.0\.1:\d+ rejected the credentials of user `hamalog-ci` \(HTTP 401/);
+    expect(e.message).toMatch(
+      /the token service 127\.0\.0\.1:\d+ rejected the credentials of user `hamalog-ci` \(HTTP 401/,
+    );
   });
 
   it("no credentials: an anonymous token without access → `anonymous-unauthorized`", async () => {
@@ -162,7 +186,18 @@ describe("token-auth registry (own JWT token service)", () => {
   describe("the CLI with secrets through --password-env / --password-file", () => {
     it("passes with --password-env; the password is in no output", async () => {
       const r = await hamalog(
-        ["verify-manifest", "--image", `${registry.host}/daemin-kim/hamalog-backend`, "--tag", SHA, "--username", USER, "--password-env", "HAMALOG_TEST_REGISTRY_PASSWORD", "--json"],
+        [
+          "verify-manifest",
+          "--image",
+          `${registry.host}/daemin-kim/hamalog-backend`,
+          "--tag",
+          SHA,
+          "--username",
+          USER,
+          "--password-env",
+          "HAMALOG_TEST_REGISTRY_PASSWORD",
+          "--json",
+        ],
         { env: { HAMALOG_TEST_REGISTRY_PASSWORD: PASSWORD } },
       );
       expect(r.code).toBe(0);
@@ -175,9 +210,23 @@ describe("token-auth registry (own JWT token service)", () => {
       try {
         const file = join(dir, "password");
         writeFileSync(file, `${WRONG}\n`, { mode: 0o600 });
-        const r = await hamalog(["verify-manifest", "--image", `${registry.host}/daemin-kim/hamalog-backend`, "--sha", SHA, "--username", USER, "--password-file", file, "--json"], {
-          env: { HAMALOG_DEBUG: "1" },
-        });
+        const r = await hamalog(
+          [
+            "verify-manifest",
+            "--image",
+            `${registry.host}/daemin-kim/hamalog-backend`,
+            "--sha",
+            SHA,
+            "--username",
+            USER,
+            "--password-file",
+            file,
+            "--json",
+          ],
+          {
+            env: { HAMALOG_DEBUG: "1" },
+          },
+        );
         expect(r.code).toBe(1);
         expect(JSON.parse(r.stdout).diagnosis.kind).toBe("unauthorized");
         expect(r.stderr).toMatch(/rejected the credentials of user `hamalog-ci`/);
@@ -191,7 +240,17 @@ describe("token-auth registry (own JWT token service)", () => {
       [PASSWORD, /not an environment variable name/],
       ["ghp_16C7e42F292c6912E7710c838347Ae178B4a", /name not shown: is it the secret itself/],
     ])("a secret passed by mistake as --password-env's NAME is not echoed back (%#)", async (secret, message) => {
-      const r = await hamalog(["verify-manifest", "--image", `${registry.host}/daemin-kim/hamalog-backend`, "--tag", SHA, "--username", USER, "--password-env", secret]);
+      const r = await hamalog([
+        "verify-manifest",
+        "--image",
+        `${registry.host}/daemin-kim/hamalog-backend`,
+        "--tag",
+        SHA,
+        "--username",
+        USER,
+        "--password-env",
+        secret,
+      ]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stdout + r.stderr).not.toContain(secret);

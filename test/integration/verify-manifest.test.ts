@@ -43,7 +43,8 @@ describe("verify-manifest against a real registry (no auth)", () => {
     ...extra,
   });
   /** Give an existing manifest another tag in another repository path of the same registry (by PUT). */
-  const tag = (repository: string, t: string, m = manifestA) => putManifest(registry.url, repository, t, m.body, DOCKER_MANIFEST);
+  const tag = (repository: string, t: string, m = manifestA) =>
+    putManifest(registry.url, repository, t, m.body, DOCKER_MANIFEST);
 
   beforeAll(async () => {
     registry = await startRegistry();
@@ -95,7 +96,9 @@ describe("verify-manifest against a real registry (no auth)", () => {
     expect(d.nearMisses?.[0]?.why).toMatch(/branch-prefixed.*docker\/metadata-action/);
     expect(d.tags?.[0]).toBe(`main-${SHA}`);
     expect(d.tags).toEqual(expect.arrayContaining(["base", "base-b"]));
-    expect(e.message).toMatch(new RegExp(`tag ${SHA} not found in ${registry.host}/acme/seed-branch \\(MANIFEST_UNKNOWN\\)`));
+    expect(e.message).toMatch(
+      new RegExp(`tag ${SHA} not found in ${registry.host}/acme/seed-branch \\(MANIFEST_UNKNOWN\\)`),
+    );
     expect(e.message).toMatch(/push with this module's `tag`/);
     expect(e.exitCode).toBe(1);
   });
@@ -121,7 +124,9 @@ describe("verify-manifest against a real registry (no auth)", () => {
 
   it("a malformed request is a ConfigError (exit 2) before any request", async () => {
     await expect(verifyManifest(req("acme/x", "bad tag!"))).rejects.toBeInstanceOf(ConfigError);
-    await expect(verifyManifest(req("acme/x", "v1", { platform: "amd64" }))).rejects.toThrow(/platform: .* must look like OS\/ARCH/);
+    await expect(verifyManifest(req("acme/x", "v1", { platform: "amd64" }))).rejects.toThrow(
+      /platform: .* must look like OS\/ARCH/,
+    );
   });
 
   describe("platforms", () => {
@@ -134,9 +139,26 @@ describe("verify-manifest against a real registry (no auth)", () => {
         { m: manifestB, platform: { os: "linux", architecture: "arm64", variant: "v8" } },
         { m: manifestA, platform: { os: "unknown", architecture: "unknown" } }, // a buildx attestation entry
       ];
-      const manifests = entries.map(({ m, platform }) => ({ mediaType: DOCKER_MANIFEST, size: m.body.length, digest: m.digest, platform }));
-      listDigest = await putManifest(registry.url, "acme/multi", "multi", JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_LIST, manifests }), DOCKER_LIST);
-      ociDigest = await putManifest(registry.url, "acme/multi", "multi-oci", JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }), OCI_INDEX);
+      const manifests = entries.map(({ m, platform }) => ({
+        mediaType: DOCKER_MANIFEST,
+        size: m.body.length,
+        digest: m.digest,
+        platform,
+      }));
+      listDigest = await putManifest(
+        registry.url,
+        "acme/multi",
+        "multi",
+        JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_LIST, manifests }),
+        DOCKER_LIST,
+      );
+      ociDigest = await putManifest(
+        registry.url,
+        "acme/multi",
+        "multi-oci",
+        JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
+        OCI_INDEX,
+      );
     });
 
     it("an index with the platform passes and lists runnable platforms (attestations left out)", async () => {
@@ -154,7 +176,9 @@ describe("verify-manifest against a real registry (no auth)", () => {
       const d = (await failure(verifyManifest(req("acme/multi", "multi-oci", { platform: "linux/s390x" })))).diagnosis;
       expect(d.kind).toBe("platform-missing");
       expect(d.platforms).toEqual(["linux/amd64", "linux/arm64/v8"]);
-      expect(d.message).toMatch(/has no linux\/s390x image: its index lists linux\/amd64, linux\/arm64\/v8.*exec format error/s);
+      expect(d.message).toMatch(
+        /has no linux\/s390x image: its index lists linux\/amd64, linux\/arm64\/v8.*exec format error/s,
+      );
     });
 
     it("by digest: passes and formats the reference without a tag", async () => {
@@ -166,7 +190,8 @@ describe("verify-manifest against a real registry (no auth)", () => {
       const r = await verifyManifest(req("daemin-kim/hamalog-backend", SHA, { platform: "linux/amd64" }));
       expect(r.platforms).toEqual(["linux/amd64"]);
       expect(r.requests).toBe(2);
-      const d = (await failure(verifyManifest(req("daemin-kim/hamalog-backend", SHA, { platform: "linux/arm64" })))).diagnosis;
+      const d = (await failure(verifyManifest(req("daemin-kim/hamalog-backend", SHA, { platform: "linux/arm64" }))))
+        .diagnosis;
       expect(d.kind).toBe("platform-missing");
       expect(d.message).toMatch(/it is a single linux\/amd64 image/);
     });
@@ -177,14 +202,23 @@ describe("verify-manifest against a real registry (no auth)", () => {
       const proxy = await startRegistryProxy(registry.url, { tagsPageSize: 10 });
       try {
         const client = new RegistryClient();
-        const listed = await client.listTags({ registry: proxy.host, repository: "acme/many" }, undefined, client.newCall(), { pageSize: 10 });
+        const listed = await client.listTags(
+          { registry: proxy.host, repository: "acme/many" },
+          undefined,
+          client.newCall(),
+          { pageSize: 10 },
+        );
         expect(listed.pages).toBe(3);
         expect(listed.tags).toHaveLength(27);
         expect(new Set(listed.tags).size).toBe(27);
-        const d = (await failure(verifyManifest({ registry: proxy.host, repository: "acme/many", reference: "v1.0.30" }))).diagnosis;
+        const d = (
+          await failure(verifyManifest({ registry: proxy.host, repository: "acme/many", reference: "v1.0.30" }))
+        ).diagnosis;
         expect(d.kind).toBe("manifest-unknown");
         expect(d.message).toMatch(/Tags in .*acme\/many \(27, most similar first\): /);
-        expect(proxy.seen.filter((s) => s.path.includes("/tags/list") && s.path.includes("last=")).length).toBeGreaterThanOrEqual(2);
+        expect(
+          proxy.seen.filter((s) => s.path.includes("/tags/list") && s.path.includes("last=")).length,
+        ).toBeGreaterThanOrEqual(2);
       } finally {
         await proxy.stop();
       }
@@ -193,7 +227,11 @@ describe("verify-manifest against a real registry (no auth)", () => {
     it("a registry answering 503 then 200 succeeds after retries (Retry-After honoured)", async () => {
       const proxy = await startRegistryProxy(registry.url, { failManifests: 2, retryAfterSeconds: 0 });
       try {
-        const r = await verifyManifest({ registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA });
+        const r = await verifyManifest({
+          registry: proxy.host,
+          repository: "daemin-kim/hamalog-backend",
+          reference: SHA,
+        });
         expect(r.digest).toBe(pushedDigest);
         expect(r.requests).toBe(3);
         expect(proxy.seen.map((s) => s.status)).toEqual([503, 503, 200]);
@@ -205,7 +243,9 @@ describe("verify-manifest against a real registry (no auth)", () => {
     it("a registry that keeps failing is a `server` diagnosis after bounded retries", async () => {
       const proxy = await startRegistryProxy(registry.url, { failManifests: 100, retryAfterSeconds: 0 });
       try {
-        const e = await failure(verifyManifest({ registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA }));
+        const e = await failure(
+          verifyManifest({ registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA }),
+        );
         expect(e.diagnosis.kind).toBe("server");
         expect(e.diagnosis.status).toBe(503);
         expect(e.message).toMatch(/HTTP 503 UNAVAILABLE.*kept failing after retries/);
@@ -216,11 +256,20 @@ describe("verify-manifest against a real registry (no auth)", () => {
     });
 
     it("429 is rate-limited, with the registry's Retry-After", async () => {
-      const proxy = await startRegistryProxy(registry.url, { failManifests: 100, failStatus: 429, retryAfterSeconds: 1 });
+      const proxy = await startRegistryProxy(registry.url, {
+        failManifests: 100,
+        failStatus: 429,
+        retryAfterSeconds: 1,
+      });
       try {
         const client = new RegistryClient({ retries: 1 });
         const started = Date.now();
-        const e = await failure(verifyManifest({ registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA }, { client }));
+        const e = await failure(
+          verifyManifest(
+            { registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA },
+            { client },
+          ),
+        );
         expect(Date.now() - started).toBeGreaterThanOrEqual(900); // it waited the Retry-After second once
         expect(e.diagnosis.kind).toBe("rate-limited");
         expect(e.message).toMatch(/HTTP 429 TOOMANYREQUESTS.*asks to wait 1 s/s);
@@ -233,7 +282,11 @@ describe("verify-manifest against a real registry (no auth)", () => {
     it("bytes that do not hash to Docker-Content-Digest are a digest-mismatch", async () => {
       const proxy = await startRegistryProxy(registry.url, { tamper: true });
       try {
-        const d = (await failure(verifyManifest({ registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA }))).diagnosis;
+        const d = (
+          await failure(
+            verifyManifest({ registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA }),
+          )
+        ).diagnosis;
         expect(d.kind).toBe("digest-mismatch");
         expect(d.message).toContain(`Docker-Content-Digest says ${pushedDigest}`);
       } finally {
@@ -245,7 +298,14 @@ describe("verify-manifest against a real registry (no auth)", () => {
       const proxy = await startRegistryProxy(registry.url, { delayMs: 2_000 });
       try {
         const started = Date.now();
-        const d = (await failure(verifyManifest({ registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA }, { timeoutMs: 300 }))).diagnosis;
+        const d = (
+          await failure(
+            verifyManifest(
+              { registry: proxy.host, repository: "daemin-kim/hamalog-backend", reference: SHA },
+              { timeoutMs: 300 },
+            ),
+          )
+        ).diagnosis;
         expect(Date.now() - started).toBeLessThan(1_500);
         expect(d.kind).toBe("network");
         expect(d.message).toMatch(/timeout/);
@@ -266,7 +326,8 @@ describe("verify-manifest against a real registry (no auth)", () => {
     } finally {
       await second.stop();
     }
-    const d = (await failure(verifyManifest({ registry: second.host, repository: "acme/app", reference: SHA }))).diagnosis;
+    const d = (await failure(verifyManifest({ registry: second.host, repository: "acme/app", reference: SHA })))
+      .diagnosis;
     expect(d.kind).toBe("network");
     expect(d.host).toBe(second.host);
     expect(d.message).toMatch(new RegExp(`${second.host} could not be reached — connection refused`));
@@ -275,7 +336,9 @@ describe("verify-manifest against a real registry (no auth)", () => {
   describe("the Dagger door (Hamalog.verifyManifest; File and Secret stand-ins, real registry)", () => {
     const file = (text: string) => ({ contents: async () => text }) as unknown as File;
     it("returns a VerifiedImage pinned by digest, with the config's platform checked", async () => {
-      const cfg = file(`image:\n  registry: "${registry.host}"\n  repository: acme/multi\ndeploy:\n  platform: linux/arm64\n`);
+      const cfg = file(
+        `image:\n  registry: "${registry.host}"\n  repository: acme/multi\ndeploy:\n  platform: linux/arm64\n`,
+      );
       const v = await new Hamalog().verifyManifest(cfg, undefined, "multi");
       expect(v.reference).toMatch(new RegExp(`^${registry.host}/acme/multi:multi@sha256:[0-9a-f]{64}$`));
       expect(v.platforms).toEqual(["linux/amd64", "linux/arm64/v8"]);
@@ -284,22 +347,38 @@ describe("verify-manifest against a real registry (no auth)", () => {
 
     it("throws the diagnosis for the seed's case; a token without a username is a config error", async () => {
       const cfg = file(`image:\n  registry: "${registry.host}"\n  repository: acme/seed-branch\n`);
-      await expect(new Hamalog().verifyManifest(cfg, SHA)).rejects.toThrow(/found instead:\n  main-453a6545b97fe240727c378291230abeb793d851/i);
+      await expect(new Hamalog().verifyManifest(cfg, SHA)).rejects.toThrow(
+        /found instead:\n  main-453a6545b97fe240727c378291230abeb793d851/i,
+      );
       const secret = { plaintext: async () => "x-token-value" } as unknown as Secret;
-      await expect(new Hamalog().verifyManifest(cfg, SHA, undefined, secret)).rejects.toThrow(/image\/username: required/);
+      await expect(new Hamalog().verifyManifest(cfg, SHA, undefined, secret)).rejects.toThrow(
+        /image\/username: required/,
+      );
     });
   });
 
   describe("the CLI door", () => {
     it("prints only the digest on stdout, exit 0", async () => {
-      const r = await hamalog(["verify-manifest", "--image", `${registry.host}/daemin-kim/hamalog-backend`, "--tag", SHA]);
+      const r = await hamalog([
+        "verify-manifest",
+        "--image",
+        `${registry.host}/daemin-kim/hamalog-backend`,
+        "--tag",
+        SHA,
+      ]);
       expect(r.code).toBe(0);
       expect(r.stdout).toBe(`${pushedDigest}\n`);
       expect(r.stderr).toMatch(/^verified /);
     });
 
     it("--sha verifies the tag from the tag definition; the seed case fails with the diagnosis on stderr, exit 1", async () => {
-      const ok = await hamalog(["verify-manifest", "--image", `${registry.host}/daemin-kim/hamalog-backend`, "--sha", SHA.toUpperCase()]);
+      const ok = await hamalog([
+        "verify-manifest",
+        "--image",
+        `${registry.host}/daemin-kim/hamalog-backend`,
+        "--sha",
+        SHA.toUpperCase(),
+      ]);
       expect(ok.code).toBe(0);
       expect(ok.stdout.trim()).toBe(pushedDigest);
       const bad = await hamalog(["verify-manifest", "--image", `${registry.host}/acme/seed-branch`, "--sha", SHA]);
@@ -310,11 +389,32 @@ describe("verify-manifest against a real registry (no auth)", () => {
     });
 
     it("--json gives the structured result or diagnosis", async () => {
-      const ok = await hamalog(["verify-manifest", "--image", `${registry.host}/acme/multi`, "--tag", "multi", "--platform", "linux/amd64", "--json"]);
+      const ok = await hamalog([
+        "verify-manifest",
+        "--image",
+        `${registry.host}/acme/multi`,
+        "--tag",
+        "multi",
+        "--platform",
+        "linux/amd64",
+        "--json",
+      ]);
       expect(ok.code).toBe(0);
       const j = JSON.parse(ok.stdout);
-      expect(j).toMatchObject({ ok: true, mediaType: DOCKER_LIST, platforms: ["linux/amd64", "linux/arm64/v8"], requests: 1 });
-      const bad = await hamalog(["verify-manifest", "--image", `${registry.host}/acme/seed-short`, "--sha", SHA, "--json"]);
+      expect(j).toMatchObject({
+        ok: true,
+        mediaType: DOCKER_LIST,
+        platforms: ["linux/amd64", "linux/arm64/v8"],
+        requests: 1,
+      });
+      const bad = await hamalog([
+        "verify-manifest",
+        "--image",
+        `${registry.host}/acme/seed-short`,
+        "--sha",
+        SHA,
+        "--json",
+      ]);
       expect(bad.code).toBe(1);
       const d = JSON.parse(bad.stdout);
       expect(d.ok).toBe(false);
@@ -326,7 +426,10 @@ describe("verify-manifest against a real registry (no auth)", () => {
       const dir = mkdtempSync(join(tmpdir(), "hamalog-verify-cfg-"));
       try {
         const file = join(dir, "pipeline.yaml");
-        writeFileSync(file, `image:\n  registry: "${registry.host}"\n  repository: daemin-kim/hamalog-backend\ndeploy:\n  platform: linux/arm64\n`);
+        writeFileSync(
+          file,
+          `image:\n  registry: "${registry.host}"\n  repository: daemin-kim/hamalog-backend\ndeploy:\n  platform: linux/arm64\n`,
+        );
         const r = await hamalog(["verify-manifest", "--config", file, "--sha", SHA]);
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(/has no linux\/arm64 image/);
@@ -345,7 +448,10 @@ describe("verify-manifest against a real registry (no auth)", () => {
       [["--image", "127.0.0.1:1/acme/x:v1", "--tag", "v1"], /without a tag or digest/],
       [["--image", "127.0.0.1:1/acme/x", "--sha", "main-" + SHA], /prefix `main-`/],
       [["--image", "127.0.0.1:1/acme/x", "--tag", "v1", "--platform", "x86"], /must look like OS\/ARCH/],
-      [["--image", "127.0.0.1:1/acme/x", "--tag", "v1", "--username", "u"], /--password-env VAR or --password-file FILE: required/],
+      [
+        ["--image", "127.0.0.1:1/acme/x", "--tag", "v1", "--username", "u"],
+        /--password-env VAR or --password-file FILE: required/,
+      ],
       [["--image", "127.0.0.1:1/acme/x", "--tag", "v1", "--bogus"], /Unknown option/],
     ])("bad flags %j → exit 2", async (args, message) => {
       const r = await hamalog(["verify-manifest", ...args]);

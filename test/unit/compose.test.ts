@@ -18,7 +18,12 @@ services:
 
 describe("renderCompose", () => {
   it("drops `version` with a warning and pins the app service's image", () => {
-    const r = renderCompose({ template: TEMPLATE, templateName: "docker-compose.prod.yml", service: "hamalog-app", image: IMAGE });
+    const r = renderCompose({
+      template: TEMPLATE,
+      templateName: "docker-compose.prod.yml",
+      service: "hamalog-app",
+      image: IMAGE,
+    });
     const doc = parse(r.yaml);
     expect(doc.version).toBeUndefined();
     expect(doc.services["hamalog-app"].image).toBe(IMAGE);
@@ -30,7 +35,12 @@ describe("renderCompose", () => {
   });
 
   it("renders inline services from config without warnings", () => {
-    const r = renderCompose({ services: { app: { ports: ["8080:8080"] } }, service: "app", image: IMAGE, header: ["sha x", "two\nlines"] });
+    const r = renderCompose({
+      services: { app: { ports: ["8080:8080"] } },
+      service: "app",
+      image: IMAGE,
+      header: ["sha x", "two\nlines"],
+    });
     expect(r.warnings).toEqual([]);
     expect(r.yaml.startsWith("# sha x\n# two lines\n")).toBe(true);
     expect(parse(r.yaml)).toEqual({ services: { app: { ports: ["8080:8080"], image: IMAGE } } });
@@ -44,11 +54,18 @@ describe("renderCompose", () => {
 
   it("expands YAML merge keys (x- anchors are common in compose files)", () => {
     const t = "x-base: &base\n  restart: always\nservices:\n  app:\n    <<: *base\n    image: old\n";
-    expect(parse(renderCompose({ template: t, service: "app", image: IMAGE }).yaml).services.app).toEqual({ restart: "always", image: IMAGE });
+    expect(parse(renderCompose({ template: t, service: "app", image: IMAGE }).yaml).services.app).toEqual({
+      restart: "always",
+      image: IMAGE,
+    });
   });
 
   it.each([
-    ["a missing app service, naming the services there", "services:\n  web: {}\n", /deploy\/service: `hamalog-app` is not a service.*services there: web/],
+    [
+      "a missing app service, naming the services there",
+      "services:\n  web: {}\n",
+      /deploy\/service: `hamalog-app` is not a service.*services there: web/,
+    ],
     ["no services", "volumes: {}\n", /has no `services:`/],
     ["a YAML syntax error", "services: [\n", /YAML syntax error/],
     ["a non-mapping file", "- a\n", /must be a compose file/],

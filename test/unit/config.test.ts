@@ -55,7 +55,11 @@ describe("pipeline config", () => {
   });
 
   it("lets flags override the file (flag > file > default)", () => {
-    const cfg = parseConfig(hamalogExample, "pipeline.yaml", { host: "127.0.0.1", port: "2222", image: "127.0.0.1:5001/acme/app" });
+    const cfg = parseConfig(hamalogExample, "pipeline.yaml", {
+      host: "127.0.0.1",
+      port: "2222",
+      image: "127.0.0.1:5001/acme/app",
+    });
     expect(cfg.deploy.host).toBe("127.0.0.1");
     expect(cfg.deploy.port).toBe(2222);
     expect(requireImage(cfg)).toEqual({ registry: "127.0.0.1:5001", repository: "acme/app" });
@@ -81,8 +85,18 @@ describe("pipeline config", () => {
 describe("--set FLAG=VALUE (the Dagger door's override for every field)", () => {
   it("overrides any field by its CLI flag name; named arguments win over --set", async () => {
     const { mergeOverrides, parseSetPairs } = await import("../../ci/src/config.js");
-    const set = parseSetPairs(["health-url=http://127.0.0.1:8080/actuator/health", "wait-timeout=300", "build-arg=A=1", "build-arg=B=2", "host=a.example"]);
-    const cfg = parseConfig(hamalogExample, "pipeline.yaml", mergeOverrides(set, { host: "b.example", port: undefined }));
+    const set = parseSetPairs([
+      "health-url=http://127.0.0.1:8080/actuator/health",
+      "wait-timeout=300",
+      "build-arg=A=1",
+      "build-arg=B=2",
+      "host=a.example",
+    ]);
+    const cfg = parseConfig(
+      hamalogExample,
+      "pipeline.yaml",
+      mergeOverrides(set, { host: "b.example", port: undefined }),
+    );
     expect(cfg.deploy.health.url).toBe("http://127.0.0.1:8080/actuator/health");
     expect(cfg.deploy.waitTimeout).toBe(300);
     expect(cfg.build.buildArgs).toEqual({ A: "1", B: "2" });
@@ -91,7 +105,9 @@ describe("--set FLAG=VALUE (the Dagger door's override for every field)", () => 
   });
   it("rejects an unknown flag with a did-you-mean and a pair without =", async () => {
     const { parseSetPairs } = await import("../../ci/src/config.js");
-    expect(errorOf(() => parseSetPairs(["helth-url=http://x"])).message).toMatch(/^--set: `helth-url=http:\/\/x` must be FLAG=VALUE .*did you mean `health-url`/);
+    expect(errorOf(() => parseSetPairs(["helth-url=http://x"])).message).toMatch(
+      /^--set: `helth-url=http:\/\/x` must be FLAG=VALUE .*did you mean `health-url`/,
+    );
     expect(errorOf(() => parseSetPairs(["host"])).message).toMatch(/must be FLAG=VALUE/);
   });
 });

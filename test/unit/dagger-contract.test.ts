@@ -39,7 +39,11 @@ const REAL_KEY = (() => {
 
 const standIn = new DaggerStandIn({
   files: { "file-pipeline": PIPELINE_YAML, "file-single": SINGLE_PLATFORM_YAML, "file-multi": MULTI_PLATFORM_YAML },
-  secrets: { "secret-registry-token": TOKEN_PLAINTEXT, "secret-ssh-key": SSH_KEY_PLAINTEXT, "secret-real-ssh-key": REAL_KEY },
+  secrets: {
+    "secret-registry-token": TOKEN_PLAINTEXT,
+    "secret-ssh-key": SSH_KEY_PLAINTEXT,
+    "secret-real-ssh-key": REAL_KEY,
+  },
   directories: ["dir-source", "dir-bad-template"],
   // ship renders the compose template before building, so a bad template fails before anything is pushed.
   directoryFiles: {
@@ -75,12 +79,19 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
   it("push on the default branch publishes exactly the tag-definition references, with the Secret as registry auth", async () => {
     const out = await inSession((m) => m.push(SHA, "main", token(), source(), file("file-single")));
 
-    const want = publishReferences({ registry: "ghcr.io", repository: "daemin-kim/hamalog-backend", sha: SHA, branch: "main" });
+    const want = publishReferences({
+      registry: "ghcr.io",
+      repository: "daemin-kim/hamalog-backend",
+      sha: SHA,
+      branch: "main",
+    });
     expect(want).toEqual([`${IMAGE}:${SHA}`, `${IMAGE}:latest`]);
     expect(standIn.publishes.map((p) => p.address)).toEqual(want);
     expect(standIn.publishes.map((p) => p.address.split(":").pop())).toEqual(tagsFor({ sha: SHA, branch: "main" }));
     for (const p of standIn.publishes) {
-      expect(p.container.auth).toEqual([{ address: "ghcr.io", username: "hamalog-bot", secret: "secret-registry-token" }]);
+      expect(p.container.auth).toEqual([
+        { address: "ghcr.io", username: "hamalog-bot", secret: "secret-registry-token" },
+      ]);
       expect(p.variants).toEqual([]);
       expect(p.container.build).toEqual({
         directory: "dir-source",
@@ -95,7 +106,10 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
     // The secret reached the engine only as its id, inside withRegistryAuth.
     const withAuth = standIn.queries.filter((q) => q.includes("withRegistryAuth"));
     expect(withAuth).toHaveLength(2);
-    for (const q of withAuth) expect(q).toMatch(/withRegistryAuth \(address: "ghcr.io",username: "hamalog-bot",secret: "secret-registry-token"\)/);
+    for (const q of withAuth)
+      expect(q).toMatch(
+        /withRegistryAuth \(address: "ghcr.io",username: "hamalog-bot",secret: "secret-registry-token"\)/,
+      );
   });
 
   it("push on another branch publishes only the sha reference", async () => {
@@ -108,7 +122,9 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
     expect(standIn.publishes.map((p) => p.address)).toEqual([`${IMAGE}:${SHA}`, `${IMAGE}:latest`]);
     for (const p of standIn.publishes) {
       expect(p.container.build).toBeUndefined();
-      expect(p.container.auth).toEqual([{ address: "ghcr.io", username: "hamalog-bot", secret: "secret-registry-token" }]);
+      expect(p.container.auth).toEqual([
+        { address: "ghcr.io", username: "hamalog-bot", secret: "secret-registry-token" },
+      ]);
       expect(p.variants.map((v) => v.build?.platform)).toEqual(["linux/amd64", "linux/arm64"]);
       for (const v of p.variants) {
         expect(v.build?.dockerfile).toBe("docker/Dockerfile");
@@ -121,13 +137,37 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
 
   it("push reads Hamalog's own pipeline.yaml; arguments override it (argument › pipeline.yaml › default)", async () => {
     await inSession((m) =>
-      m.push(SHA, "develop", token(), source(), file("file-pipeline"), "someone", undefined, "127.0.0.1:5001", "team/app", "develop", "Dockerfile.ci", ["A=1"], ["linux/arm64"]),
+      m.push(
+        SHA,
+        "develop",
+        token(),
+        source(),
+        file("file-pipeline"),
+        "someone",
+        undefined,
+        "127.0.0.1:5001",
+        "team/app",
+        "develop",
+        "Dockerfile.ci",
+        ["A=1"],
+        ["linux/arm64"],
+      ),
     );
-    expect(standIn.publishes.map((p) => p.address)).toEqual([`127.0.0.1:5001/team/app:${SHA}`, "127.0.0.1:5001/team/app:latest"]);
+    expect(standIn.publishes.map((p) => p.address)).toEqual([
+      `127.0.0.1:5001/team/app:${SHA}`,
+      "127.0.0.1:5001/team/app:latest",
+    ]);
     const p = standIn.publishes[0]!;
-    expect(p.container.auth).toEqual([{ address: "127.0.0.1:5001", username: "someone", secret: "secret-registry-token" }]);
+    expect(p.container.auth).toEqual([
+      { address: "127.0.0.1:5001", username: "someone", secret: "secret-registry-token" },
+    ]);
     expect(p.variants.map((v) => v.build)).toEqual([
-      { directory: "dir-source", dockerfile: "Dockerfile.ci", buildArgs: [{ name: "A", value: "1" }], platform: "linux/arm64" },
+      {
+        directory: "dir-source",
+        dockerfile: "Dockerfile.ci",
+        buildArgs: [{ name: "A", value: "1" }],
+        platform: "linux/arm64",
+      },
     ]);
   });
 
@@ -144,9 +184,9 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
   });
 
   it("push refuses a bad sha before anything reaches the registry, with the tag definition's explanation", async () => {
-    await expect(inSession((m) => m.push(`main-${SHA}`, "main", token(), source(), file("file-single")))).rejects.toThrow(
-      /prefix `main-`.*type=sha,prefix=\{\{branch\}\}-/,
-    );
+    await expect(
+      inSession((m) => m.push(`main-${SHA}`, "main", token(), source(), file("file-single"))),
+    ).rejects.toThrow(/prefix `main-`.*type=sha,prefix=\{\{branch\}\}-/);
     expect(standIn.publishes).toEqual([]);
     expect(standIn.queries.some((q) => q.includes("publish"))).toBe(false);
   });
@@ -154,7 +194,16 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
   it("build is lazy and passes the dockerfile, build args, platform and OCI labels", async () => {
     let before: string[] = [];
     const id = await inSession(async (m) => {
-      const c: Container = await m.build(SHA, source(), file("file-single"), "ops/Dockerfile.prod", ["B=2", "A=1"], "linux/arm64", undefined, "2024-05-01T12:00:00Z");
+      const c: Container = await m.build(
+        SHA,
+        source(),
+        file("file-single"),
+        "ops/Dockerfile.prod",
+        ["B=2", "A=1"],
+        "linux/arm64",
+        undefined,
+        "2024-05-01T12:00:00Z",
+      );
       before = [...standIn.queries];
       return c.id();
     });
@@ -165,7 +214,10 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
     expect(state.build).toEqual({
       directory: "dir-source",
       dockerfile: "ops/Dockerfile.prod",
-      buildArgs: [{ name: "A", value: "1" }, { name: "B", value: "2" }],
+      buildArgs: [
+        { name: "A", value: "1" },
+        { name: "B", value: "2" },
+      ],
       platform: "linux/arm64",
     });
     expect(state.labels).toEqual([
@@ -184,7 +236,10 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
     const b = await run();
     expect(b).toBe(a);
     expect(standIn.queries).toEqual(first);
-    expect(standIn.container(a)!.labels.map((l) => l.name)).toEqual(["org.opencontainers.image.revision", "org.opencontainers.image.source"]);
+    expect(standIn.container(a)!.labels.map((l) => l.name)).toEqual([
+      "org.opencontainers.image.revision",
+      "org.opencontainers.image.source",
+    ]);
   });
 });
 
@@ -193,7 +248,9 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
 
   it("a compose template without the app service stops ship before the build: nothing built or published", async () => {
     const bad = () => dag.loadDirectoryFromID("dir-bad-template" as DirectoryID);
-    await expect(inSession((m) => m.ship(SHA, "main", token(), sshKey(), bad(), file("file-pipeline"), "bot"))).rejects.toThrow(/hamalog-app/);
+    await expect(
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), bad(), file("file-pipeline"), "bot")),
+    ).rejects.toThrow(/hamalog-app/);
     expect(standIn.publishes).toEqual([]);
     expect(standIn.plaintextReads).toEqual([]);
     expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
@@ -201,8 +258,24 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
 
   it("a failing build stops ship in phase `build`: nothing is published, no secret is read", async () => {
     await expect(
-      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"), "bot", undefined, undefined, undefined, "broken.Dockerfile")),
-    ).rejects.toThrow(/ship failed in phase `build`: .*did not complete successfully[\s\S]*not run: push, verify-manifest, deploy/);
+      inSession((m) =>
+        m.ship(
+          SHA,
+          "main",
+          token(),
+          sshKey(),
+          source(),
+          file("file-pipeline"),
+          "bot",
+          undefined,
+          undefined,
+          undefined,
+          "broken.Dockerfile",
+        ),
+      ),
+    ).rejects.toThrow(
+      /ship failed in phase `build`: .*did not complete successfully[\s\S]*not run: push, verify-manifest, deploy/,
+    );
     expect(standIn.publishes).toEqual([]);
     expect(standIn.plaintextReads).toEqual([]);
     expect(standIn.queries.filter((q) => /\bsync\b/.test(q))).toHaveLength(1); // pipeline.yaml: one platform
@@ -210,11 +283,15 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
 
   it("an unreachable registry stops ship in phase `verify-manifest` after the push; the deploy never starts", async () => {
     const closed = await freePort(); // bound, then closed: nothing listens there
-    const err = await inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"), "bot", `127.0.0.1:${closed}`)).then(
+    const err = await inSession((m) =>
+      m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"), "bot", `127.0.0.1:${closed}`),
+    ).then(
       () => undefined,
       (e: Error) => e,
     );
-    expect(err?.message).toMatch(/ship failed in phase `verify-manifest`: [\s\S]*127\.0\.0\.1:\d+[\s\S]*\(done: build, push; not run: deploy\)/);
+    expect(err?.message).toMatch(
+      /ship failed in phase `verify-manifest`: [\s\S]*127\.0\.0\.1:\d+[\s\S]*\(done: build, push; not run: deploy\)/,
+    );
     expect(standIn.publishes.map((p) => p.address)).toEqual([
       `127.0.0.1:${closed}/daemin-kim/hamalog-backend:${SHA}`,
       `127.0.0.1:${closed}/daemin-kim/hamalog-backend:latest`,
@@ -227,9 +304,9 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
   });
 
   it("a config that cannot deploy fails before anything is built", async () => {
-    await expect(inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-single")))).rejects.toThrow(
-      /deploy\/host: required[\s\S]*deploy\/user: required/,
-    );
+    await expect(
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-single"))),
+    ).rejects.toThrow(/deploy\/host: required[\s\S]*deploy\/user: required/);
     expect(standIn.queries).toHaveLength(1); // the config read, nothing else
   });
 });
@@ -239,22 +316,28 @@ describe("deploy / rollback / status open the same door as the CLI (deploy/door.
 
   it("an SSH key Secret that is no key is a config error naming --ssh-key, before any connection", async () => {
     const port = await freePort(); // nothing listens there: a door that skipped the check would try to connect
-    await expect(inSession((m) => m.status(key("secret-ssh-key"), source(), file("file-pipeline"), 5, "127.0.0.1", port))).rejects.toThrow(
-      /^--ssh-key: not a usable SSH private key/,
-    );
+    await expect(
+      inSession((m) => m.status(key("secret-ssh-key"), source(), file("file-pipeline"), 5, "127.0.0.1", port)),
+    ).rejects.toThrow(/^--ssh-key: not a usable SSH private key/);
   });
 
   it("a registry token without image/username names the Dagger ways to give one", async () => {
     const port = await freePort();
     await expect(
-      inSession((m) => m.rollback(key("secret-real-ssh-key"), source(), file("file-pipeline"), undefined, token(), "127.0.0.1", port)),
-    ).rejects.toThrow("image/username: required with --registry-token (set it in pipeline.yaml or pass --set username=NAME)");
+      inSession((m) =>
+        m.rollback(key("secret-real-ssh-key"), source(), file("file-pipeline"), undefined, token(), "127.0.0.1", port),
+      ),
+    ).rejects.toThrow(
+      "image/username: required with --registry-token (set it in pipeline.yaml or pass --set username=NAME)",
+    );
   });
 });
 
 describe("the stand-in is honest", () => {
   it("fails loudly on a field it does not answer", async () => {
-    await expect(inSession(async () => dag.container().from("alpine").id())).rejects.toThrow(/Container\.from is not something this stand-in answers/);
+    await expect(inSession(async () => dag.container().from("alpine").id())).rejects.toThrow(
+      /Container\.from is not something this stand-in answers/,
+    );
     expect(standIn.unexpected).toEqual([expect.stringMatching(/Container\.from/)]);
     standIn.unexpected.length = 0; // expected here; afterEach checks the rest
   });

@@ -9,21 +9,37 @@ import { hamalog } from "../helpers/cli.js";
 import { introspect } from "../helpers/introspect.js";
 
 const SHA = "453a6545b97fe240727c378291230abeb793d851";
-const BASE = ["--repository", "acme/app", "--host", "127.0.0.1", "--user", "root", "--directory", "/tmp/hamalog-unit-nowhere", "--service", "app", "--compose-file", "compose.yml"];
+const BASE = [
+  "--repository",
+  "acme/app",
+  "--host",
+  "127.0.0.1",
+  "--user",
+  "root",
+  "--directory",
+  "/tmp/hamalog-unit-nowhere",
+  "--service",
+  "app",
+  "--compose-file",
+  "compose.yml",
+];
 
 describe("Dagger deploy / rollback / status", () => {
   const m = introspect().objects.Hamalog!.methods;
 
-  it.each(["deploy", "rollback", "status"])("%s takes the SSH key as a Secret and reads pipeline.yaml as a File and the compose template from the repo root, like build/push/ship", (name) => {
-    const fn = m[name]!;
-    expect(fn.arguments.sshKey!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
-    expect(fn.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
-    expect(fn.arguments.source!.defaultPath).toBe("/");
-    expect(fn.arguments.config!.type).toEqual({ kind: "OBJECT_KIND", name: "File" });
-    expect(fn.arguments.config!.defaultPath).toBe("/pipeline.yaml");
-    expect(fn.arguments.configPath).toBeUndefined();
-    expect(fn.returnType.kind).toBe("STRING_KIND");
-  });
+  it.each(["deploy", "rollback", "status"])(
+    "%s takes the SSH key as a Secret and reads pipeline.yaml as a File and the compose template from the repo root, like build/push/ship",
+    (name) => {
+      const fn = m[name]!;
+      expect(fn.arguments.sshKey!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
+      expect(fn.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
+      expect(fn.arguments.source!.defaultPath).toBe("/");
+      expect(fn.arguments.config!.type).toEqual({ kind: "OBJECT_KIND", name: "File" });
+      expect(fn.arguments.config!.defaultPath).toBe("/pipeline.yaml");
+      expect(fn.arguments.configPath).toBeUndefined();
+      expect(fn.returnType.kind).toBe("STRING_KIND");
+    },
+  );
 
   it("deploy takes the sha first and an optional registry token Secret", () => {
     const fn = m.deploy!;
@@ -52,7 +68,16 @@ describe("hamalog deploy / rollback / status (CLI usage errors)", () => {
   it("deploy --help names the flags", async () => {
     const r = await hamalog(["deploy", "--help"]);
     expect(r.code).toBe(0);
-    for (const f of ["--sha SHA", "--ssh-key-file FILE", "--ssh-key-env VAR", "--password-env VAR", "--dry-run", "--lock-wait SECONDS", "--break-lock", "--host-key"]) {
+    for (const f of [
+      "--sha SHA",
+      "--ssh-key-file FILE",
+      "--ssh-key-env VAR",
+      "--password-env VAR",
+      "--dry-run",
+      "--lock-wait SECONDS",
+      "--break-lock",
+      "--host-key",
+    ]) {
       expect(r.stdout).toContain(f);
     }
   });
@@ -71,13 +96,20 @@ describe("hamalog deploy / rollback / status (CLI usage errors)", () => {
   });
 
   it("exit 2 listing every missing deploy field at once", async () => {
-    const r = await hamalog(["deploy", "--sha", SHA, "--repository", "acme/app", "--ssh-key-env", "K"], { env: { K: KEY }, cwd });
+    const r = await hamalog(["deploy", "--sha", SHA, "--repository", "acme/app", "--ssh-key-env", "K"], {
+      env: { K: KEY },
+      cwd,
+    });
     expect(r.code).toBe(2);
-    for (const f of ["deploy/host", "deploy/user", "deploy/directory", "deploy/service"]) expect(r.stderr).toContain(`${f}: required`);
+    for (const f of ["deploy/host", "deploy/user", "deploy/directory", "deploy/service"])
+      expect(r.stderr).toContain(`${f}: required`);
   });
 
   it("exit 2 for a registry token without a username", async () => {
-    const r = await hamalog(["deploy", "--sha", SHA, ...BASE, "--password-env", "T", "--ssh-key-env", "K"], { env: { T: "tok", K: KEY }, cwd });
+    const r = await hamalog(["deploy", "--sha", SHA, ...BASE, "--password-env", "T", "--ssh-key-env", "K"], {
+      env: { T: "tok", K: KEY },
+      cwd,
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/image\/username: required with --password-env/);
   });

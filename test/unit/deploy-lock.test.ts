@@ -27,7 +27,13 @@ const local: Remote = {
   close: () => undefined,
 };
 const clock: Clock = { now: () => new Date("2025-01-01T00:00:00Z"), monotonic: () => 0, sleep: async () => undefined };
-const holder = (name: string, id: string): LockHolder => ({ holder: name, sha: "a".repeat(40), since: "2025-01-01T00:00:00.000Z", action: "deploy", id });
+const holder = (name: string, id: string): LockHolder => ({
+  holder: name,
+  sha: "a".repeat(40),
+  since: "2025-01-01T00:00:00.000Z",
+  action: "deploy",
+  id,
+});
 
 describe("deploy lock ownership", () => {
   it("a broken deploy's release leaves the new holder's lock in place and says so; the holder's own release removes it", async () => {
@@ -40,7 +46,9 @@ describe("deploy lock ownership", () => {
     expect(note).toMatch(/^broke the lock held by A \(pid 1\)/);
     // A finishes and releases "its" lock: it is B's now.
     const a = await releaseLock(local, l, "attempt-a");
-    expect(a).toMatch(/left the lock .*\.deploy\.lock on root@local alone: it was broken with --break-lock while this deploy ran and is now held by B \(pid 2\)/);
+    expect(a).toMatch(
+      /left the lock .*\.deploy\.lock on root@local alone: it was broken with --break-lock while this deploy ran and is now held by B \(pid 2\)/,
+    );
     expect(JSON.parse(readFileSync(l.lockHolder, "utf8"))).toMatchObject({ holder: "B (pid 2)", id: "attempt-b" });
     // B's own release works, and a release with nothing left says so.
     expect(await releaseLock(local, l, "attempt-b")).toBeUndefined();
@@ -62,7 +70,11 @@ describe("deploy lock ownership", () => {
     mkdirSync(l.dir);
     writeFileSync(l.compose, "services: {}\n");
     writeFileSync(l.history, '{"sha":"x"}\n');
-    expect(await acquireLock(local, l, clock, { holder: holder("D (pid 4)", "attempt-d") })).toEqual({ note: undefined, hadCompose: true, history: '{"sha":"x"}\n' });
+    expect(await acquireLock(local, l, clock, { holder: holder("D (pid 4)", "attempt-d") })).toEqual({
+      note: undefined,
+      hadCompose: true,
+      history: '{"sha":"x"}\n',
+    });
     await expect(acquireLock(local, l, clock, { holder: holder("E", "attempt-e") })).rejects.toThrow(
       /another deploy holds the lock .*\.deploy\.lock on root@local: D \(pid 4\) \(deploy of aaaaaaaaaaaa since 2025-01-01T00:00:00\.000Z\)/,
     );
@@ -73,13 +85,21 @@ describe("deploy lock ownership", () => {
   it("a directory that cannot be made fails the lock phase naming it", async () => {
     const file = join(tmp, "not-a-dir");
     writeFileSync(file, "");
-    await expect(acquireLock(local, layout(join(file, "app")), clock, { holder: holder("F", "f") })).rejects.toThrow(/creating .*not-a-dir\/app failed on root@local \(exit 1\): mkdir: .*Not a directory/);
+    await expect(acquireLock(local, layout(join(file, "app")), clock, { holder: holder("F", "f") })).rejects.toThrow(
+      /creating .*not-a-dir\/app failed on root@local \(exit 1\): mkdir: .*Not a directory/,
+    );
   });
 
   it("release is one remote step whose paths and id are arguments, never script text", () => {
     const l = layout("/srv/it's; rm -rf /");
     const argv = cmd.lockRelease(l, "id-1");
-    expect(argv.slice(3)).toEqual(["hamalog-unlock", "/srv/it's; rm -rf /.deploy.lock", '"id":"id-1"', "/srv/it's; rm -rf /.docker", ""]);
+    expect(argv.slice(3)).toEqual([
+      "hamalog-unlock",
+      "/srv/it's; rm -rf /.deploy.lock",
+      '"id":"id-1"',
+      "/srv/it's; rm -rf /.docker",
+      "",
+    ]);
     expect(argv[2]).not.toContain("it's");
   });
 });

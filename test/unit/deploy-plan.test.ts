@@ -2,7 +2,14 @@
 // and what history says runs, what a rollback goes to and which digests pruning keeps.
 import { describe, expect, it } from "vitest";
 import { cmd, composeArgs, hostPlatform, layout, projectName } from "../../ci/src/deploy/commands.js";
-import { currentRelease, digestsToKeep, lastEntries, parseHistory, rollbackTarget, type HistoryEntry } from "../../ci/src/deploy/history.js";
+import {
+  currentRelease,
+  digestsToKeep,
+  lastEntries,
+  parseHistory,
+  rollbackTarget,
+  type HistoryEntry,
+} from "../../ci/src/deploy/history.js";
 import { redact } from "../../ci/src/deploy/report.js";
 
 const L = layout("/opt/hamalog/");
@@ -12,73 +19,149 @@ const sha = (c: string) => c.repeat(40);
 function entry(s: string, digest: string, result: HistoryEntry["result"], running: string | null): HistoryEntry {
   const rel = (x: string) => ({ sha: sha(x), digest: d(x), image: `r/x:${sha(x)}@${d(x)}` });
   return {
-    time: "2024-01-01T00:00:00.000Z", action: "deploy", sha: sha(s), tags: [sha(s)], digest: d(digest), image: "", previousDigest: null,
-    previousSha: null, result, fallback: false, durationMs: 1, running: running ? rel(running) : null, holder: "t",
+    time: "2024-01-01T00:00:00.000Z",
+    action: "deploy",
+    sha: sha(s),
+    tags: [sha(s)],
+    digest: d(digest),
+    image: "",
+    previousDigest: null,
+    previousSha: null,
+    result,
+    fallback: false,
+    durationMs: 1,
+    running: running ? rel(running) : null,
+    holder: "t",
   };
 }
 
 describe("deploy commands", () => {
   it("lays out the deploy directory", () => {
-    expect(L).toMatchObject({ dir: "/opt/hamalog", compose: "/opt/hamalog/compose.yaml", previous: "/opt/hamalog/compose.previous.yaml", history: "/opt/hamalog/history.jsonl", lock: "/opt/hamalog/.deploy.lock", dockerConfig: "/opt/hamalog/.docker" });
+    expect(L).toMatchObject({
+      dir: "/opt/hamalog",
+      compose: "/opt/hamalog/compose.yaml",
+      previous: "/opt/hamalog/compose.previous.yaml",
+      history: "/opt/hamalog/history.jsonl",
+      lock: "/opt/hamalog/.deploy.lock",
+      dockerConfig: "/opt/hamalog/.docker",
+    });
   });
 
   it("logs in with the token on stdin, into the deploy's own Docker config (one session: the config dir, then login)", () => {
     expect(cmd.login(L, "ghcr.io", "deployer")).toEqual([
-      "sh", "-c",
+      "sh",
+      "-c",
       'echo hamalog-step:config-dir >&2; mkdir -p -m 0700 -- "$1" || exit; echo hamalog-step:login >&2; exec env DOCKER_CONFIG="$1" docker login --username "$2" --password-stdin "$3"',
-      "hamalog-login", "/opt/hamalog/.docker", "deployer", "ghcr.io",
+      "hamalog-login",
+      "/opt/hamalog/.docker",
+      "deployer",
+      "ghcr.io",
     ]);
   });
 
   it("runs compose with an explicit project and file, and up waits with the configured timeout", () => {
     expect(cmd.compose("hamalog", L.compose, composeArgs.up("hamalog-app", 180))).toEqual([
-      "docker", "compose", "--project-name", "hamalog", "--file", "/opt/hamalog/compose.yaml",
-      "up", "--detach", "--wait", "--wait-timeout", "180", "hamalog-app",
+      "docker",
+      "compose",
+      "--project-name",
+      "hamalog",
+      "--file",
+      "/opt/hamalog/compose.yaml",
+      "up",
+      "--detach",
+      "--wait",
+      "--wait-timeout",
+      "180",
+      "hamalog-app",
     ]);
   });
 
   it("preflight probes the host in one session: docker info only when the platform is not configured, then compose version", () => {
-    const script = 'if [ -n "$1" ]; then echo hamalog-step:info >&2; docker info --format "$1" || exit; fi; echo hamalog-step:compose >&2; docker compose version';
+    const script =
+      'if [ -n "$1" ]; then echo hamalog-step:info >&2; docker info --format "$1" || exit; fi; echo hamalog-step:compose >&2; docker compose version';
     expect(cmd.probe(true)).toEqual(["sh", "-c", script, "hamalog-probe", "{{.OSType}}/{{.Architecture}}"]);
     expect(cmd.probe(false)).toEqual(["sh", "-c", script, "hamalog-probe", ""]);
   });
 
   it("takes the lock and reads the directory under it in one session; --break-lock prints the holder it removes", () => {
     expect(cmd.lockAcquire(L)).toEqual([
-      "sh", "-c",
+      "sh",
+      "-c",
       'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; exit 3; fi; exit 4; fi; ' +
         'if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit 5; fi; ' +
         'if test -e "$3"; then echo compose-present; else echo compose-absent; fi; cat -- "$4" 2>/dev/null; exit 0',
-      "hamalog-lock", "/opt/hamalog", "/opt/hamalog/.deploy.lock", "/opt/hamalog/compose.yaml", "/opt/hamalog/history.jsonl",
+      "hamalog-lock",
+      "/opt/hamalog",
+      "/opt/hamalog/.deploy.lock",
+      "/opt/hamalog/compose.yaml",
+      "/opt/hamalog/history.jsonl",
     ]);
-    expect(cmd.lockBreak(L)).toEqual(["sh", "-c", 'test -e "$1" || exit 4; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"', "hamalog-break-lock", "/opt/hamalog/.deploy.lock"]);
+    expect(cmd.lockBreak(L)).toEqual([
+      "sh",
+      "-c",
+      'test -e "$1" || exit 4; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"',
+      "hamalog-break-lock",
+      "/opt/hamalog/.deploy.lock",
+    ]);
   });
 
   it("renders in two sessions: the file on stdin, then (tied) compose config + keep the previous file + rename", () => {
-    expect(cmd.write("/opt/x; rm -rf /")).toEqual(["sh", "-c", 'umask 077 && cat > "$1"', "hamalog-write", "/opt/x; rm -rf /"]);
+    expect(cmd.write("/opt/x; rm -rf /")).toEqual([
+      "sh",
+      "-c",
+      'umask 077 && cat > "$1"',
+      "hamalog-write",
+      "/opt/x; rm -rf /",
+    ]);
     const script =
       'echo hamalog-step:config >&2; docker compose --project-name "$1" --file "$2" config --quiet || exit; ' +
       'if [ -n "$4" ]; then echo hamalog-step:keep >&2; cp -p -- "$3" "$4" || exit; fi; echo hamalog-step:rename >&2; mv -f -- "$2" "$3"';
-    expect(cmd.switchCompose("hamalog", L, true)).toEqual(["sh", "-c", script, "hamalog-switch", "hamalog", "/opt/hamalog/.compose.next.yaml", "/opt/hamalog/compose.yaml", "/opt/hamalog/compose.previous.yaml"]);
-    expect(cmd.switchCompose("hamalog", L, false).slice(4)).toEqual(["hamalog", "/opt/hamalog/.compose.next.yaml", "/opt/hamalog/compose.yaml", ""]);
+    expect(cmd.switchCompose("hamalog", L, true)).toEqual([
+      "sh",
+      "-c",
+      script,
+      "hamalog-switch",
+      "hamalog",
+      "/opt/hamalog/.compose.next.yaml",
+      "/opt/hamalog/compose.yaml",
+      "/opt/hamalog/compose.previous.yaml",
+    ]);
+    expect(cmd.switchCompose("hamalog", L, false).slice(4)).toEqual([
+      "hamalog",
+      "/opt/hamalog/.compose.next.yaml",
+      "/opt/hamalog/compose.yaml",
+      "",
+    ]);
   });
 
   it("pulls the pinned digest with plain docker pull under the deploy's DOCKER_CONFIG, only when it is not on the host", () => {
     expect(cmd.pullMissing(L, "ghcr.io/a/b@sha256:x")).toEqual([
-      "sh", "-c",
+      "sh",
+      "-c",
       'if docker image inspect "$2" >/dev/null 2>&1; then echo hamalog-image-present; exit 0; fi; exec env DOCKER_CONFIG="$1" docker pull --quiet "$2"',
-      "hamalog-pull", "/opt/hamalog/.docker", "ghcr.io/a/b@sha256:x",
+      "hamalog-pull",
+      "/opt/hamalog/.docker",
+      "ghcr.io/a/b@sha256:x",
     ]);
   });
 
   it("appends history and lists it with this repository's images in one session; prune removes in one", () => {
     expect(cmd.appendAndList(L, "ghcr.io/a/b")).toEqual([
-      "sh", "-c",
+      "sh",
+      "-c",
       'a=0; (umask 077 && cat >> "$1") || a=$?; echo hamalog-history; cat -- "$1" 2>/dev/null; echo hamalog-images; docker image ls --digests --format "$3" "$2"; exit "$a"',
-      "hamalog-history", "/opt/hamalog/history.jsonl", "ghcr.io/a/b", "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}",
+      "hamalog-history",
+      "/opt/hamalog/history.jsonl",
+      "ghcr.io/a/b",
+      "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}",
     ]);
     expect(cmd.imagesRemove(["r/a@sha256:1", "r/a@sha256:2"])).toEqual([
-      "sh", "-c", 'for ref in "$@"; do docker image rm "$ref" >/dev/null 2>&1 && echo "$ref"; done; exit 0', "hamalog-prune", "r/a@sha256:1", "r/a@sha256:2",
+      "sh",
+      "-c",
+      'for ref in "$@"; do docker image rm "$ref" >/dev/null 2>&1 && echo "$ref"; done; exit 0',
+      "hamalog-prune",
+      "r/a@sha256:1",
+      "r/a@sha256:2",
     ]);
   });
 
@@ -86,7 +169,16 @@ describe("deploy commands", () => {
     const script =
       'if [ -n "$4" ]; then env DOCKER_CONFIG="$3" docker logout "$4" >/dev/null 2>&1; fi; ' +
       'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || { cat -- "$1/holder.json" 2>/dev/null; exit 3; }; rm -rf -- "$1"';
-    expect(cmd.lockRelease(L, "id-1", "ghcr.io")).toEqual(["sh", "-c", script, "hamalog-unlock", "/opt/hamalog/.deploy.lock", '"id":"id-1"', "/opt/hamalog/.docker", "ghcr.io"]);
+    expect(cmd.lockRelease(L, "id-1", "ghcr.io")).toEqual([
+      "sh",
+      "-c",
+      script,
+      "hamalog-unlock",
+      "/opt/hamalog/.deploy.lock",
+      '"id":"id-1"',
+      "/opt/hamalog/.docker",
+      "ghcr.io",
+    ]);
     expect(cmd.lockRelease(L, "id-1").slice(-1)).toEqual([""]);
   });
 
@@ -122,7 +214,12 @@ describe("deploy commands", () => {
 });
 
 describe("history", () => {
-  const h = [entry("1", "1", "success", "1"), entry("2", "2", "success", "2"), entry("3", "3", "rolled-back", "2"), entry("4", "4", "success", "4")];
+  const h = [
+    entry("1", "1", "success", "1"),
+    entry("2", "2", "success", "2"),
+    entry("3", "3", "rolled-back", "2"),
+    entry("4", "4", "success", "4"),
+  ];
 
   it("parses JSON lines and skips foreign lines", () => {
     const text = h.map((e) => JSON.stringify(e)).join("\n") + "\nnot json\n{}\n";
@@ -154,9 +251,13 @@ describe("history", () => {
     expect(rollbackTarget([...h, fb("5", "9")], "5555555")).toBeUndefined();
     expect(rollbackTarget([...h, fb("5", "9")], d("9"))).toMatchObject({ digest: d("9"), fallback: true });
     // 5 was built and deployed later (digest 5): --to 5 is that one, even with the fallback still in history.
-    expect(rollbackTarget([...h, fb("5", "9"), entry("5", "5", "success", "5"), entry("1", "1", "success", "1")], sha("5"))).toMatchObject({ digest: d("5") });
+    expect(
+      rollbackTarget([...h, fb("5", "9"), entry("5", "5", "success", "5"), entry("1", "1", "success", "1")], sha("5")),
+    ).toMatchObject({ digest: d("5") });
     // The same digest deployed as a fallback later does not hide the release really built from the sha.
-    expect(rollbackTarget([entry("9", "9", "success", "9"), fb("5", "9"), entry("1", "1", "success", "1")], sha("9"))).toMatchObject({ sha: sha("9"), digest: d("9") });
+    expect(
+      rollbackTarget([entry("9", "9", "success", "9"), fb("5", "9"), entry("1", "1", "success", "1")], sha("9")),
+    ).toMatchObject({ sha: sha("9"), digest: d("9") });
   });
 
   it("status --lines N shows the last N entries, and 0 shows none", () => {

@@ -22,7 +22,9 @@ const TOKEN = "tok-redact-7Qz!secret";
 const SHA = "453a6545b97fe240727c378291230abeb793d851";
 
 const deployConfig = requireDeploy(
-  parseConfig("image:\n  repository: acme/app\ndeploy:\n  host: 127.0.0.1\n  user: root\n  directory: /tmp/hamalog-redact-nowhere\n  service: app\n  composeFile: c.yml\n"),
+  parseConfig(
+    "image:\n  repository: acme/app\ndeploy:\n  host: 127.0.0.1\n  user: root\n  directory: /tmp/hamalog-redact-nowhere\n  service: app\n  composeFile: c.yml\n",
+  ),
 );
 const input: DeployInput = {
   image: { registry: "ghcr.io", repository: "acme/app" },
@@ -32,7 +34,11 @@ const input: DeployInput = {
   holder: "unit",
 };
 const printed: string[] = [];
-const real = liveEnv(deployConfig, { sshKey: KEY, registryToken: TOKEN }, { out: (l) => printed.push(l), warn: (l) => printed.push(l) });
+const real = liveEnv(
+  deployConfig,
+  { sshKey: KEY, registryToken: TOKEN },
+  { out: (l) => printed.push(l), warn: (l) => printed.push(l) },
+);
 
 /** A host that runs nothing (so preflight reaches verify, which fails echoing the secrets). */
 const quietHost: Remote = {
@@ -65,7 +71,10 @@ function expectRedacted(e: Error, phase: string): void {
 
 describe("thrown deploy errors are redacted", () => {
   it("a connect failure naming the key and token comes out of deploy, rollback and status redacted, phase and exit code kept", async () => {
-    const env: DeployEnv = { ...real, connect: () => Promise.reject(new PipelineError(`auth failed with ${KEY} and token ${TOKEN}`, "connect")) };
+    const env: DeployEnv = {
+      ...real,
+      connect: () => Promise.reject(new PipelineError(`auth failed with ${KEY} and token ${TOKEN}`, "connect")),
+    };
     expectRedacted(await failure(deploy({ ...input, sha: SHA }, env)), "connect");
     expectRedacted(await failure(rollback(input, env)), "connect");
     expectRedacted(await failure(status(input, env)), "connect");

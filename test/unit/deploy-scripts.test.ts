@@ -24,7 +24,11 @@ chmodSync(join(bin, "docker"), 0o755);
 
 function run(argv: string[], failOn = "-none-", stdin = "") {
   rmSync(log, { force: true });
-  const r = spawnSync("sh", ["-c", shellCommand(argv)], { input: stdin, encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAIL_ON: failOn } });
+  const r = spawnSync("sh", ["-c", shellCommand(argv)], {
+    input: stdin,
+    encoding: "utf8",
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAIL_ON: failOn },
+  });
   const calls = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [];
   return { code: r.status, stdout: r.stdout, ...lastStep(r.stderr), calls };
 }
@@ -60,10 +64,17 @@ describe("phase scripts", () => {
   });
 
   it("pull: a digest on the host is not pulled; a missing one is pulled under the deploy's DOCKER_CONFIG", () => {
-    expect(run(cmd.pullMissing(l, "r/a@sha256:1"))).toMatchObject({ code: 0, stdout: `${IMAGE_PRESENT}\n`, calls: ["DOCKER_CONFIG=unset image inspect r/a@sha256:1"] });
+    expect(run(cmd.pullMissing(l, "r/a@sha256:1"))).toMatchObject({
+      code: 0,
+      stdout: `${IMAGE_PRESENT}\n`,
+      calls: ["DOCKER_CONFIG=unset image inspect r/a@sha256:1"],
+    });
     const r = run(cmd.pullMissing(l, "r/a@sha256:1"), "inspect");
     expect(r.code).toBe(0);
-    expect(r.calls).toEqual(["DOCKER_CONFIG=unset image inspect r/a@sha256:1", `DOCKER_CONFIG=${l.dockerConfig} pull --quiet r/a@sha256:1`]);
+    expect(r.calls).toEqual([
+      "DOCKER_CONFIG=unset image inspect r/a@sha256:1",
+      `DOCKER_CONFIG=${l.dockerConfig} pull --quiet r/a@sha256:1`,
+    ]);
   });
 
   it("login: the token only on stdin, the config dir made first, login under it", () => {
@@ -78,8 +89,13 @@ describe("phase scripts", () => {
     const r = run(cmd.appendAndList(l, "r/a"), "-none-", "two\n");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("hamalog-history\none\ntwo\nhamalog-images\n");
-    expect(r.calls).toEqual(["DOCKER_CONFIG=unset image ls --digests --format {{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}} r/a"]);
-    expect(run(cmd.lockRelease(l, "x", "reg.example"))).toMatchObject({ code: 4, calls: [`DOCKER_CONFIG=${l.dockerConfig} logout reg.example`] });
+    expect(r.calls).toEqual([
+      "DOCKER_CONFIG=unset image ls --digests --format {{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}} r/a",
+    ]);
+    expect(run(cmd.lockRelease(l, "x", "reg.example"))).toMatchObject({
+      code: 4,
+      calls: [`DOCKER_CONFIG=${l.dockerConfig} logout reg.example`],
+    });
     expect(run(cmd.lockRelease(l, "x"))).toMatchObject({ code: 4, calls: [] });
   });
 

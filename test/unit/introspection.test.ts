@@ -50,7 +50,7 @@ describe("Dagger module introspection: every function", () => {
     expect(Object.keys(policies).sort()).toEqual(Object.keys(fns).sort());
   });
 
-  it("side-effecting and remote-reading functions are @func({ cache: \"never\" }); pure ones keep the default", () => {
+  it('side-effecting and remote-reading functions are @func({ cache: "never" }); pure ones keep the default', () => {
     for (const name of Object.keys(fns)) {
       if (NEVER_CACHED.includes(name)) expect(policies[name], `${name} must not be cached`).toBe("never");
       else expect(policies[name], `${name} is pure and cacheable`).toBeUndefined();
@@ -69,7 +69,17 @@ describe("Dagger module introspection: every function", () => {
 
   it("build(sha, source = repo root minus ignores, config = /pipeline.yaml, dockerfile?, buildArgs, platform?, imageSource?, created?) → Container", () => {
     const build = fns.build!;
-    expect(Object.keys(build.arguments)).toEqual(["sha", "source", "config", "dockerfile", "buildArgs", "platform", "imageSource", "created", "set"]);
+    expect(Object.keys(build.arguments)).toEqual([
+      "sha",
+      "source",
+      "config",
+      "dockerfile",
+      "buildArgs",
+      "platform",
+      "imageSource",
+      "created",
+      "set",
+    ]);
     expect(build.arguments.sha!.type.kind).toBe("STRING_KIND");
     expect(build.arguments.sha!.isOptional).toBe(false);
     expect(build.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
@@ -78,7 +88,8 @@ describe("Dagger module introspection: every function", () => {
     expect(build.arguments.source!.ignore).toEqual(expect.arrayContaining(["**/node_modules", "**/.git"]));
     expect(build.arguments.config!.type).toEqual({ kind: "OBJECT_KIND", name: "File" });
     expect(build.arguments.config!.defaultPath).toBe("/pipeline.yaml");
-    for (const a of ["dockerfile", "platform", "imageSource", "created"]) expect(build.arguments[a]!.isOptional, a).toBe(true);
+    for (const a of ["dockerfile", "platform", "imageSource", "created"])
+      expect(build.arguments[a]!.isOptional, a).toBe(true);
     expect(build.arguments.buildArgs!.type.kind).toBe("LIST_KIND");
     expect(build.returnType).toEqual({ kind: "OBJECT_KIND", name: "Container" });
     expect(build.description).toMatch(/^Build the image/);

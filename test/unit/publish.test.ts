@@ -30,19 +30,36 @@ function thrown(fn: () => unknown): Error {
 
 describe("publishReferences", () => {
   it.each([
-    { branch: "main", defaultBranch: undefined, want: [`ghcr.io/daemin-kim/hamalog-backend:${SHA}`, "ghcr.io/daemin-kim/hamalog-backend:latest"] },
-    { branch: "refs/heads/main", defaultBranch: "main", want: [`ghcr.io/daemin-kim/hamalog-backend:${SHA}`, "ghcr.io/daemin-kim/hamalog-backend:latest"] },
+    {
+      branch: "main",
+      defaultBranch: undefined,
+      want: [`ghcr.io/daemin-kim/hamalog-backend:${SHA}`, "ghcr.io/daemin-kim/hamalog-backend:latest"],
+    },
+    {
+      branch: "refs/heads/main",
+      defaultBranch: "main",
+      want: [`ghcr.io/daemin-kim/hamalog-backend:${SHA}`, "ghcr.io/daemin-kim/hamalog-backend:latest"],
+    },
     { branch: "feature/x", defaultBranch: "main", want: [`ghcr.io/daemin-kim/hamalog-backend:${SHA}`] },
     { branch: "main", defaultBranch: "develop", want: [`ghcr.io/daemin-kim/hamalog-backend:${SHA}`] },
   ])("$branch (default $defaultBranch) → $want", ({ branch, defaultBranch, want }) => {
-    const refs = publishReferences({ ...IMG, sha: SHA.toUpperCase(), branch, ...(defaultBranch ? { defaultBranch } : {}) });
+    const refs = publishReferences({
+      ...IMG,
+      sha: SHA.toUpperCase(),
+      branch,
+      ...(defaultBranch ? { defaultBranch } : {}),
+    });
     expect(refs).toEqual(want);
     // Exactly the tag definition's tags, nothing spelled here.
-    expect(refs.map((r) => r.slice(r.lastIndexOf(":") + 1))).toEqual(tagsFor({ sha: SHA, branch, defaultBranch: defaultBranch ?? "main" }));
+    expect(refs.map((r) => r.slice(r.lastIndexOf(":") + 1))).toEqual(
+      tagsFor({ sha: SHA, branch, defaultBranch: defaultBranch ?? "main" }),
+    );
   });
 
   it("keeps a registry port and rejects what the tag definition rejects", () => {
-    expect(publishReferences({ registry: "127.0.0.1:5001", repository: "a/b", sha: SHA, branch: "x" })).toEqual([`127.0.0.1:5001/a/b:${SHA}`]);
+    expect(publishReferences({ registry: "127.0.0.1:5001", repository: "a/b", sha: SHA, branch: "x" })).toEqual([
+      `127.0.0.1:5001/a/b:${SHA}`,
+    ]);
     const e = thrown(() => publishReferences({ ...IMG, sha: `main-${SHA}`, branch: "main" }));
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.message).toMatch(/prefix `main-`/);
@@ -52,8 +69,16 @@ describe("publishReferences", () => {
 
 describe("imageLabels", () => {
   it("gives revision (the normalised sha), then source and created when known, in a fixed order", () => {
-    expect(imageLabels({ sha: SHA.toUpperCase() })).toEqual([{ name: "org.opencontainers.image.revision", value: SHA }]);
-    expect(imageLabels({ sha: SHA, source: "https://github.com/daemin-kim/hamalog-backend", created: "2024-05-01T12:00:00Z" })).toEqual([
+    expect(imageLabels({ sha: SHA.toUpperCase() })).toEqual([
+      { name: "org.opencontainers.image.revision", value: SHA },
+    ]);
+    expect(
+      imageLabels({
+        sha: SHA,
+        source: "https://github.com/daemin-kim/hamalog-backend",
+        created: "2024-05-01T12:00:00Z",
+      }),
+    ).toEqual([
       { name: "org.opencontainers.image.revision", value: SHA },
       { name: "org.opencontainers.image.source", value: "https://github.com/daemin-kim/hamalog-backend" },
       { name: "org.opencontainers.image.created", value: "2024-05-01T12:00:00Z" },
@@ -80,15 +105,22 @@ describe("imageLabels", () => {
 
 describe("buildArgList / publishPlatforms / registryUser / checkContainerWithPlatforms", () => {
   it("sorts build args by name and rejects bad names", () => {
-    expect(buildArgList({ B: "2", A: "x=y" })).toEqual([{ name: "A", value: "x=y" }, { name: "B", value: "2" }]);
+    expect(buildArgList({ B: "2", A: "x=y" })).toEqual([
+      { name: "A", value: "x=y" },
+      { name: "B", value: "2" },
+    ]);
     expect(buildArgList({})).toEqual([]);
-    expect(thrown(() => buildArgList({ "BAD NAME": "1" })).message).toMatch(/build\/buildArgs: `BAD NAME` is not a build argument name/);
+    expect(thrown(() => buildArgList({ "BAD NAME": "1" })).message).toMatch(
+      /build\/buildArgs: `BAD NAME` is not a build argument name/,
+    );
   });
 
   it("validates platforms and refuses duplicates", () => {
     expect(publishPlatforms([" linux/amd64", "linux/arm64/v8"])).toEqual(["linux/amd64", "linux/arm64/v8"]);
     expect(publishPlatforms([])).toEqual([]);
-    expect(thrown(() => publishPlatforms(["amd64"])).message).toMatch(/`amd64` must look like OS\/ARCH\[\/VARIANT\], e.g. linux\/amd64/);
+    expect(thrown(() => publishPlatforms(["amd64"])).message).toMatch(
+      /`amd64` must look like OS\/ARCH\[\/VARIANT\], e.g. linux\/amd64/,
+    );
     expect(thrown(() => publishPlatforms(["linux/amd64", "linux/amd64"])).message).toMatch(/listed twice/);
   });
 
@@ -102,7 +134,9 @@ describe("buildArgList / publishPlatforms / registryUser / checkContainerWithPla
   it("refuses an explicit platform list with a given container", () => {
     expect(() => checkContainerWithPlatforms(true, [])).not.toThrow();
     expect(() => checkContainerWithPlatforms(false, ["linux/amd64"])).not.toThrow();
-    expect(thrown(() => checkContainerWithPlatforms(true, ["linux/amd64"])).message).toMatch(/--container and --platforms/);
+    expect(thrown(() => checkContainerWithPlatforms(true, ["linux/amd64"])).message).toMatch(
+      /--container and --platforms/,
+    );
   });
 
   it("keeps dependency trees and VCS data out of the build context", () => {
@@ -124,7 +158,10 @@ describe("checkPublished", () => {
     { returned: [`ghcr.io/a/b:${SHA}@${D1}`, `ghcr.io/a/b:latest@${D2}`], says: /must name one image/ },
     { returned: [`ghcr.io/a/b:${SHA}@${D1}`], says: /asked to publish 2 references, the engine answered 1/ },
     { returned: [`ghcr.io/a/b:${SHA}`, `ghcr.io/a/b:latest@${D1}`], says: /has no digest/ },
-    { returned: [`ghcr.io/a/b:main-${SHA}@${D1}`, `ghcr.io/a/b:latest@${D1}`], says: /the engine reports ghcr.io\/a\/b:main-/ },
+    {
+      returned: [`ghcr.io/a/b:main-${SHA}@${D1}`, `ghcr.io/a/b:latest@${D1}`],
+      says: /the engine reports ghcr.io\/a\/b:main-/,
+    },
   ])("fails the push phase on $returned", ({ returned, says }) => {
     const e = thrown(() => checkPublished(refs, returned));
     expect(e).toBeInstanceOf(PipelineError);

@@ -6,7 +6,10 @@ const DIGEST = `sha256:${"a".repeat(64)}`;
 describe("parseReference", () => {
   it.each([
     ["ghcr.io/daemin-kim/hamalog-backend", { registry: "ghcr.io", repository: "daemin-kim/hamalog-backend" }],
-    ["ghcr.io/daemin-kim/hamalog-backend:latest", { registry: "ghcr.io", repository: "daemin-kim/hamalog-backend", tag: "latest" }],
+    [
+      "ghcr.io/daemin-kim/hamalog-backend:latest",
+      { registry: "ghcr.io", repository: "daemin-kim/hamalog-backend", tag: "latest" },
+    ],
     ["127.0.0.1:5001/acme/app:t", { registry: "127.0.0.1:5001", repository: "acme/app", tag: "t" }],
     ["localhost/app", { registry: "localhost", repository: "app" }],
     ["alpine", { registry: "docker.io", repository: "library/alpine" }],

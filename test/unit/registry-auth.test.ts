@@ -1,23 +1,51 @@
 // WWW-Authenticate parsing, token responses and the per-scope token cache (clock passed in).
 import { describe, expect, it } from "vitest";
-import { TokenCache, basicAuthorization, parseTokenResponse, parseWwwAuthenticate, principalKey, pullScope, tokenUrl } from "../../ci/src/registry/auth.js";
+import {
+  TokenCache,
+  basicAuthorization,
+  parseTokenResponse,
+  parseWwwAuthenticate,
+  principalKey,
+  pullScope,
+  tokenUrl,
+} from "../../ci/src/registry/auth.js";
 
 describe("parseWwwAuthenticate", () => {
   it.each([
     [
       'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:daemin-kim/hamalog-backend:pull"',
-      [{ scheme: "bearer", params: { realm: "https://ghcr.io/token", service: "ghcr.io", scope: "repository:daemin-kim/hamalog-backend:pull" } }],
+      [
+        {
+          scheme: "bearer",
+          params: {
+            realm: "https://ghcr.io/token",
+            service: "ghcr.io",
+            scope: "repository:daemin-kim/hamalog-backend:pull",
+          },
+        },
+      ],
     ],
     ['Basic realm="hamalog-test"', [{ scheme: "basic", params: { realm: "hamalog-test" } }]],
     [
       'Bearer realm="https://auth.docker.io/token", service="registry.docker.io", error="insufficient_scope"',
-      [{ scheme: "bearer", params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", error: "insufficient_scope" } }],
+      [
+        {
+          scheme: "bearer",
+          params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", error: "insufficient_scope" },
+        },
+      ],
     ],
-    ['BEARER Realm=https://x/token, Service=x', [{ scheme: "bearer", params: { realm: "https://x/token", service: "x" } }]],
-    ['Basic realm="a, b", Bearer realm="https://t/token",scope="repository:a/b:pull,push"', [
-      { scheme: "basic", params: { realm: "a, b" } },
-      { scheme: "bearer", params: { realm: "https://t/token", scope: "repository:a/b:pull,push" } },
-    ]],
+    [
+      "BEARER Realm=https://x/token, Service=x",
+      [{ scheme: "bearer", params: { realm: "https://x/token", service: "x" } }],
+    ],
+    [
+      'Basic realm="a, b", Bearer realm="https://t/token",scope="repository:a/b:pull,push"',
+      [
+        { scheme: "basic", params: { realm: "a, b" } },
+        { scheme: "bearer", params: { realm: "https://t/token", scope: "repository:a/b:pull,push" } },
+      ],
+    ],
     ['Bearer realm="with \\"quote\\""', [{ scheme: "bearer", params: { realm: 'with "quote"' } }]],
     ["", []],
     [null, []],
@@ -28,16 +56,30 @@ describe("parseWwwAuthenticate", () => {
 
 describe("token requests and answers", () => {
   it("builds the realm URL with service and scope", () => {
-    const url = tokenUrl({ scheme: "bearer", params: { realm: "https://ghcr.io/token", service: "ghcr.io" } }, pullScope("daemin-kim/hamalog-backend"));
-    expect(url.toString()).toBe("https://ghcr.io/token?service=ghcr.io&scope=repository%3Adaemin-kim%2Fhamalog-backend%3Apull");
+    const url = tokenUrl(
+      { scheme: "bearer", params: { realm: "https://ghcr.io/token", service: "ghcr.io" } },
+      pullScope("daemin-kim/hamalog-backend"),
+    );
+    expect(url.toString()).toBe(
+      "https://ghcr.io/token?service=ghcr.io&scope=repository%3Adaemin-kim%2Fhamalog-backend%3Apull",
+    );
     expect(() => tokenUrl({ scheme: "bearer", params: {} }, undefined)).toThrow(/no realm/);
   });
 
   it.each([
-    [{ token: "t", expires_in: 300 }, { token: "t", expiresIn: 300 }],
+    [
+      { token: "t", expires_in: 300 },
+      { token: "t", expiresIn: 300 },
+    ],
     [{ access_token: "a" }, { token: "a", expiresIn: 60 }], // the spec's default lifetime
-    [{ token: "t", access_token: "a", expires_in: 0 }, { token: "t", expiresIn: 60 }],
-    [{ token: "t", issued_at: "2026-01-01T00:00:00Z" }, { token: "t", expiresIn: 60, issuedAt: Date.parse("2026-01-01T00:00:00Z") }],
+    [
+      { token: "t", access_token: "a", expires_in: 0 },
+      { token: "t", expiresIn: 60 },
+    ],
+    [
+      { token: "t", issued_at: "2026-01-01T00:00:00Z" },
+      { token: "t", expiresIn: 60, issuedAt: Date.parse("2026-01-01T00:00:00Z") },
+    ],
   ])("parses %j", (json, expected) => {
     expect(parseTokenResponse(json)).toEqual(expected);
   });

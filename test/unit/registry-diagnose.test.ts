@@ -28,7 +28,9 @@ describe("findNearMisses", () => {
   });
 
   it("does not flag other commits' tags", () => {
-    expect(findNearMisses(SHA, ["main-0123456789abcdef0123456789abcdef01234567", "sha-0123456", "latest"], SHA)).toEqual([]);
+    expect(
+      findNearMisses(SHA, ["main-0123456789abcdef0123456789abcdef01234567", "sha-0123456", "latest"], SHA),
+    ).toEqual([]);
   });
 
   it("puts full-sha matches before prefix matches", () => {
@@ -37,12 +39,17 @@ describe("findNearMisses", () => {
   });
 
   it("asked for a short or prefixed form, finds the full-sha tag", () => {
-    expect(findNearMisses("sha-453a654", [SHA, "latest"])[0]).toEqual({ tag: SHA, why: expect.stringMatching(/full-sha tag this pipeline pushes/) });
+    expect(findNearMisses("sha-453a654", [SHA, "latest"])[0]).toEqual({
+      tag: SHA,
+      why: expect.stringMatching(/full-sha tag this pipeline pushes/),
+    });
     expect(findNearMisses(`main-${SHA}`, [SHA])[0]?.tag).toBe(SHA);
   });
 
   it("a non-sha reference gets typo candidates only", () => {
-    expect(findNearMisses("lastest", ["latest", "stable", "v1.2.3"])).toEqual([{ tag: "latest", why: "differs from `lastest` by 1 character (a typo?)" }]);
+    expect(findNearMisses("lastest", ["latest", "stable", "v1.2.3"])).toEqual([
+      { tag: "latest", why: "differs from `lastest` by 1 character (a typo?)" },
+    ]);
     expect(findNearMisses("prod", ["latest", "stable"])).toEqual([]);
   });
 
@@ -54,7 +61,12 @@ describe("findNearMisses", () => {
 
 describe("rankTags", () => {
   it("near-misses first, then most similar, registry order breaking ties", () => {
-    expect(rankTags("v1.2.3", ["latest", "v1.2.4", "v2.0.0", "v1.2.5"], [{ tag: "v2.0.0", why: "" }])).toEqual(["v2.0.0", "v1.2.4", "v1.2.5", "latest"]);
+    expect(rankTags("v1.2.3", ["latest", "v1.2.4", "v2.0.0", "v1.2.5"], [{ tag: "v2.0.0", why: "" }])).toEqual([
+      "v2.0.0",
+      "v1.2.4",
+      "v1.2.5",
+      "latest",
+    ]);
   });
 });
 
@@ -68,7 +80,9 @@ describe("manifestUnknownDiagnosis", () => {
       `tag ${SHA} not found in ghcr.io/daemin-kim/hamalog-backend (MANIFEST_UNKNOWN) — the error \`docker pull\` reports as \`manifest unknown\`.`,
       "Found instead:",
       expect.stringMatching(new RegExp(`^  main-${SHA} — the same commit \\(full sha\\): .*branch-prefixed`)),
-      expect.stringMatching(/^Tags in ghcr.io\/daemin-kim\/hamalog-backend \(3, most similar first\): main-453a6545b97fe240727c378291230abeb793d851, /),
+      expect.stringMatching(
+        /^Tags in ghcr.io\/daemin-kim\/hamalog-backend \(3, most similar first\): main-453a6545b97fe240727c378291230abeb793d851, /,
+      ),
       expect.stringMatching(/^Next: the pushing side used another tag convention; push with this module's `tag`/),
     ]);
   });
@@ -89,7 +103,14 @@ describe("manifestUnknownDiagnosis", () => {
 });
 
 describe("other kinds", () => {
-  const facts = (f: Partial<HttpFacts>): HttpFacts => ({ what: "manifest", host: "ghcr.io", status: 401, errors: [], presented: "none", ...f });
+  const facts = (f: Partial<HttpFacts>): HttpFacts => ({
+    what: "manifest",
+    host: "ghcr.io",
+    status: 401,
+    errors: [],
+    presented: "none",
+    ...f,
+  });
 
   it("401 anonymous vs 401 with credentials vs token service refusal vs 403", () => {
     const anon = httpDiagnosis(GHCR, facts({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
@@ -99,21 +120,33 @@ describe("other kinds", () => {
     expect(anon.message).toContain("--password-env VAR");
     expect(anon.message).toContain("--registry-username U --registry-token=env://VAR");
 
-    const withToken = httpDiagnosis({ ...GHCR, username: "ci" }, facts({ presented: "token", challengeError: "insufficient_scope" }));
+    const withToken = httpDiagnosis(
+      { ...GHCR, username: "ci" },
+      facts({ presented: "token", challengeError: "insufficient_scope" }),
+    );
     expect(withToken.kind).toBe("unauthorized");
     expect(withToken.message).toMatch(/refused the token issued to user `ci`.*insufficient_scope.*read:packages/s);
 
-    const tokenService = httpDiagnosis({ ...GHCR, username: "ci" }, facts({ what: "token", host: "ghcr.io", status: 403 }));
+    const tokenService = httpDiagnosis(
+      { ...GHCR, username: "ci" },
+      facts({ what: "token", host: "ghcr.io", status: 403 }),
+    );
     expect(tokenService.kind).toBe("unauthorized");
     expect(tokenService.message).toMatch(/token service ghcr.io rejected the credentials of user `ci` \(HTTP 403/);
 
-    const denied = httpDiagnosis({ ...GHCR, username: "ci" }, facts({ status: 403, presented: "token", errors: [{ code: "DENIED", message: "permission_denied" }] }));
+    const denied = httpDiagnosis(
+      { ...GHCR, username: "ci" },
+      facts({ status: 403, presented: "token", errors: [{ code: "DENIED", message: "permission_denied" }] }),
+    );
     expect(denied.kind).toBe("denied");
     expect(denied.message).toMatch(/denied user `ci` access .*HTTP 403 DENIED: permission_denied.*Manage access/s);
   });
 
   it("429 and 5xx", () => {
-    const rl = httpDiagnosis(GHCR, facts({ status: 429, retryAfterMs: 30_000, errors: [{ code: "TOOMANYREQUESTS", message: "" }] }));
+    const rl = httpDiagnosis(
+      GHCR,
+      facts({ status: 429, retryAfterMs: 30_000, errors: [{ code: "TOOMANYREQUESTS", message: "" }] }),
+    );
     expect(rl.kind).toBe("rate-limited");
     expect(rl.message).toMatch(/HTTP 429 TOOMANYREQUESTS.*wait 30 s.*pass --username/s);
     const server = httpDiagnosis(GHCR, facts({ status: 502 }));

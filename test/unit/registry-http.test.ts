@@ -5,8 +5,16 @@ import { registryBaseUrl, parseErrors } from "../../ci/src/registry/client.js";
 
 describe("retry policy", () => {
   it.each([
-    [429, true], [500, true], [502, true], [503, true], [599, true],
-    [400, false], [401, false], [403, false], [404, false], [200, false],
+    [429, true],
+    [500, true],
+    [502, true],
+    [503, true],
+    [599, true],
+    [400, false],
+    [401, false],
+    [403, false],
+    [404, false],
+    [200, false],
   ])("status %i retryable: %s", (status, expected) => {
     expect(isRetryable(status)).toBe(expected);
   });
@@ -30,7 +38,7 @@ describe("Link pagination", () => {
   const base = new URL("https://ghcr.io/v2/a/b/tags/list?n=100");
   it.each([
     ['</v2/a/b/tags/list?n=100&last=v9>; rel="next"', "https://ghcr.io/v2/a/b/tags/list?n=100&last=v9"],
-    ['<https://ghcr.io/v2/a/b/tags/list?last=x&n=2>; rel=next', "https://ghcr.io/v2/a/b/tags/list?last=x&n=2"],
+    ["<https://ghcr.io/v2/a/b/tags/list?last=x&n=2>; rel=next", "https://ghcr.io/v2/a/b/tags/list?last=x&n=2"],
     ['</prev>; rel="prev", </v2/a/b/tags/list?last=z>; rel="next"', "https://ghcr.io/v2/a/b/tags/list?last=z"],
     ['</v2/a/b/tags/list?last=z>; rel="prev"', undefined],
     [null, undefined],
@@ -40,7 +48,8 @@ describe("Link pagination", () => {
 });
 
 describe("network failures get a reason", () => {
-  const fetchFailed = (code: string) => Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error(code), { code }) });
+  const fetchFailed = (code: string) =>
+    Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error(code), { code }) });
   it.each([
     ["ECONNREFUSED", "refused", /connection refused .* nothing is listening on ghcr.io:443/],
     ["ENOTFOUND", "dns", /DNS lookup of ghcr.io failed \(ENOTFOUND\)/],
@@ -57,7 +66,11 @@ describe("network failures get a reason", () => {
   });
 
   it("an aborted deadline is a timeout", () => {
-    const f = classifyNetworkError("ghcr.io", new DOMException("The operation was aborted due to timeout", "TimeoutError"), 30_000);
+    const f = classifyNetworkError(
+      "ghcr.io",
+      new DOMException("The operation was aborted due to timeout", "TimeoutError"),
+      30_000,
+    );
     expect(f.reason).toBe("timeout");
     expect(f.detail).toMatch(/30000 ms/);
   });
@@ -76,9 +89,11 @@ describe("registry addressing and error bodies", () => {
   });
 
   it("parses registry error bodies and ignores anything else", () => {
-    expect(parseErrors(Buffer.from('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}'))).toEqual([
-      { code: "MANIFEST_UNKNOWN", message: "manifest unknown", detail: { Tag: "x" } },
-    ]);
+    expect(
+      parseErrors(
+        Buffer.from('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}'),
+      ),
+    ).toEqual([{ code: "MANIFEST_UNKNOWN", message: "manifest unknown", detail: { Tag: "x" } }]);
     expect(parseErrors(Buffer.from("<html>502</html>"))).toEqual([]);
     expect(parseErrors(Buffer.from('{"details":"x"}'))).toEqual([]);
   });

@@ -1,7 +1,14 @@
 // Manifest facts: media types, digests of exact bytes, index platforms and platform matching.
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { MANIFEST_ACCEPT, configPlatform, digestOf, indexPlatforms, mediaTypeOf, platformMatches } from "../../ci/src/registry/manifest.js";
+import {
+  MANIFEST_ACCEPT,
+  configPlatform,
+  digestOf,
+  indexPlatforms,
+  mediaTypeOf,
+  platformMatches,
+} from "../../ci/src/registry/manifest.js";
 import { checkRequest } from "../../ci/src/registry/verify.js";
 
 describe("manifests", () => {
@@ -22,7 +29,11 @@ describe("manifests", () => {
 
   it.each([
     ["application/vnd.oci.image.index.v1+json; charset=utf-8", {}, "application/vnd.oci.image.index.v1+json"],
-    ["application/json", { mediaType: "application/vnd.docker.distribution.manifest.v2+json" }, "application/vnd.docker.distribution.manifest.v2+json"],
+    [
+      "application/json",
+      { mediaType: "application/vnd.docker.distribution.manifest.v2+json" },
+      "application/vnd.docker.distribution.manifest.v2+json",
+    ],
     [null, { manifests: [] }, "application/vnd.oci.image.index.v1+json"],
     [null, { config: {} }, "application/vnd.oci.image.manifest.v1+json"],
   ])("media type of %s / %j", (header, body, expected) => {

@@ -30,7 +30,15 @@ function session(argv: string[]) {
 describe("tied: remote commands that die with their SSH channel", () => {
   it("passes output and the exit code through, and keeps hostile words literal", async () => {
     const marker = join(tmp, "marker");
-    const s = session(["sh", "-c", 'printf "%s|" "$@"; echo oops >&2; exit 3', "x", `$(touch ${marker})`, "a b", "'\"`;|&"]);
+    const s = session([
+      "sh",
+      "-c",
+      'printf "%s|" "$@"; echo oops >&2; exit 3',
+      "x",
+      `$(touch ${marker})`,
+      "a b",
+      "'\"`;|&",
+    ]);
     const r = await s.done; // stdin is left open, as the client does: the command still ends on its own
     expect(r.code).toBe(3);
     expect(r.out).toBe(`$(touch ${marker})|a b|'"\`;|&|oops\n`);

@@ -10,12 +10,15 @@ import { ROOT } from "../helpers/cli.js";
 import { introspect } from "../helpers/introspect.js";
 
 const DIR = join(ROOT, ".github/workflows");
-const files = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+const files = readdirSync(DIR)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 const text = (f: string) => readFileSync(join(DIR, f), "utf8");
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const wf = (f: string): any => parse(text(f));
 const pipeline = parseConfig(readFileSync(join(ROOT, "pipeline.yaml"), "utf8"));
-const engineVersion = (JSON.parse(readFileSync(join(ROOT, "dagger.json"), "utf8")) as { engineVersion: string }).engineVersion;
+const engineVersion = (JSON.parse(readFileSync(join(ROOT, "dagger.json"), "utf8")) as { engineVersion: string })
+  .engineVersion;
 
 interface Step {
   name?: string;
@@ -45,12 +48,18 @@ describe("GitHub Actions workflows are thin", () => {
   it.each(files)("%s builds no image names or tags and uses no docker actions", (f) => {
     const all = strings(wf(f));
     const forbidden: [RegExp, string][] = [
-      [/docker\/(metadata|build-push|login|setup-buildx)-action/, "docker actions (the module builds, tags, logs in and pushes)"],
+      [
+        /docker\/(metadata|build-push|login|setup-buildx)-action/,
+        "docker actions (the module builds, tags, logs in and pushes)",
+      ],
       [/ghcr\.io|docker\.io|hamalog-backend/i, "an image name (it lives in pipeline.yaml)"],
       [new RegExp(pipeline.image.repository!.replace(/[.-]/g, "\\$&"), "i"), "the configured repository"],
       [/github\.repository|GITHUB_REPOSITORY/, "the repository as an image name (the seed's `ghcr.io/hamalog` bug)"],
       [/:latest\b|type=sha|\bsha-|\{\{\s*branch\s*\}\}|prefix=/, "tag construction (tags come from ci/src/tags.ts)"],
-      [/\bdocker (build|push|tag|login|pull)\b|deploy\.sh|(^|\s)(ssh|scp|sed)\s/, "a hand-written build/push/deploy step"],
+      [
+        /\bdocker (build|push|tag|login|pull)\b|deploy\.sh|(^|\s)(ssh|scp|sed)\s/,
+        "a hand-written build/push/deploy step",
+      ],
       [/\bGITHUB_SHA\b|github\.sha\b(?!\s*\}\})/, "the sha used outside `--sha=${{ github.sha }}`"],
     ];
     for (const [path, value] of all) {
@@ -123,7 +132,10 @@ describe("deploy.yml", () => {
       else expect(m![2]).not.toMatch(/^env:\/\//);
     }
     for (const arg of Object.values(ship!.arguments)) {
-      if (!arg.isOptional && arg.defaultPath === undefined && arg.defaultValue === undefined) expect(args.join(" "), `required --${arg.name}`).toMatch(new RegExp(`--${arg.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=`));
+      if (!arg.isOptional && arg.defaultPath === undefined && arg.defaultValue === undefined)
+        expect(args.join(" "), `required --${arg.name}`).toMatch(
+          new RegExp(`--${arg.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=`),
+        );
     }
   });
 });
@@ -133,7 +145,9 @@ describe("ci.yml", () => {
   it("runs the README's test command on pull requests and pushes", () => {
     expect(Object.keys(doc.on).sort()).toEqual(["pull_request", "push"]);
     expect(readFileSync(join(ROOT, "README.md"), "utf8")).toMatch(/^npm test\b/m);
-    const runs = steps("ci.yml").map((s) => s.run ?? "").filter(Boolean);
+    const runs = steps("ci.yml")
+      .map((s) => s.run ?? "")
+      .filter(Boolean);
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatch(/(^|\s)npm test$/);
     expect(doc.permissions).toEqual({ contents: "read" });

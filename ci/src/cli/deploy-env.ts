@@ -19,7 +19,11 @@ export const REMOTE_OPTIONS: Record<string, OptionSpec> = {
 };
 
 export const LOCK_OPTIONS: Record<string, OptionSpec> = {
-  "lock-wait": { type: "string", help: "seconds to wait for another deploy's lock (default 0: fail fast)", valueName: "SECONDS" },
+  "lock-wait": {
+    type: "string",
+    help: "seconds to wait for another deploy's lock (default 0: fail fast)",
+    valueName: "SECONDS",
+  },
   "break-lock": { type: "boolean", help: "remove a stale lock first (says whose it was)" },
 };
 
@@ -36,15 +40,24 @@ function readTemplate(configPath: string | undefined, composeFile: string): stri
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
-    throw new ConfigError(`deploy/composeFile: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}) — it is relative to the config file`);
+    throw new ConfigError(
+      `deploy/composeFile: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}) — it is relative to the config file`,
+    );
   }
 }
 
-export function remoteDoor(values: Record<string, unknown>, io: Io, signal?: AbortSignal): { input: DeployInput; env: DeployEnv } {
+export function remoteDoor(
+  values: Record<string, unknown>,
+  io: Io,
+  signal?: AbortSignal,
+): { input: DeployInput; env: DeployEnv } {
   const { config, path } = loadConfig(values.config as string | undefined, overridesFrom(values));
   const target = remoteTarget(config, path ?? "pipeline.yaml");
   const sshKey = readSecretFlag(values, "ssh-key", io);
-  if (!sshKey) throw new ConfigError("--ssh-key-file or --ssh-key-env: required — the private key whose public key is in the host's authorized_keys");
+  if (!sshKey)
+    throw new ConfigError(
+      "--ssh-key-file or --ssh-key-env: required — the private key whose public key is in the host's authorized_keys",
+    );
   const registryToken = readSecretFlag(values, "password", io);
   const door = openDoor(
     target,

@@ -17,7 +17,10 @@ export const command: Command = {
   async run(values, io) {
     return interruptible(async (signal) => {
       const { input, env } = remoteDoor(values, io, signal);
-      await deploy({ ...input, sha: (values.sha as string | undefined) ?? "", ...(values["dry-run"] ? { dryRun: true } : {}) }, env);
+      await deploy(
+        { ...input, sha: (values.sha as string | undefined) ?? "", ...(values["dry-run"] ? { dryRun: true } : {}) },
+        env,
+      );
       return 0;
     });
   },

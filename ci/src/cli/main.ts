@@ -6,11 +6,26 @@ import type { Command, Io } from "./command.js";
 
 /** Lazily loaded commands: only the one asked for is imported. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  tag: { summary: "print the image tags for a commit (one per line)", load: async () => (await import("./tag.js")).command },
-  "verify-manifest": { summary: "prove an image tag exists in its registry; print its digest or a diagnosis", load: async () => (await import("./verify-manifest.js")).command },
-  deploy: { summary: "deploy a commit's image to the compose host over SSH (digest-pinned, health-gated, auto-rollback)", load: async () => (await import("./deploy.js")).command },
-  status: { summary: "show what runs on the compose host: digest, sha, health, last history lines", load: async () => (await import("./status.js")).command },
-  rollback: { summary: "roll the compose host back to the previous (or --to SHA|DIGEST) successful deploy", load: async () => (await import("./rollback.js")).command },
+  tag: {
+    summary: "print the image tags for a commit (one per line)",
+    load: async () => (await import("./tag.js")).command,
+  },
+  "verify-manifest": {
+    summary: "prove an image tag exists in its registry; print its digest or a diagnosis",
+    load: async () => (await import("./verify-manifest.js")).command,
+  },
+  deploy: {
+    summary: "deploy a commit's image to the compose host over SSH (digest-pinned, health-gated, auto-rollback)",
+    load: async () => (await import("./deploy.js")).command,
+  },
+  status: {
+    summary: "show what runs on the compose host: digest, sha, health, last history lines",
+    load: async () => (await import("./status.js")).command,
+  },
+  rollback: {
+    summary: "roll the compose host back to the previous (or --to SHA|DIGEST) successful deploy",
+    load: async () => (await import("./rollback.js")).command,
+  },
 };
 
 /** The command names, for tests and help. */
@@ -61,7 +76,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const options = Object.fromEntries(
       Object.entries(cmd.options).map(([k, o]) => [k, { type: o.type, ...(o.multiple ? { multiple: true } : {}) }]),
     );
-    const parsed = parseArgs({ args: rest, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false });
+    const parsed = parseArgs({
+      args: rest,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    });
     values = parsed.values as Record<string, unknown>;
   } catch (e) {
     io.err(`hamalog ${name}: ${(e as Error).message}\nRun \`hamalog ${name} --help\` for the flags.`);

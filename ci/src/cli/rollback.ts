@@ -5,10 +5,15 @@ import { interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deplo
 
 export const command: Command = {
   name: "rollback",
-  summary: "Roll the compose host back to the previous successful deploy, or to --to SHA|DIGEST from its history; same lock and health gate as deploy.",
+  summary:
+    "Roll the compose host back to the previous successful deploy, or to --to SHA|DIGEST from its history; same lock and health gate as deploy.",
   usage: "--ssh-key-file FILE [--to SHA|DIGEST] [--config FILE] [--dry-run] [overrides]",
   options: {
-    to: { type: "string", help: "a deployed commit sha (7+ characters) or digest (sha256:…); default: the previous successful deploy", valueName: "SHA|DIGEST" },
+    to: {
+      type: "string",
+      help: "a deployed commit sha (7+ characters) or digest (sha256:…); default: the previous successful deploy",
+      valueName: "SHA|DIGEST",
+    },
     "dry-run": { type: "boolean", help: "print the plan and the rendered compose file; change nothing on the host" },
     ...LOCK_OPTIONS,
     ...REMOTE_OPTIONS,
@@ -17,7 +22,10 @@ export const command: Command = {
     return interruptible(async (signal) => {
       const { input, env } = remoteDoor(values, io, signal);
       const to = values.to as string | undefined;
-      await rollback({ ...input, ...(to !== undefined ? { to } : {}), ...(values["dry-run"] ? { dryRun: true } : {}) }, env);
+      await rollback(
+        { ...input, ...(to !== undefined ? { to } : {}), ...(values["dry-run"] ? { dryRun: true } : {}) },
+        env,
+      );
       return 0;
     });
   },

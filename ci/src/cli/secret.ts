@@ -17,15 +17,20 @@ export function secretFlags(name: string, what: string): Record<string, OptionSp
 export function readSecretFlag(values: Record<string, unknown>, name: string, io: Io): string | undefined {
   const envName = values[`${name}-env`] as string | undefined;
   const file = values[`${name}-file`] as string | undefined;
-  if (envName !== undefined && file !== undefined) throw new ConfigError(`--${name}-env and --${name}-file: give only one`);
+  if (envName !== undefined && file !== undefined)
+    throw new ConfigError(`--${name}-env and --${name}-file: give only one`);
   if (envName !== undefined) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envName)) {
-      throw new ConfigError(`--${name}-env: that is not an environment variable name (give the NAME of the variable, not its value)`);
+      throw new ConfigError(
+        `--${name}-env: that is not an environment variable name (give the NAME of the variable, not its value)`,
+      );
     }
     const v = io.env[envName];
     if (v === undefined || v === "") {
       // Echo the name only when it looks like one: a token pasted here by mistake (ghp_… fits the grammar) must not be printed.
-      const shown = /^[A-Z_][A-Z0-9_]{0,63}$/.test(envName) ? `environment variable ${envName}` : "that environment variable (name not shown: is it the secret itself? give the NAME)";
+      const shown = /^[A-Z_][A-Z0-9_]{0,63}$/.test(envName)
+        ? `environment variable ${envName}`
+        : "that environment variable (name not shown: is it the secret itself? give the NAME)";
       throw new ConfigError(`--${name}-env: ${shown} is not set or empty`);
     }
     return v.trim();

@@ -6,7 +6,8 @@ import { REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
 
 export const command: Command = {
   name: "status",
-  summary: "Show what runs on the compose host: the deployed digest and sha, container state and health, and the last history lines.",
+  summary:
+    "Show what runs on the compose host: the deployed digest and sha, container state and health, and the last history lines.",
   usage: "--ssh-key-file FILE [--config FILE] [--lines N] [overrides]",
   options: {
     lines: { type: "string", help: "history lines to show (default 5)", valueName: "N" },

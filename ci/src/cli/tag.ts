@@ -10,7 +10,10 @@ export const command: Command = {
   options: {
     sha: { type: "string", help: "full 40-character commit sha (e.g. $GITHUB_SHA)" },
     branch: { type: "string", help: "branch being built (e.g. $GITHUB_REF_NAME)" },
-    "default-branch": { type: "string", help: "branch that also gets `latest` (default: config defaultBranch, else main)" },
+    "default-branch": {
+      type: "string",
+      help: "branch that also gets `latest` (default: config defaultBranch, else main)",
+    },
     config: { type: "string", help: "pipeline config file (for defaultBranch)", valueName: "FILE" },
   },
   async run(values, io) {

@@ -15,17 +15,31 @@ export const command: Command = {
     "--image REGISTRY/REPO (--tag TAG|DIGEST | --sha SHA) [--username U --password-env VAR|--password-file F] [--platform OS/ARCH] [--json]\n" +
     "       hamalog verify-manifest --config FILE --sha SHA [...]   (image, username and deploy/platform from the config)",
   options: {
-    image: { type: "string", help: "REGISTRY/REPOSITORY, e.g. ghcr.io/daemin-kim/hamalog-backend (no config file is read)", valueName: "REF" },
+    image: {
+      type: "string",
+      help: "REGISTRY/REPOSITORY, e.g. ghcr.io/daemin-kim/hamalog-backend (no config file is read)",
+      valueName: "REF",
+    },
     tag: { type: "string", help: "tag to verify (or a digest sha256:…)" },
-    sha: { type: "string", help: "full commit sha: verify the tag this module's `tag` gives it, and diagnose near-misses" },
+    sha: {
+      type: "string",
+      help: "full commit sha: verify the tag this module's `tag` gives it, and diagnose near-misses",
+    },
     registry: { type: "string", help: "registry host, overriding image/registry from the config" },
     repository: { type: "string", help: "repository path, overriding image/repository from the config" },
-    config: { type: "string", help: "pipeline config file for image/username/platform (default ./pipeline.yaml when --image is absent)", valueName: "FILE" },
+    config: {
+      type: "string",
+      help: "pipeline config file for image/username/platform (default ./pipeline.yaml when --image is absent)",
+      valueName: "FILE",
+    },
     username: { type: "string", help: "registry username (GHCR: any name with a token)" },
     ...secretFlags("password", "registry password or token"),
     platform: { type: "string", help: "platform the image must provide, e.g. linux/amd64" },
     timeout: { type: "string", help: "seconds for the whole verification (default 30)", valueName: "SECONDS" },
-    json: { type: "boolean", help: "print {ok, reference, digest, mediaType, platforms} or {ok:false, diagnosis} as JSON on stdout" },
+    json: {
+      type: "boolean",
+      help: "print {ok, reference, digest, mediaType, platforms} or {ok:false, diagnosis} as JSON on stdout",
+    },
   },
   async run(values, io) {
     const str = (k: string) => values[k] as string | undefined;
@@ -35,31 +49,47 @@ export const command: Command = {
     let username = str("username");
     let platform = str("platform");
     if (str("image") !== undefined && (str("registry") !== undefined || str("repository") !== undefined)) {
-      throw new ConfigError("--image and --registry/--repository: give REGISTRY/REPO with --image, or the parts separately, not both");
+      throw new ConfigError(
+        "--image and --registry/--repository: give REGISTRY/REPO with --image, or the parts separately, not both",
+      );
     }
     if (str("config") === undefined && str("image") !== undefined) {
       const ref = parseReference(str("image")!, "--image");
-      if (ref.tag || ref.digest) throw new ConfigError(`--image: give REGISTRY/REPOSITORY without a tag or digest (use --tag), got \`${str("image")}\``);
+      if (ref.tag || ref.digest)
+        throw new ConfigError(
+          `--image: give REGISTRY/REPOSITORY without a tag or digest (use --tag), got \`${str("image")}\``,
+        );
       ({ registry, repository } = ref);
     } else {
       // Only this path pays for the config schema (yaml + zod).
       const { loadConfig } = await import("../config-file.js");
       const { requireImage } = await import("../config.js");
-      const { config, path } = loadConfig(str("config"), { image: str("image"), registry: str("registry"), repository: str("repository"), username, platform });
+      const { config, path } = loadConfig(str("config"), {
+        image: str("image"),
+        registry: str("registry"),
+        repository: str("repository"),
+        username,
+        platform,
+      });
       ({ registry, repository } = requireImage(config, path));
       username = config.image.username;
       platform = config.deploy.platform;
     }
     const password = readSecretFlag(values, "password", io);
     if (password !== undefined && username === undefined) {
-      throw new ConfigError("--username: required with --password-env/--password-file (GHCR accepts any username with a token)");
+      throw new ConfigError(
+        "--username: required with --password-env/--password-file (GHCR accepts any username with a token)",
+      );
     }
     if (password === undefined && str("username") !== undefined) {
-      throw new ConfigError("--password-env VAR or --password-file FILE: required with --username (the password never goes in argv)");
+      throw new ConfigError(
+        "--password-env VAR or --password-file FILE: required with --username (the password never goes in argv)",
+      );
     }
     let timeoutMs: number | undefined;
     if (str("timeout") !== undefined) {
-      if (!/^\d+$/.test(str("timeout")!.trim()) || Number(str("timeout")) < 1) throw new ConfigError(`--timeout: \`${str("timeout")}\` is not a whole number of seconds`);
+      if (!/^\d+$/.test(str("timeout")!.trim()) || Number(str("timeout")) < 1)
+        throw new ConfigError(`--timeout: \`${str("timeout")}\` is not a whole number of seconds`);
       timeoutMs = Number(str("timeout")) * 1000;
     }
     try {

@@ -45,7 +45,10 @@ export function layout(dir: string): Layout {
 /** The compose project name: deploy/project, else the directory's name normalised as compose does. */
 export function projectName(dir: string, project?: string): string {
   if (project) return project;
-  const base = posix.basename(dir.replace(/\/+$/, "")).toLowerCase().replace(/[^a-z0-9_-]/g, "");
+  const base = posix
+    .basename(dir.replace(/\/+$/, ""))
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, "");
   return base || "hamalog";
 }
 
@@ -116,7 +119,13 @@ export const cmd = {
     l.history,
   ],
   /** --break-lock: print holder.json (if any) and remove the lock whoever holds it. Exit 4: there was no lock. */
-  lockBreak: (l: Layout) => ["sh", "-c", 'test -e "$1" || exit 4; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"', "hamalog-break-lock", l.lock],
+  lockBreak: (l: Layout) => [
+    "sh",
+    "-c",
+    'test -e "$1" || exit 4; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"',
+    "hamalog-break-lock",
+    l.lock,
+  ],
   /**
    * Log out of the deploy's Docker config (when `registry` is given; best-effort), then remove the lock only if
    * holder.json still carries this attempt's id: a deploy whose lock was broken (and maybe taken by another deploy)
@@ -144,7 +153,11 @@ export const cmd = {
   appendAndList: (l: Layout, name: string) => [
     "sh",
     "-c",
-    'a=0; (umask 077 && cat >> "$1") || a=$?; echo ' + HISTORY_MARK + '; cat -- "$1" 2>/dev/null; echo ' + IMAGES_MARK + "; " +
+    'a=0; (umask 077 && cat >> "$1") || a=$?; echo ' +
+      HISTORY_MARK +
+      '; cat -- "$1" 2>/dev/null; echo ' +
+      IMAGES_MARK +
+      "; " +
       'docker image ls --digests --format "$3" "$2"; exit "$a"',
     "hamalog-history",
     l.history,
@@ -195,16 +208,37 @@ export const cmd = {
   imagePresent: (ref: string) => ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
   imageDigests: (name: string) => ["docker", "image", "ls", "--digests", "--format", IMAGE_LS_FORMAT, name],
   /** Remove each image; prints the references that were removed. */
-  imagesRemove: (refs: readonly string[]) => ["sh", "-c", 'for ref in "$@"; do docker image rm "$ref" >/dev/null 2>&1 && echo "$ref"; done; exit 0', "hamalog-prune", ...refs],
+  imagesRemove: (refs: readonly string[]) => [
+    "sh",
+    "-c",
+    'for ref in "$@"; do docker image rm "$ref" >/dev/null 2>&1 && echo "$ref"; done; exit 0',
+    "hamalog-prune",
+    ...refs,
+  ],
   inspectState: (id: string) => ["docker", "inspect", "--format", "{{json .State}}", id],
   manifestInspect: (l: Layout, ref: string, insecure: boolean) =>
     withConfig(l, ["docker", "manifest", "inspect", ...(insecure ? ["--insecure"] : []), ref]),
-  compose: (project: string, file: string, args: string[]) => ["docker", "compose", "--project-name", project, "--file", file, ...args],
+  compose: (project: string, file: string, args: string[]) => [
+    "docker",
+    "compose",
+    "--project-name",
+    project,
+    "--file",
+    file,
+    ...args,
+  ],
 };
 
 /** The compose subcommands the procedure uses. */
 export const composeArgs = {
-  up: (service: string, waitTimeout: number) => ["up", "--detach", "--wait", "--wait-timeout", String(waitTimeout), service],
+  up: (service: string, waitTimeout: number) => [
+    "up",
+    "--detach",
+    "--wait",
+    "--wait-timeout",
+    String(waitTimeout),
+    service,
+  ],
   stop: (service: string) => ["stop", service],
   ps: () => ["ps", "--all"],
   psJson: (service: string) => ["ps", "--all", "--format", "json", service],
@@ -215,6 +249,13 @@ export const composeArgs = {
 /** Docker reports `x86_64`/`aarch64`; images say `amd64`/`arm64`. */
 export function hostPlatform(dockerInfo: string): string {
   const [os = "linux", arch = ""] = dockerInfo.trim().split("/");
-  const map: Record<string, string> = { x86_64: "amd64", aarch64: "arm64", armv7l: "arm/v7", armv6l: "arm/v6", i686: "386", i386: "386" };
+  const map: Record<string, string> = {
+    x86_64: "amd64",
+    aarch64: "arm64",
+    armv7l: "arm/v7",
+    armv6l: "arm/v6",
+    i686: "386",
+    i386: "386",
+  };
   return `${os}/${map[arch] ?? arch}`;
 }

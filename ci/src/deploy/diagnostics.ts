@@ -27,7 +27,12 @@ interface State {
 }
 
 const T = { timeoutMs: 20_000 };
-const indent = (s: string) => s.trimEnd().split("\n").map((l) => `    ${l}`).join("\n");
+const indent = (s: string) =>
+  s
+    .trimEnd()
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
 
 export async function collectDiagnostics(remote: Remote, d: DiagnosticsInput): Promise<string[]> {
   const lines: string[] = [];
@@ -42,9 +47,21 @@ export async function collectDiagnostics(remote: Remote, d: DiagnosticsInput): P
         const health = s.Health
           ? `, health ${s.Health.Status} (failing streak ${s.Health.FailingStreak ?? 0})`
           : ", no healthcheck defined";
-        section(`container ${id.slice(0, 12)} of ${d.service}`, `state ${s.Status}, exit code ${s.ExitCode}${s.OOMKilled ? ", OOM-killed" : ""}${health}${s.Error ? `, error: ${s.Error}` : ""}`);
+        section(
+          `container ${id.slice(0, 12)} of ${d.service}`,
+          `state ${s.Status}, exit code ${s.ExitCode}${s.OOMKilled ? ", OOM-killed" : ""}${health}${s.Error ? `, error: ${s.Error}` : ""}`,
+        );
         const log = (s.Health?.Log ?? []).slice(-3);
-        if (log.length > 0) section("last health checks", log.map((h) => `exit ${h.ExitCode}: ${(h.Output ?? "").trim().replace(/\s+/g, " ").slice(0, 300) || "(no output)"}`).join("\n"));
+        if (log.length > 0)
+          section(
+            "last health checks",
+            log
+              .map(
+                (h) =>
+                  `exit ${h.ExitCode}: ${(h.Output ?? "").trim().replace(/\s+/g, " ").slice(0, 300) || "(no output)"}`,
+              )
+              .join("\n"),
+          );
       } catch {
         section("container state", st.stderr || st.stdout);
       }
@@ -60,7 +77,9 @@ export async function collectDiagnostics(remote: Remote, d: DiagnosticsInput): P
     const reach = await remote.run(cmd.manifestInspect(d.layout, d.image, isLoopbackRegistry(d.registry)), T);
     section(
       `registry access from the host (${d.loggedIn ? "with the deploy's login" : "anonymous"})`,
-      reach.code === 0 ? `ok: ${d.image} is readable` : `FAILED: ${(reach.stderr || reach.stdout).trim().slice(0, 300)}`,
+      reach.code === 0
+        ? `ok: ${d.image} is readable`
+        : `FAILED: ${(reach.stderr || reach.stdout).trim().slice(0, 300)}`,
     );
   } catch (e) {
     section("diagnostics stopped early", (e as Error).message);

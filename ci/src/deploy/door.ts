@@ -39,13 +39,23 @@ export interface DoorReads {
 }
 
 /** The core's input (without the holder, which each door names) and live environment for `target`. */
-export function openDoor(t: RemoteTarget, r: DoorReads, output: Output): { input: Omit<DeployInput, "holder">; env: DeployEnv } {
+export function openDoor(
+  t: RemoteTarget,
+  r: DoorReads,
+  output: Output,
+): { input: Omit<DeployInput, "holder">; env: DeployEnv } {
   checkPrivateKey(`${r.sshKey}\n`, r.sshKeyFrom);
   if (r.registryToken && !t.username) {
-    throw new ConfigError(`image/username: required with ${r.tokenFlag} (set it in ${t.configName} or pass ${r.usernameFlag})`);
+    throw new ConfigError(
+      `image/username: required with ${r.tokenFlag} (set it in ${t.configName} or pass ${r.usernameFlag})`,
+    );
   }
   const d = t.deploy;
-  const compose: ComposeSource = d.composeFile ? { template: r.readTemplate(d.composeFile), templateName: d.composeFile } : d.services ? { services: d.services } : {};
+  const compose: ComposeSource = d.composeFile
+    ? { template: r.readTemplate(d.composeFile), templateName: d.composeFile }
+    : d.services
+      ? { services: d.services }
+      : {};
   return {
     input: {
       image: t.image,
@@ -57,21 +67,35 @@ export function openDoor(t: RemoteTarget, r: DoorReads, output: Output): { input
   };
 }
 
-export function liveEnv(d: DeployConfig, secrets: { sshKey: string; registryToken?: string }, output: Output): DeployEnv {
+export function liveEnv(
+  d: DeployConfig,
+  secrets: { sshKey: string; registryToken?: string },
+  output: Output,
+): DeployEnv {
   const key = secrets.sshKey.endsWith("\n") ? secrets.sshKey : `${secrets.sshKey}\n`;
   return {
     connect: () =>
-      connectSsh({ host: d.host, port: d.port, user: d.user, privateKey: key, ...(d.hostKey ? { hostKey: d.hostKey } : {}) }, (l) => output.warn(l)),
+      connectSsh(
+        { host: d.host, port: d.port, user: d.user, privateKey: key, ...(d.hostKey ? { hostKey: d.hostKey } : {}) },
+        (l) => output.warn(l),
+      ),
     verify: (req) => verifyManifest(req),
     output,
-    clock: { now: () => new Date(), monotonic: () => performance.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) },
+    clock: {
+      now: () => new Date(),
+      monotonic: () => performance.now(),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    },
     secrets: [...keySecrets(secrets.sshKey), ...(secrets.registryToken ? [secrets.registryToken] : [])],
     attemptId: () => randomUUID(),
   };
 }
 
 /** The compose source of a deploy config: the template read through `read` (a path relative to the config), or inline services. */
-export async function composeSourceOf(d: DeployConfig, read: (path: string) => Promise<string>): Promise<ComposeSource> {
+export async function composeSourceOf(
+  d: DeployConfig,
+  read: (path: string) => Promise<string>,
+): Promise<ComposeSource> {
   if (d.composeFile) return { template: await read(d.composeFile), templateName: d.composeFile };
   return d.services ? { services: d.services } : {};
 }

@@ -18,7 +18,12 @@ export interface HealthResult {
   last: string;
 }
 
-export async function waitHealthy(remote: Remote, spec: HealthSpec, clock: Clock, signal?: AbortSignal): Promise<HealthResult> {
+export async function waitHealthy(
+  remote: Remote,
+  spec: HealthSpec,
+  clock: Clock,
+  signal?: AbortSignal,
+): Promise<HealthResult> {
   const deadline = clock.monotonic() + spec.timeout * 1000;
   let attempts = 0;
   let last = "no answer yet";

@@ -81,7 +81,8 @@ export function rollbackTarget(entries: readonly HistoryEntry[], to?: string): R
     // A fallback release records the sha that was asked for, but runs `latest`: it is not the image built from
     // that sha, so --to SHA never picks one (its digest still can). Searched per entry, not per digest, so a
     // digest deployed both ways is found by its real sha.
-    const bySha = (r: Release) => !r.fallback && (r.sha === t || (t.length >= 7 && /^[0-9a-f]+$/.test(t) && r.sha.startsWith(t)));
+    const bySha = (r: Release) =>
+      !r.fallback && (r.sha === t || (t.length >= 7 && /^[0-9a-f]+$/.test(t) && r.sha.startsWith(t)));
     for (let i = entries.length - 1; i >= 0; i--) {
       const e = entries[i]!;
       if (e.result === "success" && e.running && bySha(e.running)) return e.running;
@@ -99,7 +100,11 @@ export function lastEntries(entries: readonly HistoryEntry[], n: number): Histor
 
 /** Digests to keep when pruning: the newest `keep` successfully deployed ones plus whatever runs now. */
 export function digestsToKeep(entries: readonly HistoryEntry[], keep: number): Set<string> {
-  const out = new Set(successfulReleases(entries).slice(0, keep).map((r) => r.digest));
+  const out = new Set(
+    successfulReleases(entries)
+      .slice(0, keep)
+      .map((r) => r.digest),
+  );
   const current = currentRelease(entries);
   if (current) out.add(current.digest);
   return out;

@@ -63,7 +63,8 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
       const nl = r.stdout.indexOf("\n");
       return { note, hadCompose: r.stdout.slice(0, nl) === "compose-present", history: r.stdout.slice(nl + 1) };
     }
-    if (r.code === 5) throw new PipelineError(`cannot write ${l.lockHolder} on ${remote.label}: ${r.stderr.trim()}`, "lock");
+    if (r.code === 5)
+      throw new PipelineError(`cannot write ${l.lockHolder} on ${remote.label}: ${r.stderr.trim()}`, "lock");
     if (r.code === 4) {
       // The holder released it between our mkdir and its check: try again at once. Failing twice with no lock
       // there is a real failure (permissions, a read-only filesystem).
@@ -71,7 +72,10 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
         retried = true;
         continue;
       }
-      throw new PipelineError(`cannot create the lock ${l.lock} on ${remote.label}: ${r.stderr.trim()} — check that ${l.dir} is writable`, "lock");
+      throw new PipelineError(
+        `cannot create the lock ${l.lock} on ${remote.label}: ${r.stderr.trim()} — check that ${l.dir} is writable`,
+        "lock",
+      );
     }
     if (r.code !== 3) {
       const detail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
@@ -99,10 +103,16 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
  * Release our lock, logging out of `logoutRegistry` first when given (one remote session); resolves with a warning
  * when it was not ours any more (or already gone), else undefined.
  */
-export async function releaseLock(remote: Remote, l: Layout, id: string, logoutRegistry?: string): Promise<string | undefined> {
+export async function releaseLock(
+  remote: Remote,
+  l: Layout,
+  id: string,
+  logoutRegistry?: string,
+): Promise<string | undefined> {
   const r = await remote.run(cmd.lockRelease(l, id, logoutRegistry));
   if (r.code === 0) return undefined;
-  if (r.code === 4) return `the lock ${l.lock} on ${remote.label} was already gone (broken with --break-lock while this deploy ran?)`;
+  if (r.code === 4)
+    return `the lock ${l.lock} on ${remote.label} was already gone (broken with --break-lock while this deploy ran?)`;
   if (r.code === 3) {
     return `left the lock ${l.lock} on ${remote.label} alone: it was broken with --break-lock while this deploy ran and is now held by ${describeHolder(r.stdout)}`;
   }

@@ -94,19 +94,32 @@ export async function preflight(remote: Remote, p: PreflightInput, verify: Verif
     const untouched = `nothing on ${remote.label} was changed`;
     if (diagnosisKind(e) === "manifest-unknown" && p.fallback === "latest") {
       rep.warn("!".repeat(78));
-      rep.warn(`WARNING: ${name}:${tag} does not exist; deploy/fallback is \`latest\`, so deploying ${name}:${LATEST} instead.`);
-      rep.warn(`WARNING: that is NOT the commit you asked for. Push ${tag.slice(0, 12)} with \`hamalog tag\`'s tags to stop this.`);
+      rep.warn(
+        `WARNING: ${name}:${tag} does not exist; deploy/fallback is \`latest\`, so deploying ${name}:${LATEST} instead.`,
+      );
+      rep.warn(
+        `WARNING: that is NOT the commit you asked for. Push ${tag.slice(0, 12)} with \`hamalog tag\`'s tags to stop this.`,
+      );
       rep.warn("!".repeat(78));
       try {
         result = await ask(LATEST);
       } catch (e2) {
-        throw new PipelineError(`fallback to ${LATEST} failed too: ${(e2 as Error).message.trimEnd()}\nThe deploy stopped in preflight: ${untouched}.`, "preflight");
+        throw new PipelineError(
+          `fallback to ${LATEST} failed too: ${(e2 as Error).message.trimEnd()}\nThe deploy stopped in preflight: ${untouched}.`,
+          "preflight",
+        );
       }
       usedTag = LATEST;
       fallback = true;
     } else {
-      const hint = diagnosisKind(e) === "manifest-unknown" && p.fallback === "none" ? "; deploy/fallback is `none`, so `latest` was not considered" : "";
-      throw new PipelineError(`${(e as Error).message.trimEnd()}\nThe deploy stopped in preflight${hint}: ${untouched}.`, "preflight");
+      const hint =
+        diagnosisKind(e) === "manifest-unknown" && p.fallback === "none"
+          ? "; deploy/fallback is `none`, so `latest` was not considered"
+          : "";
+      throw new PipelineError(
+        `${(e as Error).message.trimEnd()}\nThe deploy stopped in preflight${hint}: ${untouched}.`,
+        "preflight",
+      );
     }
   }
   return {

@@ -37,7 +37,10 @@ export function redactError<E>(e: E, secrets: readonly string[]): E {
 
 /** What to redact for an SSH private key: the whole text and each of its base64 lines (a fragment must not leak either). */
 export function keySecrets(key: string): string[] {
-  const lines = key.split("\n").map((x) => x.trim()).filter((x) => x.length >= 16 && !x.startsWith("-----"));
+  const lines = key
+    .split("\n")
+    .map((x) => x.trim())
+    .filter((x) => x.length >= 16 && !x.startsWith("-----"));
   return [key.trim(), ...lines];
 }
 

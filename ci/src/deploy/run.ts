@@ -7,10 +7,29 @@ import type { DeployConfig } from "../config.js";
 import { ConfigError, PipelineError } from "../errors.js";
 import { parseReference, validateDigest } from "../reference.js";
 import { normalizeSha } from "../tags.js";
-import { cmd, composeArgs, HISTORY_MARK, IMAGE_PRESENT, IMAGES_MARK, lastStep, layout, projectName, type Layout } from "./commands.js";
+import {
+  cmd,
+  composeArgs,
+  HISTORY_MARK,
+  IMAGE_PRESENT,
+  IMAGES_MARK,
+  lastStep,
+  layout,
+  projectName,
+  type Layout,
+} from "./commands.js";
 import { collectDiagnostics } from "./diagnostics.js";
 import { waitHealthy } from "./health.js";
-import { currentRelease, digestsToKeep, historyLine, parseHistory, rollbackTarget, successfulReleases, type HistoryEntry, type Release } from "./history.js";
+import {
+  currentRelease,
+  digestsToKeep,
+  historyLine,
+  parseHistory,
+  rollbackTarget,
+  successfulReleases,
+  type HistoryEntry,
+  type Release,
+} from "./history.js";
 import { acquireLock, releaseLock } from "./lock.js";
 import { preflight, probeHost, type RegistryCredentials, type Target, type VerifyFn } from "./preflight.js";
 import type { Remote } from "./remote.js";
@@ -66,7 +85,9 @@ const HISTORY_ERROR_MAX = 600;
 
 function check(input: DeployInput): void {
   if (input.deploy.health.url && !input.deploy.health.url.startsWith("http://")) {
-    throw new ConfigError(`deploy/health/url: ${input.deploy.health.url}: only http:// URLs are checked (the check runs on the host, through the SSH connection)`);
+    throw new ConfigError(
+      `deploy/health/url: ${input.deploy.health.url}: only http:// URLs are checked (the check runs on the host, through the SSH connection)`,
+    );
   }
 }
 
@@ -124,7 +145,9 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
   if (to !== undefined && to !== "") {
     if (to.startsWith("sha256:")) validateDigest(to, "--to");
     else if (!/^[0-9a-f]{7,40}$/.test(to)) {
-      throw new ConfigError(`--to: \`${input.to}\` is neither a commit sha (7–40 hex characters) nor a digest (sha256:…) — see \`hamalog status\` for deployed releases`);
+      throw new ConfigError(
+        `--to: \`${input.to}\` is neither a commit sha (7–40 hex characters) nor a digest (sha256:…) — see \`hamalog status\` for deployed releases`,
+      );
     }
   }
   return withConnection(input, env, async (ctx) => {
@@ -133,7 +156,9 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
       const entries = await readHistory(ctx);
       const r = rollbackTarget(entries, to || undefined);
       if (!r) {
-        const known = successfulReleases(entries).map((x) => `${x.sha.slice(0, 12)}${x.fallback ? " (as latest fallback)" : ""} ${x.digest.slice(0, 19)}…`);
+        const known = successfulReleases(entries).map(
+          (x) => `${x.sha.slice(0, 12)}${x.fallback ? " (as latest fallback)" : ""} ${x.digest.slice(0, 19)}…`,
+        );
         throw new PipelineError(
           to
             ? `no successful deploy of \`${to}\` in ${ctx.l.history} on ${ctx.remote.label} (deployed: ${known.join(", ") || "none"}) — nothing was changed`
@@ -142,7 +167,14 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
         );
       }
       const ref = parseReference(r.image, "history image");
-      const t: Target = { sha: r.sha, tags: ref.tag ? [ref.tag] : [], digest: r.digest, name: `${ref.registry}/${ref.repository}`, image: r.image, fallback: r.fallback === true };
+      const t: Target = {
+        sha: r.sha,
+        tags: ref.tag ? [ref.tag] : [],
+        digest: r.digest,
+        name: `${ref.registry}/${ref.repository}`,
+        image: r.image,
+        fallback: r.fallback === true,
+      };
       return { value: t, summary: `${t.image} from history (sha ${t.sha.slice(0, 12)})` };
     });
     return apply(ctx, target, "rollback");
@@ -169,7 +201,10 @@ async function must(
   if (r.code !== 0) {
     const { step, stderr } = lastStep(r.stderr);
     const detail = (stderr.trim() ? stderr : r.stdout).trim().split("\n").slice(-8).join("\n");
-    throw new PipelineError(`${typeof what === "string" ? what : what(step)} failed on ${ctx.remote.label} (exit ${r.code}): ${ctx.rep.clean(detail)}`, phase);
+    throw new PipelineError(
+      `${typeof what === "string" ? what : what(step)} failed on ${ctx.remote.label} (exit ${r.code}): ${ctx.rep.clean(detail)}`,
+      phase,
+    );
   }
   return r.stdout;
 }
@@ -183,16 +218,37 @@ async function upAndHealthy(ctx: Ctx, prefix = ""): Promise<void> {
   const d = ctx.input.deploy;
   const { rep } = ctx;
   await rep.phase(`${prefix}up`, async () => {
-    await must(ctx, compose(ctx, ctx.l.compose, composeArgs.up(d.service, d.waitTimeout)), "`docker compose up --wait`", `${prefix}up`, {
-      timeoutMs: (d.waitTimeout + 120) * 1000,
-    });
-    return { value: undefined, summary: `${d.service} running and healthy per compose (--wait-timeout ${d.waitTimeout}s)` };
+    await must(
+      ctx,
+      compose(ctx, ctx.l.compose, composeArgs.up(d.service, d.waitTimeout)),
+      "`docker compose up --wait`",
+      `${prefix}up`,
+      {
+        timeoutMs: (d.waitTimeout + 120) * 1000,
+      },
+    );
+    return {
+      value: undefined,
+      summary: `${d.service} running and healthy per compose (--wait-timeout ${d.waitTimeout}s)`,
+    };
   });
   await rep.phase(`${prefix}health`, async () => {
-    if (!d.health.url) return { value: undefined, summary: "no deploy/health/url; compose's healthcheck gated `up --wait`" };
-    const h = await waitHealthy(ctx.remote, { url: d.health.url, timeout: d.health.timeout, interval: d.health.interval, expectStatus: d.health.expectStatus }, rep.clock, ctx.input.signal);
+    if (!d.health.url)
+      return { value: undefined, summary: "no deploy/health/url; compose's healthcheck gated `up --wait`" };
+    const h = await waitHealthy(
+      ctx.remote,
+      {
+        url: d.health.url,
+        timeout: d.health.timeout,
+        interval: d.health.interval,
+        expectStatus: d.health.expectStatus,
+      },
+      rep.clock,
+      ctx.input.signal,
+    );
     if (!h.ok) {
-      if (ctx.input.signal?.aborted) throw new PipelineError(`interrupted while waiting for ${d.health.url}`, `${prefix}health`);
+      if (ctx.input.signal?.aborted)
+        throw new PipelineError(`interrupted while waiting for ${d.health.url}`, `${prefix}health`);
       throw new PipelineError(
         `${d.health.url} did not answer ${d.health.expectStatus} within ${d.health.timeout}s (${h.attempts} probes; last: ${h.last}) — raise deploy/health/timeout if the app just starts slowly`,
         `${prefix}health`,
@@ -210,19 +266,38 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
     ...input.compose,
     service: d.service,
     image: target.image,
-    header: [`rendered by hamalog ${action}: sha ${target.sha}${target.fallback ? " (fallback: latest)" : ""}`, `image ${target.image}`, "do not edit: the next deploy replaces this file"],
+    header: [
+      `rendered by hamalog ${action}: sha ${target.sha}${target.fallback ? " (fallback: latest)" : ""}`,
+      `image ${target.image}`,
+      "do not edit: the next deploy replaces this file",
+    ],
   });
   for (const w of rendered.warnings) rep.warn(`WARNING: ${w}`);
-  const running: Release = { sha: target.sha, digest: target.digest, image: target.image, ...(target.fallback ? { fallback: true } : {}) };
+  const running: Release = {
+    sha: target.sha,
+    digest: target.digest,
+    image: target.image,
+    ...(target.fallback ? { fallback: true } : {}),
+  };
 
   if (input.dryRun) {
     const present = (await remote.run(cmd.imagePresent(`${target.name}@${target.digest}`))).code === 0;
-    rep.out(`[plan] would ${action} ${target.image} on ${remote.label} in ${l.dir} (project ${ctx.project}, service ${d.service})`);
-    rep.out(`[plan] phases: lock → ${input.credentials ? "login (token on stdin) → " : ""}render ${l.compose} (previous kept as ${l.previous}) → pull (${present ? "skipped: digest already on the host" : "needed"}) → up --wait (${d.waitTimeout}s) → health (${d.health.url ? `${d.health.url}, ${d.health.timeout}s` : "none configured"}) → history → prune (keep ${d.keepImages}) → unlock`);
+    rep.out(
+      `[plan] would ${action} ${target.image} on ${remote.label} in ${l.dir} (project ${ctx.project}, service ${d.service})`,
+    );
+    rep.out(
+      `[plan] phases: lock → ${input.credentials ? "login (token on stdin) → " : ""}render ${l.compose} (previous kept as ${l.previous}) → pull (${present ? "skipped: digest already on the host" : "needed"}) → up --wait (${d.waitTimeout}s) → health (${d.health.url ? `${d.health.url}, ${d.health.timeout}s` : "none configured"}) → history → prune (keep ${d.keepImages}) → unlock`,
+    );
     rep.out(`[plan] rendered ${l.compose}:`);
     for (const line of rendered.yaml.trimEnd().split("\n")) rep.out(`  ${line}`);
     rep.out("[plan] dry run: nothing on the host was changed");
-    return { result: "dry-run", running, fallback: target.fallback, durationMs: clock.monotonic() - ctx.started, compose: rendered.yaml };
+    return {
+      result: "dry-run",
+      running,
+      fallback: target.fallback,
+      durationMs: clock.monotonic() - ctx.started,
+      compose: rendered.yaml,
+    };
   }
 
   const lockId = ctx.env.attemptId();
@@ -243,7 +318,23 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
   const previous: Release | null = currentRelease(parseHistory(locked.history));
   const hadCompose = locked.hadCompose;
   /** Append the history line; with `list`, in the same session read back the history and this repository's images (for prune). */
-  const record = async (entry: Omit<HistoryEntry, "time" | "action" | "sha" | "tags" | "digest" | "image" | "previousDigest" | "previousSha" | "fallback" | "durationMs" | "holder">, list = false) => {
+  const record = async (
+    entry: Omit<
+      HistoryEntry,
+      | "time"
+      | "action"
+      | "sha"
+      | "tags"
+      | "digest"
+      | "image"
+      | "previousDigest"
+      | "previousSha"
+      | "fallback"
+      | "durationMs"
+      | "holder"
+    >,
+    list = false,
+  ) => {
     const line: HistoryEntry = {
       time: clock.now().toISOString(),
       action,
@@ -258,7 +349,9 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       holder: input.holder,
       ...entry,
     };
-    const r = await remote.run(list ? cmd.appendAndList(l, target.name) : cmd.append(l.history), { stdin: rep.clean(historyLine(line)) });
+    const r = await remote.run(list ? cmd.appendAndList(l, target.name) : cmd.append(l.history), {
+      stdin: rep.clean(historyLine(line)),
+    });
     const listed = list ? splitListing(r.stdout) : undefined;
     if (r.code !== 0) rep.warn(`WARNING: could not append to ${l.history}: ${r.stderr.trim()}`);
     return listed;
@@ -269,27 +362,53 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       if (input.credentials) {
         const creds = input.credentials;
         await rep.phase("login", async () => {
-          await must(ctx, cmd.login(l, input.image.registry, creds.username), (step) => (step === "config-dir" ? `creating ${l.dockerConfig}` : `\`docker login ${input.image.registry}\``), "login", {
-            stdin: `${creds.password}\n`,
-            timeoutMs: 60_000,
-          });
+          await must(
+            ctx,
+            cmd.login(l, input.image.registry, creds.username),
+            (step) =>
+              step === "config-dir" ? `creating ${l.dockerConfig}` : `\`docker login ${input.image.registry}\``,
+            "login",
+            {
+              stdin: `${creds.password}\n`,
+              timeoutMs: 60_000,
+            },
+          );
           loggedIn = true;
-          return { value: undefined, summary: `${creds.username} @ ${input.image.registry} (token on stdin, config in ${l.dockerConfig})` };
+          return {
+            value: undefined,
+            summary: `${creds.username} @ ${input.image.registry} (token on stdin, config in ${l.dockerConfig})`,
+          };
         });
       }
 
       await rep.phase("render", async () => {
         await must(ctx, cmd.write(l.next), `writing ${l.next}`, "render", { stdin: rendered.yaml });
-        const steps: Record<string, string> = { config: "`docker compose config` on the rendered file", keep: `keeping ${l.previous}`, rename: `renaming ${l.next} to ${l.compose}` };
-        await must(ctx, cmd.switchCompose(ctx.project, l, hadCompose), (step) => steps[step ?? ""] ?? `checking and switching to ${l.next}`, "render", { timeoutMs: 60_000 });
+        const steps: Record<string, string> = {
+          config: "`docker compose config` on the rendered file",
+          keep: `keeping ${l.previous}`,
+          rename: `renaming ${l.next} to ${l.compose}`,
+        };
+        await must(
+          ctx,
+          cmd.switchCompose(ctx.project, l, hadCompose),
+          (step) => steps[step ?? ""] ?? `checking and switching to ${l.next}`,
+          "render",
+          { timeoutMs: 60_000 },
+        );
         switched = true;
-        return { value: undefined, summary: `${l.compose} pins ${target.image}${hadCompose ? ` (previous kept as ${l.previous})` : ""}` };
+        return {
+          value: undefined,
+          summary: `${l.compose} pins ${target.image}${hadCompose ? ` (previous kept as ${l.previous})` : ""}`,
+        };
       });
 
       await rep.phase("pull", async () => {
         const ref = `${target.name}@${target.digest}`;
-        const out = await must(ctx, cmd.pullMissing(l, ref), `\`docker pull ${ref}\``, "pull", { timeoutMs: 30 * 60_000 });
-        if (out.trim() === IMAGE_PRESENT) return { value: undefined, summary: `skipped: ${target.digest.slice(0, 19)}… already on the host` };
+        const out = await must(ctx, cmd.pullMissing(l, ref), `\`docker pull ${ref}\``, "pull", {
+          timeoutMs: 30 * 60_000,
+        });
+        if (out.trim() === IMAGE_PRESENT)
+          return { value: undefined, summary: `skipped: ${target.digest.slice(0, 19)}… already on the host` };
         return { value: undefined, summary: `pulled ${ref}` };
       });
 
@@ -299,24 +418,51 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
       const interrupted = input.signal?.aborted === true;
       rep.warn(`FAILED in phase ${err.phase ?? "?"}: ${rep.clean(err.message)}`);
       if (!switched) {
-        await record({ result: "failed", running: previous, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX), ...(interrupted ? { interrupted } : {}) });
-        throw new PipelineError(`${action} of ${target.image} failed in phase ${err.phase ?? "?"}; the running app was not touched: ${err.message}`, err.phase);
+        await record({
+          result: "failed",
+          running: previous,
+          failedPhase: err.phase ?? "?",
+          error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX),
+          ...(interrupted ? { interrupted } : {}),
+        });
+        throw new PipelineError(
+          `${action} of ${target.image} failed in phase ${err.phase ?? "?"}; the running app was not touched: ${err.message}`,
+          err.phase,
+        );
       }
       // An interruption stops the new release, not the way back: recovery runs without the abort signal, so
       // Ctrl-C leaves the previous release running (a second Ctrl-C kills the process outright, lock and all).
-      if (interrupted) rep.warn(`interrupted: restoring the previous release first (Ctrl-C again to stop at once; the lock ${l.lock} then stays — remove it with --break-lock)`);
+      if (interrupted)
+        rep.warn(
+          `interrupted: restoring the previous release first (Ctrl-C again to stop at once; the lock ${l.lock} then stays — remove it with --break-lock)`,
+        );
       const diag = await rep.phase("diagnostics", async () => {
         const lines = await collectDiagnostics(remote, {
-          layout: l, project: ctx.project, composeFile: l.compose, service: d.service, name: target.name,
-          registry: input.image.registry, image: target.image, loggedIn,
+          layout: l,
+          project: ctx.project,
+          composeFile: l.compose,
+          service: d.service,
+          name: target.name,
+          registry: input.image.registry,
+          image: target.image,
+          loggedIn,
         });
         return { value: lines, summary: `what ${remote.label} looked like:` };
       });
       for (const line of diag) rep.out(line);
       const { signal: _aborted, ...calm } = input;
       const after = await autoRollback({ ...ctx, input: calm }, hadCompose, previous);
-      await record({ result: after.rolledBack ? "rolled-back" : "failed", running: after.running, failedPhase: err.phase ?? "?", error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX), ...(interrupted ? { interrupted } : {}) });
-      throw new PipelineError(`${action} of ${target.image} failed in phase ${err.phase ?? "?"}: ${err.message}\n${after.message}`, err.phase);
+      await record({
+        result: after.rolledBack ? "rolled-back" : "failed",
+        running: after.running,
+        failedPhase: err.phase ?? "?",
+        error: rep.clean(err.message).slice(0, HISTORY_ERROR_MAX),
+        ...(interrupted ? { interrupted } : {}),
+      });
+      throw new PipelineError(
+        `${action} of ${target.image} failed in phase ${err.phase ?? "?"}: ${err.message}\n${after.message}`,
+        err.phase,
+      );
     }
 
     const listed = await rep.phase("history", async () => {
@@ -325,13 +471,27 @@ async function apply(ctx: Ctx, target: Target, action: HistoryEntry["action"]): 
     });
     await rep.phase("prune", async () => {
       const keep = digestsToKeep(parseHistory(listed?.history ?? ""), d.keepImages);
-      const digests = new Set((listed?.images ?? "").split("\n").map((x) => x.split(" ")[1] ?? "").filter((x) => x.startsWith("sha256:")));
+      const digests = new Set(
+        (listed?.images ?? "")
+          .split("\n")
+          .map((x) => x.split(" ")[1] ?? "")
+          .filter((x) => x.startsWith("sha256:")),
+      );
       const refs = [...digests].filter((digest) => !keep.has(digest)).map((digest) => `${target.name}@${digest}`);
-      const removed = refs.length ? (await remote.run(cmd.imagesRemove(refs))).stdout.split("\n").filter((x) => refs.includes(x)) : [];
-      return { value: undefined, summary: removed.length ? `removed ${removed.length} image(s) beyond the last ${d.keepImages} deployed` : `nothing beyond the last ${d.keepImages} deployed digests` };
+      const removed = refs.length
+        ? (await remote.run(cmd.imagesRemove(refs))).stdout.split("\n").filter((x) => refs.includes(x))
+        : [];
+      return {
+        value: undefined,
+        summary: removed.length
+          ? `removed ${removed.length} image(s) beyond the last ${d.keepImages} deployed`
+          : `nothing beyond the last ${d.keepImages} deployed digests`,
+      };
     });
     const durationMs = clock.monotonic() - ctx.started;
-    rep.out(`${action === "deploy" ? "deployed" : "rolled back to"} ${target.image} (sha ${target.sha}) in ${seconds(durationMs)}${target.fallback ? " — FALLBACK: this is `latest`, not the requested sha" : ""}`);
+    rep.out(
+      `${action === "deploy" ? "deployed" : "rolled back to"} ${target.image} (sha ${target.sha}) in ${seconds(durationMs)}${target.fallback ? " — FALLBACK: this is `latest`, not the requested sha" : ""}`,
+    );
     return { result: "success", running, fallback: target.fallback, durationMs, compose: rendered.yaml };
   } finally {
     await releaseLock(remote, l, lockId, loggedIn ? input.image.registry : undefined).then(
@@ -346,20 +506,34 @@ function splitListing(stdout: string): { history: string; images: string } {
   const h = stdout.indexOf(`${HISTORY_MARK}\n`);
   const i = stdout.lastIndexOf(`\n${IMAGES_MARK}\n`);
   if (h < 0 || i < h) return { history: "", images: "" };
-  return { history: stdout.slice(h + HISTORY_MARK.length + 1, i + 1), images: stdout.slice(i + IMAGES_MARK.length + 2) };
+  return {
+    history: stdout.slice(h + HISTORY_MARK.length + 1, i + 1),
+    images: stdout.slice(i + IMAGES_MARK.length + 2),
+  };
 }
 
 /** Restore the previous compose file and bring it up healthy; a first deploy is stopped instead. */
-async function autoRollback(ctx: Ctx, hadCompose: boolean, previous: Release | null): Promise<{ rolledBack: boolean; running: Release | null; message: string }> {
+async function autoRollback(
+  ctx: Ctx,
+  hadCompose: boolean,
+  previous: Release | null,
+): Promise<{ rolledBack: boolean; running: Release | null; message: string }> {
   const { rep, l, input } = ctx;
   const d = input.deploy;
   if (!hadCompose) {
     await rep.phase("rollback", async () => {
       await ctx.remote.run(compose(ctx, l.compose, composeArgs.stop(d.service)), { timeoutMs: 120_000 });
       await ctx.remote.run(cmd.move(l.compose, l.failed));
-      return { value: undefined, summary: `first deploy: nothing to roll back to; ${d.service} stopped, its compose file kept as ${l.failed}` };
+      return {
+        value: undefined,
+        summary: `first deploy: nothing to roll back to; ${d.service} stopped, its compose file kept as ${l.failed}`,
+      };
     });
-    return { rolledBack: false, running: null, message: `nothing to roll back to (first deploy): ${d.service} is left stopped; its compose file is ${l.failed}` };
+    return {
+      rolledBack: false,
+      running: null,
+      message: `nothing to roll back to (first deploy): ${d.service} is left stopped; its compose file is ${l.failed}`,
+    };
   }
   const what = previous ? `${previous.digest} (sha ${previous.sha})` : `the previous compose file ${l.previous}`;
   try {
@@ -373,6 +547,10 @@ async function autoRollback(ctx: Ctx, hadCompose: boolean, previous: Release | n
     return { rolledBack: true, running: previous, message: `rolled back to ${what}` };
   } catch (e) {
     rep.warn(`ROLLBACK FAILED: ${rep.clean((e as Error).message)}`);
-    return { rolledBack: false, running: null, message: `the rollback to ${what} FAILED too (${(e as Error).message}); the host needs attention — see the diagnostics above` };
+    return {
+      rolledBack: false,
+      running: null,
+      message: `the rollback to ${what} FAILED too (${(e as Error).message}); the host needs attention — see the diagnostics above`,
+    };
   }
 }

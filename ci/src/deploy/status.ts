@@ -49,11 +49,17 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
           ? `running: nothing deployed here yet (${l.history} on ${remote.label} has no history) — \`hamalog deploy\` makes the first release; if one was made, check deploy/directory`
           : `running: nothing (the last attempt in ${l.history} left nothing running — see below)`,
     );
-    rep.out(container ? `container: ${container.state}, health ${container.health}, image ${container.image}` : `container: none for ${d.service}`);
+    rep.out(
+      container
+        ? `container: ${container.state}, health ${container.health}, image ${container.image}`
+        : `container: none for ${d.service}`,
+    );
     if (health) rep.out(`health: ${health}`);
     if (history.length > 0) rep.out(`last ${history.length} of ${entries.length} history line(s) (${l.history}):`);
     for (const e of history) {
-      rep.out(`  ${e.time} ${e.action} ${e.sha.slice(0, 12)} ${e.digest.slice(0, 19)}… ${e.result}${e.fallback ? " fallback" : ""}${e.failedPhase ? ` (${e.interrupted ? "interrupted" : "failed"} in ${e.failedPhase})` : ""} ${(e.durationMs / 1000).toFixed(1)}s`);
+      rep.out(
+        `  ${e.time} ${e.action} ${e.sha.slice(0, 12)} ${e.digest.slice(0, 19)}… ${e.result}${e.fallback ? " fallback" : ""}${e.failedPhase ? ` (${e.interrupted ? "interrupted" : "failed"} in ${e.failedPhase})` : ""} ${(e.durationMs / 1000).toFixed(1)}s`,
+      );
     }
     return { running, container, health, history };
   });

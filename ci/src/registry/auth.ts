@@ -90,7 +90,8 @@ export interface TokenResponse {
 /** Read a token service's JSON answer (`token` or OAuth2 `access_token`, `expires_in`, `issued_at`). */
 export function parseTokenResponse(json: unknown): TokenResponse {
   const o = (json ?? {}) as Record<string, unknown>;
-  const token = typeof o.token === "string" && o.token !== "" ? o.token : typeof o.access_token === "string" ? o.access_token : "";
+  const token =
+    typeof o.token === "string" && o.token !== "" ? o.token : typeof o.access_token === "string" ? o.access_token : "";
   if (token === "") throw new Error("the token service answered without a token");
   const expiresIn = typeof o.expires_in === "number" && o.expires_in > 0 ? o.expires_in : 60;
   const issued = typeof o.issued_at === "string" ? Date.parse(o.issued_at) : NaN;
@@ -137,7 +138,10 @@ export class TokenCache {
     const issued = response.issuedAt !== undefined && response.issuedAt <= now ? response.issuedAt : now;
     const lifetime = response.expiresIn * 1000;
     const margin = Math.min(this.marginMs, lifetime / 10);
-    this.tokens.set(this.key(registry, principal, scope), { token: response.token, expiresAt: issued + lifetime - margin });
+    this.tokens.set(this.key(registry, principal, scope), {
+      token: response.token,
+      expiresAt: issued + lifetime - margin,
+    });
   }
 
   delete(registry: string, principal: string, scope: string): void {

@@ -90,7 +90,11 @@ export function parseErrors(body: Buffer): RegistryErrorEntry[] {
     if (!Array.isArray(j.errors)) return [];
     return j.errors
       .filter((e): e is Record<string, unknown> => typeof e === "object" && e !== null)
-      .map((e) => ({ code: String(e.code ?? "UNKNOWN"), message: String(e.message ?? "").slice(0, 300), ...(e.detail !== undefined ? { detail: e.detail } : {}) }));
+      .map((e) => ({
+        code: String(e.code ?? "UNKNOWN"),
+        message: String(e.message ?? "").slice(0, 300),
+        ...(e.detail !== undefined ? { detail: e.detail } : {}),
+      }));
   } catch {
     return [];
   }
@@ -127,7 +131,11 @@ export class RegistryClient {
   }
 
   /** `GET /v2/`: is this a registry, and do these credentials get in? Resolves with the API version header. */
-  async ping(registry: string, credentials?: Credentials, call = this.newCall()): Promise<{ apiVersion: string | null }> {
+  async ping(
+    registry: string,
+    credentials?: Credentials,
+    call = this.newCall(),
+  ): Promise<{ apiVersion: string | null }> {
     const { res, presented, host } = await this.request("GET", registry, "/v2/", undefined, credentials, call, {});
     const body = await readBody(res, host);
     if (!res.ok) throw this.httpError("ping", host, res, body, presented);
@@ -135,22 +143,52 @@ export class RegistryClient {
   }
 
   /** `GET /v2/<name>/manifests/<reference>` accepting OCI index/manifest and Docker list/manifest v2. */
-  async getManifest(target: Target, reference: string, credentials?: Credentials, call = this.newCall()): Promise<ManifestAnswer> {
+  async getManifest(
+    target: Target,
+    reference: string,
+    credentials?: Credentials,
+    call = this.newCall(),
+  ): Promise<ManifestAnswer> {
     const path = `/v2/${target.repository}/manifests/${encodeURIComponent(reference).replace(/%3A/g, ":")}`;
-    const { res, presented, host } = await this.request("GET", target.registry, path, pullScope(target.repository), credentials, call, {
-      accept: MANIFEST_ACCEPT,
-    });
+    const { res, presented, host } = await this.request(
+      "GET",
+      target.registry,
+      path,
+      pullScope(target.repository),
+      credentials,
+      call,
+      {
+        accept: MANIFEST_ACCEPT,
+      },
+    );
     const body = await readBody(res, host);
     if (!res.ok) throw this.httpError("manifest", host, res, body, presented);
-    return { body, contentType: res.headers.get("content-type"), digestHeader: res.headers.get("docker-content-digest") };
+    return {
+      body,
+      contentType: res.headers.get("content-type"),
+      digestHeader: res.headers.get("docker-content-digest"),
+    };
   }
 
   /** `HEAD /v2/<name>/manifests/<reference>`: digest and media type without the body. */
-  async headManifest(target: Target, reference: string, credentials?: Credentials, call = this.newCall()): Promise<{ digestHeader: string | null; contentType: string | null }> {
+  async headManifest(
+    target: Target,
+    reference: string,
+    credentials?: Credentials,
+    call = this.newCall(),
+  ): Promise<{ digestHeader: string | null; contentType: string | null }> {
     const path = `/v2/${target.repository}/manifests/${encodeURIComponent(reference).replace(/%3A/g, ":")}`;
-    const { res, presented, host } = await this.request("HEAD", target.registry, path, pullScope(target.repository), credentials, call, {
-      accept: MANIFEST_ACCEPT,
-    });
+    const { res, presented, host } = await this.request(
+      "HEAD",
+      target.registry,
+      path,
+      pullScope(target.repository),
+      credentials,
+      call,
+      {
+        accept: MANIFEST_ACCEPT,
+      },
+    );
     await res.body?.cancel().catch(() => undefined);
     if (!res.ok) throw this.httpError("manifest", host, res, Buffer.alloc(0), presented);
     return { digestHeader: res.headers.get("docker-content-digest"), contentType: res.headers.get("content-type") };
@@ -158,7 +196,15 @@ export class RegistryClient {
 
   /** `GET /v2/<name>/blobs/<digest>`, following a redirect to storage without the registry's Authorization. */
   async getBlob(target: Target, digest: string, credentials?: Credentials, call = this.newCall()): Promise<Buffer> {
-    const { res, presented, host } = await this.request("GET", target.registry, `/v2/${target.repository}/blobs/${digest}`, pullScope(target.repository), credentials, call, {});
+    const { res, presented, host } = await this.request(
+      "GET",
+      target.registry,
+      `/v2/${target.repository}/blobs/${digest}`,
+      pullScope(target.repository),
+      credentials,
+      call,
+      {},
+    );
     const body = await readBody(res, host);
     if (!res.ok) throw this.httpError("blob", host, res, body, presented);
     return body;
@@ -180,7 +226,15 @@ export class RegistryClient {
     let path = `/v2/${target.repository}/tags/list?n=${pageSize}`;
     let pages = 0;
     for (;;) {
-      const { res, presented, host, url } = await this.request("GET", target.registry, path, pullScope(target.repository), credentials, call, {});
+      const { res, presented, host, url } = await this.request(
+        "GET",
+        target.registry,
+        path,
+        pullScope(target.repository),
+        credentials,
+        call,
+        {},
+      );
       const body = await readBody(res, host);
       if (!res.ok) throw this.httpError("tags", host, res, body, presented);
       pages++;
@@ -198,7 +252,13 @@ export class RegistryClient {
     }
   }
 
-  private httpError(what: RegistryHttpError["what"], host: string, res: Response, body: Buffer, presented: Presented): RegistryHttpError {
+  private httpError(
+    what: RegistryHttpError["what"],
+    host: string,
+    res: Response,
+    body: Buffer,
+    presented: Presented,
+  ): RegistryHttpError {
     const challenge = parseWwwAuthenticate(res.headers.get("www-authenticate")).find((c) => c.scheme === "bearer");
     return new RegistryHttpError(
       what,
@@ -227,10 +287,13 @@ export class RegistryClient {
     call: Call,
   ): Promise<{ header?: string; presented: Presented }> {
     const known = this.schemes.get(this.schemeKey(registry, credentials));
-    if (known?.scheme === "basic" && credentials) return { header: basicAuthorization(credentials.username, credentials.password), presented: "basic" };
+    if (known?.scheme === "basic" && credentials)
+      return { header: basicAuthorization(credentials.username, credentials.password), presented: "basic" };
     if (known?.scheme === "bearer") {
       const presented: Presented = credentials ? "token" : "anonymous-token";
-      const token = this.tokens.get(registry, principalKey(credentials), scope ?? "", this.t.now()) ?? (await this.fetchToken(registry, known, scope, credentials, call));
+      const token =
+        this.tokens.get(registry, principalKey(credentials), scope ?? "", this.t.now()) ??
+        (await this.fetchToken(registry, known, scope, credentials, call));
       return { header: `Bearer ${token}`, presented };
     }
     return { presented: "none" };
@@ -307,18 +370,39 @@ export class RegistryClient {
     }
   }
 
-  private async fetchToken(registry: string, challenge: Challenge, scope: string | undefined, credentials: Credentials | undefined, call: Call): Promise<string> {
+  private async fetchToken(
+    registry: string,
+    challenge: Challenge,
+    scope: string | undefined,
+    credentials: Credentials | undefined,
+    call: Call,
+  ): Promise<string> {
     let url: URL;
     try {
       url = tokenUrl(challenge, scope);
     } catch (e) {
-      throw new RegistryHttpError("token", registry, 0, [{ code: "BAD_CHALLENGE", message: (e as Error).message }], credentials ? "token" : "anonymous-token");
+      throw new RegistryHttpError(
+        "token",
+        registry,
+        0,
+        [{ code: "BAD_CHALLENGE", message: (e as Error).message }],
+        credentials ? "token" : "anonymous-token",
+      );
     }
     const presented: Presented = credentials ? "token" : "anonymous-token";
     if (credentials && url.protocol !== "https:" && !isLoopbackRegistry(url.host)) {
-      throw new RegistryHttpError("token", url.host, 0, [
-        { code: "INSECURE_REALM", message: `refusing to send credentials to the token service ${url.origin} over plain HTTP` },
-      ], presented);
+      throw new RegistryHttpError(
+        "token",
+        url.host,
+        0,
+        [
+          {
+            code: "INSECURE_REALM",
+            message: `refusing to send credentials to the token service ${url.origin} over plain HTTP`,
+          },
+        ],
+        presented,
+      );
     }
     const headers: Record<string, string> = { "user-agent": "hamalog-verify", accept: "application/json" };
     if (credentials) headers.authorization = basicAuthorization(credentials.username, credentials.password);
@@ -332,14 +416,27 @@ export class RegistryClient {
     const body = await readBody(res, url.host);
     if (!res.ok) {
       // Token services answer with registry-style errors or OAuth-style {"details": …}; keep only codes/short text.
-      throw new RegistryHttpError("token", url.host, res.status, parseErrors(body), presented, retryAfterMs(res.headers.get("retry-after"), this.t.now()));
+      throw new RegistryHttpError(
+        "token",
+        url.host,
+        res.status,
+        parseErrors(body),
+        presented,
+        retryAfterMs(res.headers.get("retry-after"), this.t.now()),
+      );
     }
     let parsed;
     try {
       parsed = parseTokenResponse(JSON.parse(body.toString("utf8")));
     } catch {
       // Never echo the body or the parser's message: it may quote the token.
-      throw new RegistryHttpError("token", url.host, res.status, [{ code: "BAD_TOKEN_RESPONSE", message: "the token service's answer is not a JSON token response" }], presented);
+      throw new RegistryHttpError(
+        "token",
+        url.host,
+        res.status,
+        [{ code: "BAD_TOKEN_RESPONSE", message: "the token service's answer is not a JSON token response" }],
+        presented,
+      );
     }
     this.tokens.put(registry, principalKey(credentials), scope ?? "", parsed, this.t.now());
     return parsed.token;

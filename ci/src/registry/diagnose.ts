@@ -126,7 +126,10 @@ export function findNearMisses(reference: string, tags: readonly string[], wante
       }
       if (like && (wanted.startsWith(like.hex) || like.hex.startsWith(wanted))) {
         const full = like.hex.length === 40 && like.hex === wanted;
-        (full ? strong : weak).push({ tag, why: `the same commit (${like.hex.length === 40 ? "full sha" : `prefix ${like.hex}`}): ${like.explanation}` });
+        (full ? strong : weak).push({
+          tag,
+          why: `the same commit (${like.hex.length === 40 ? "full sha" : `prefix ${like.hex}`}): ${like.explanation}`,
+        });
         continue;
       }
       if (/^[0-9a-f]{40}$/.test(tag) && tag.startsWith(wanted) && tag !== reference) {
@@ -136,7 +139,8 @@ export function findNearMisses(reference: string, tags: readonly string[], wante
       continue;
     }
     const d = editDistance(reference.toLowerCase(), tag.toLowerCase());
-    if (d <= Math.max(1, Math.floor(reference.length / 4))) weak.push({ tag, why: `differs from \`${reference}\` by ${d} character${d === 1 ? "" : "s"} (a typo?)` });
+    if (d <= Math.max(1, Math.floor(reference.length / 4)))
+      weak.push({ tag, why: `differs from \`${reference}\` by ${d} character${d === 1 ? "" : "s"} (a typo?)` });
   }
   return [...strong, ...weak].slice(0, NEAR_MISSES_SHOWN);
 }
@@ -172,13 +176,24 @@ export function networkDiagnosis(s: Subject, host: string, reason: string, detai
 
 /** A failed HTTP answer (after retries) turned into a diagnosis. 404s on manifests go to notFound* instead. */
 export function httpDiagnosis(s: Subject, f: HttpFacts): Diagnosis {
-  const base = { registry: s.registry, repository: s.repository, reference: s.reference, status: f.status, codes: f.errors.map((e) => e.code), host: f.host };
+  const base = {
+    registry: s.registry,
+    repository: s.repository,
+    reference: s.reference,
+    status: f.status,
+    codes: f.errors.map((e) => e.code),
+    host: f.host,
+  };
   const codes = codesText(f);
   const ghcrToken = isGhcr(s.registry)
     ? " For ghcr.io: a personal access token (classic) with `read:packages`, or GITHUB_TOKEN with `permissions: packages: read`; any username works."
     : "";
   if (f.status === 0) {
-    return { kind: "unauthorized", ...base, message: `cannot authenticate to ${s.registry} for ${image(s)}:${codes}.\nNext: use an https token service or a loopback registry.` };
+    return {
+      kind: "unauthorized",
+      ...base,
+      message: `cannot authenticate to ${s.registry} for ${image(s)}:${codes}.\nNext: use an https token service or a loopback registry.`,
+    };
   }
   if (f.status === 401 || (f.what === "token" && f.status === 403)) {
     if (s.username === undefined) {
@@ -216,7 +231,8 @@ export function httpDiagnosis(s: Subject, f: HttpFacts): Diagnosis {
     };
   }
   if (f.status === 429) {
-    const wait = f.retryAfterMs !== undefined ? ` The registry asks to wait ${Math.ceil(f.retryAfterMs / 1000)} s.` : "";
+    const wait =
+      f.retryAfterMs !== undefined ? ` The registry asks to wait ${Math.ceil(f.retryAfterMs / 1000)} s.` : "";
     return {
       kind: "rate-limited",
       ...base,
@@ -266,7 +282,9 @@ export function manifestUnknownDiagnosis(
 ): Diagnosis {
   const near = tags ? findNearMisses(s.reference, tags, s.wantedSha) : [];
   const ranked = tags ? rankTags(s.reference, tags, near) : undefined;
-  const lines = [`${what(s)} not found in ${image(s)} (MANIFEST_UNKNOWN) — the error \`docker pull\` reports as \`manifest unknown\`.`];
+  const lines = [
+    `${what(s)} not found in ${image(s)} (MANIFEST_UNKNOWN) — the error \`docker pull\` reports as \`manifest unknown\`.`,
+  ];
   if (near.length > 0) {
     lines.push("Found instead:");
     for (const n of near) lines.push(`  ${n.tag} — ${n.why}`);
@@ -276,17 +294,20 @@ export function manifestUnknownDiagnosis(
     else {
       const shown = ranked.slice(0, TAGS_SHOWN).map(short);
       const more = ranked.length - shown.length;
-      lines.push(`Tags in ${image(s)} (${ranked.length}${opts.truncated ? "+" : ""}, most similar first): ${shown.join(", ")}${more > 0 ? `, … (${more} more)` : ""}`);
+      lines.push(
+        `Tags in ${image(s)} (${ranked.length}${opts.truncated ? "+" : ""}, most similar first): ${shown.join(", ")}${more > 0 ? `, … (${more} more)` : ""}`,
+      );
     }
   } else if (opts.tagsProblem) {
     lines.push(`(Could not list the repository's tags: ${opts.tagsProblem}.)`);
   }
   const shaLike = near.some((n) => explainShaLike(n.tag) !== undefined);
-  const next = near.length > 0 && shaLike
-    ? `the pushing side used another tag convention; ${TAG_FIX}. Or, if the pushed tag is right, verify that one.`
-    : near.length > 0
-      ? `check the spelling of \`${s.reference}\`.`
-      : `check that the build for this commit pushed (its CI log) and that pushing and deploying both use this module's \`tag\`.`;
+  const next =
+    near.length > 0 && shaLike
+      ? `the pushing side used another tag convention; ${TAG_FIX}. Or, if the pushed tag is right, verify that one.`
+      : near.length > 0
+        ? `check the spelling of \`${s.reference}\`.`
+        : `check that the build for this commit pushed (its CI log) and that pushing and deploying both use this module's \`tag\`.`;
   lines.push(`Next: ${next}`);
   return {
     kind: "manifest-unknown",
@@ -300,7 +321,13 @@ export function manifestUnknownDiagnosis(
   };
 }
 
-export function platformMissingDiagnosis(s: Subject, wanted: string, platforms: string[], digest: string, isIndex: boolean): Diagnosis {
+export function platformMissingDiagnosis(
+  s: Subject,
+  wanted: string,
+  platforms: string[],
+  digest: string,
+  isIndex: boolean,
+): Diagnosis {
   const has = platforms.length ? platforms.join(", ") : "no platform information";
   return {
     kind: "platform-missing",
@@ -315,8 +342,14 @@ export function platformMissingDiagnosis(s: Subject, wanted: string, platforms: 
   };
 }
 
-export function digestMismatchDiagnosis(s: Subject, claimed: string, computed: string, source: "header" | "reference"): Diagnosis {
-  const said = source === "header" ? `the registry's Docker-Content-Digest says ${claimed}` : `the reference asks for ${claimed}`;
+export function digestMismatchDiagnosis(
+  s: Subject,
+  claimed: string,
+  computed: string,
+  source: "header" | "reference",
+): Diagnosis {
+  const said =
+    source === "header" ? `the registry's Docker-Content-Digest says ${claimed}` : `the reference asks for ${claimed}`;
   return {
     kind: "digest-mismatch",
     registry: s.registry,

@@ -40,13 +40,23 @@ const TLS_CODES = /^(CERT_|ERR_TLS|ERR_SSL|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|EPR
 
 /** Classify what fetch threw (undici wraps the socket error in `cause`). */
 export function classifyNetworkError(host: string, err: unknown, timeoutMs?: number): NetworkFailure {
-  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string; name?: string } };
+  const e = err as {
+    name?: string;
+    message?: string;
+    code?: string;
+    cause?: { code?: string; message?: string; name?: string };
+  };
   if (e?.name === "TimeoutError" || e?.name === "AbortError" || e?.cause?.name === "TimeoutError") {
-    return new NetworkFailure(host, "timeout", `no answer within the ${timeoutMs !== undefined ? `${Math.round(timeoutMs)} ms ` : ""}time budget (timeout)`);
+    return new NetworkFailure(
+      host,
+      "timeout",
+      `no answer within the ${timeoutMs !== undefined ? `${Math.round(timeoutMs)} ms ` : ""}time budget (timeout)`,
+    );
   }
   const code = e?.cause?.code ?? e?.code ?? "";
   const msg = e?.cause?.message ?? e?.message ?? String(err);
-  if (code === "ECONNREFUSED") return new NetworkFailure(host, "refused", `connection refused (ECONNREFUSED): nothing is listening on ${host}`);
+  if (code === "ECONNREFUSED")
+    return new NetworkFailure(host, "refused", `connection refused (ECONNREFUSED): nothing is listening on ${host}`);
   if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EAI_NONAME") {
     return new NetworkFailure(host, "dns", `DNS lookup of ${host.replace(/:\d+$/, "")} failed (${code})`);
   }

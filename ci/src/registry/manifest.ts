@@ -71,7 +71,9 @@ export function configPlatform(config: unknown): string | undefined {
 /** The config descriptor of a single-image manifest. */
 export function configDescriptor(manifest: unknown): { digest: string; mediaType?: string } | undefined {
   const c = (manifest as { config?: { digest?: unknown; mediaType?: unknown } })?.config;
-  return typeof c?.digest === "string" ? { digest: c.digest, ...(typeof c.mediaType === "string" ? { mediaType: c.mediaType } : {}) } : undefined;
+  return typeof c?.digest === "string"
+    ? { digest: c.digest, ...(typeof c.mediaType === "string" ? { mediaType: c.mediaType } : {}) }
+    : undefined;
 }
 
 function normalizeVariant(p: PlatformSpec): string | undefined {

@@ -19,7 +19,15 @@ import {
   type Subject,
 } from "./diagnose.js";
 import { NetworkFailure, type Call } from "./http.js";
-import { configDescriptor, configPlatform, digestOf, indexPlatforms, isIndex, mediaTypeOf, platformMatches } from "./manifest.js";
+import {
+  configDescriptor,
+  configPlatform,
+  digestOf,
+  indexPlatforms,
+  isIndex,
+  mediaTypeOf,
+  platformMatches,
+} from "./manifest.js";
 
 export { RegistryClient } from "./client.js";
 export type { Diagnosis, DiagnosisKind, NearMiss } from "./diagnose.js";
@@ -68,11 +76,17 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
  * What to verify, from a tag or a commit sha (exactly one): a sha gives the tag the tag definition gives it
  * (tags.ts; this module never spells tags itself) and is kept as `wantedSha` for near-miss diagnosis.
  */
-export function chooseReference(tag: string | undefined, sha: string | undefined, flags = { tag: "--tag", sha: "--sha" }): { reference: string; wantedSha?: string } {
+export function chooseReference(
+  tag: string | undefined,
+  sha: string | undefined,
+  flags = { tag: "--tag", sha: "--sha" },
+): { reference: string; wantedSha?: string } {
   if (tag !== undefined && sha !== undefined) throw new ConfigError(`${flags.tag} and ${flags.sha}: give only one`);
   if (sha !== undefined) return { reference: shaTag(sha), wantedSha: normalizeSha(sha, flags.sha) };
   if (tag === undefined || tag.trim() === "") {
-    throw new ConfigError(`${flags.tag} or ${flags.sha}: required — the tag (or digest) to verify, or the commit sha whose tag to verify`);
+    throw new ConfigError(
+      `${flags.tag} or ${flags.sha}: required — the tag (or digest) to verify, or the commit sha whose tag to verify`,
+    );
   }
   return { reference: tag.trim() };
 }
@@ -82,23 +96,30 @@ export function checkRequest(req: VerifyRequest): VerifyRequest {
   const registry = validateRegistry((req.registry ?? "").trim(), "registry");
   const repository = normalizeRepository(req.repository, "repository");
   const reference = (req.reference ?? "").trim();
-  if (reference === "") throw new ConfigError("reference: required — a tag (the full commit sha, or latest) or a digest sha256:…");
+  if (reference === "")
+    throw new ConfigError("reference: required — a tag (the full commit sha, or latest) or a digest sha256:…");
   if (reference.includes(":")) validateDigest(reference, "reference");
   else if (!OCI_TAG.test(reference)) {
-    throw new ConfigError(`reference: \`${reference.slice(0, 140)}\` is not a valid tag (letters, digits, _ . -, at most 128, not starting with . or -)`);
+    throw new ConfigError(
+      `reference: \`${reference.slice(0, 140)}\` is not a valid tag (letters, digits, _ . -, at most 128, not starting with . or -)`,
+    );
   }
   const platform = req.platform?.trim().toLowerCase();
   if (platform !== undefined && platform !== "" && !PLATFORM.test(platform)) {
     throw new ConfigError(`platform: \`${req.platform}\` ${PLATFORM_HINT}`);
   }
   if (req.credentials && (req.credentials.username.trim() === "" || req.credentials.password === "")) {
-    throw new ConfigError("credentials: both a username and a password/token are required (GHCR accepts any username with a token)");
+    throw new ConfigError(
+      "credentials: both a username and a password/token are required (GHCR accepts any username with a token)",
+    );
   }
   return {
     registry,
     repository,
     reference,
-    ...(req.credentials ? { credentials: { username: req.credentials.username.trim(), password: req.credentials.password } } : {}),
+    ...(req.credentials
+      ? { credentials: { username: req.credentials.username.trim(), password: req.credentials.password } }
+      : {}),
     ...(platform ? { platform } : {}),
     ...(req.wantedSha ? { wantedSha: normalizeSha(req.wantedSha, "wantedSha") } : {}),
   };
@@ -130,7 +151,14 @@ function facts(e: RegistryHttpError) {
 }
 
 /** Turn a client failure into a Diagnosis; a 404 on the manifest lists the tags to find near-misses. */
-async function diagnose(e: unknown, s: Subject, target: Target, req: VerifyRequest, client: RegistryClient, call: Call): Promise<Diagnosis> {
+async function diagnose(
+  e: unknown,
+  s: Subject,
+  target: Target,
+  req: VerifyRequest,
+  client: RegistryClient,
+  call: Call,
+): Promise<Diagnosis> {
   if (e instanceof NetworkFailure) return networkDiagnosis(s, e.host, e.reason, e.detail);
   if (!(e instanceof RegistryHttpError)) throw e;
   if (e.what === "manifest" && e.status === 404) {
@@ -151,7 +179,10 @@ async function diagnose(e: unknown, s: Subject, target: Target, req: VerifyReque
  * Verify that `registry/repository:reference` exists (and provides `platform`), returning its digest.
  * Throws ConfigError for a malformed request, RegistryError (with `.diagnosis`) when the registry says no.
  */
-export async function verifyManifest(request: VerifyRequest, opts: { client?: RegistryClient; timeoutMs?: number } = {}): Promise<VerifyResult> {
+export async function verifyManifest(
+  request: VerifyRequest,
+  opts: { client?: RegistryClient; timeoutMs?: number } = {},
+): Promise<VerifyResult> {
   const req = checkRequest(request);
   const client = opts.client ?? new RegistryClient();
   const call = client.newCall(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
@@ -163,7 +194,9 @@ export async function verifyManifest(request: VerifyRequest, opts: { client?: Re
     ...(req.credentials ? { username: req.credentials.username } : {}),
     ...(req.wantedSha ? { wantedSha: req.wantedSha } : {}),
   };
-  const secrets = req.credentials ? [req.credentials.password, basicAuthorization(req.credentials.username, req.credentials.password).slice(6)] : [];
+  const secrets = req.credentials
+    ? [req.credentials.password, basicAuthorization(req.credentials.username, req.credentials.password).slice(6)]
+    : [];
   const fail = (d: Diagnosis): never => {
     throw new RegistryError(scrub(d, secrets));
   };
@@ -178,12 +211,21 @@ export async function verifyManifest(request: VerifyRequest, opts: { client?: Re
       computed = digestOf(answer.body);
     }
     if (claimed && claimed !== computed) fail(digestMismatchDiagnosis(subject, claimed, computed, "header"));
-    if (req.reference.includes(":") && req.reference !== computed) fail(digestMismatchDiagnosis(subject, req.reference, computed, "reference"));
+    if (req.reference.includes(":") && req.reference !== computed)
+      fail(digestMismatchDiagnosis(subject, req.reference, computed, "reference"));
     let manifest: unknown;
     try {
       manifest = JSON.parse(answer.body.toString("utf8"));
     } catch {
-      return fail(httpDiagnosis(subject, { what: "manifest", host: target.registry, status: 200, errors: [{ code: "MANIFEST_INVALID", message: "the manifest is not JSON" }], presented: "none" }));
+      return fail(
+        httpDiagnosis(subject, {
+          what: "manifest",
+          host: target.registry,
+          status: 200,
+          errors: [{ code: "MANIFEST_INVALID", message: "the manifest is not JSON" }],
+          presented: "none",
+        }),
+      );
     }
     const mediaType = mediaTypeOf(answer.contentType, manifest);
     const index = isIndex(mediaType);
@@ -203,7 +245,8 @@ export async function verifyManifest(request: VerifyRequest, opts: { client?: Re
         platforms = p ? [p] : [];
       }
       const wanted = req.platform;
-      if (!platforms.some((p) => platformMatches(wanted, p))) fail(platformMissingDiagnosis(subject, wanted, platforms, computed, index));
+      if (!platforms.some((p) => platformMatches(wanted, p)))
+        fail(platformMissingDiagnosis(subject, wanted, platforms, computed, index));
     }
     const tagged = req.reference.includes(":") ? {} : { tag: req.reference };
     return {

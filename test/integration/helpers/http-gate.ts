@@ -37,7 +37,10 @@ export async function startGate(mode: Gate["mode"] = 200): Promise<Gate> {
       const waiting = onRequest;
       onRequest = [];
       if (gate.mode === "hang") hanging = true;
-      else socket.end(`HTTP/1.1 ${gate.mode} gate\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\ngate\n`);
+      else
+        socket.end(
+          `HTTP/1.1 ${gate.mode} gate\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\ngate\n`,
+        );
       fire(waiting);
     });
     socket.on("error", () => undefined);

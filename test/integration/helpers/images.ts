@@ -6,7 +6,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
 export function docker(args: string[], input?: string): string {
-  return execFileSync("docker", args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
+  return execFileSync("docker", args, {
+    encoding: "utf8",
+    input,
+    stdio: ["pipe", "pipe", "pipe"],
+    maxBuffer: 64 * 1024 * 1024,
+  });
 }
 
 export interface AppImageOptions {
@@ -30,7 +35,8 @@ export function buildAppImage(name: string, opts: AppImageOptions): string {
     for (const d of ["bin", "www", "tmp", "etc"]) mkdirSync(join(root, d), { recursive: true });
     copyFileSync("/bin/busybox", join(root, "bin/busybox"));
     chmodSync(join(root, "bin/busybox"), 0o755);
-    for (const tool of ["sh", "wget", "httpd", "cat", "sleep", "echo", "ls"]) symlinkSync("busybox", join(root, "bin", tool));
+    for (const tool of ["sh", "wget", "httpd", "cat", "sleep", "echo", "ls"])
+      symlinkSync("busybox", join(root, "bin", tool));
     writeFileSync(join(root, "www/version"), `${opts.version}\n`);
     if (opts.healthy !== false) {
       const health = join(root, "www", opts.healthPath ?? "health");
@@ -43,9 +49,12 @@ export function buildAppImage(name: string, opts: AppImageOptions): string {
     const port = opts.port ?? 8080;
     const id = docker([
       "import",
-      "--change", `CMD ["/bin/httpd","-f","-p","${port}","-h","/www"]`,
-      "--change", `EXPOSE ${port}`,
-      "--change", `LABEL org.opencontainers.image.version=${JSON.stringify(opts.version)}`,
+      "--change",
+      `CMD ["/bin/httpd","-f","-p","${port}","-h","/www"]`,
+      "--change",
+      `EXPOSE ${port}`,
+      "--change",
+      `LABEL org.opencontainers.image.version=${JSON.stringify(opts.version)}`,
       tar,
       name,
     ]).trim();

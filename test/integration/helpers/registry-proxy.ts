@@ -38,7 +38,8 @@ export async function startRegistryProxy(upstream: string, opts: ProxyOptions = 
     const url = new URL(path, `http://127.0.0.1:${port}`);
     const forward = async () => {
       const headers: Record<string, string> = {};
-      for (const h of ["authorization", "accept", "user-agent"]) if (req.headers[h]) headers[h] = String(req.headers[h]);
+      for (const h of ["authorization", "accept", "user-agent"])
+        if (req.headers[h]) headers[h] = String(req.headers[h]);
       return fetch(`${upstream}${url.pathname}${url.search}`, { method: req.method, headers, redirect: "manual" });
     };
     try {
@@ -49,9 +50,14 @@ export async function startRegistryProxy(upstream: string, opts: ProxyOptions = 
         failuresLeft--;
         const status = opts.failStatus ?? 503;
         seen.push({ method: req.method ?? "", path, status });
-        res.writeHead(status, { "content-type": "application/json", "retry-after": String(opts.retryAfterSeconds ?? 0) });
+        res.writeHead(status, {
+          "content-type": "application/json",
+          "retry-after": String(opts.retryAfterSeconds ?? 0),
+        });
         const code = status === 429 ? "TOOMANYREQUESTS" : "UNAVAILABLE";
-        res.end(JSON.stringify({ errors: [{ code, message: status === 429 ? "too many requests" : "service unavailable" }] }));
+        res.end(
+          JSON.stringify({ errors: [{ code, message: status === 429 ? "too many requests" : "service unavailable" }] }),
+        );
         return;
       }
       if (opts.tagsPageSize && /\/tags\/list$/.test(url.pathname) && req.method === "GET") {
@@ -64,7 +70,10 @@ export async function startRegistryProxy(upstream: string, opts: ProxyOptions = 
           return;
         }
         const all = ((JSON.parse(body.toString()) as { tags?: string[] }).tags ?? []).sort();
-        const n = Math.min(Number(url.searchParams.get("n") ?? opts.tagsPageSize) || opts.tagsPageSize, opts.tagsPageSize);
+        const n = Math.min(
+          Number(url.searchParams.get("n") ?? opts.tagsPageSize) || opts.tagsPageSize,
+          opts.tagsPageSize,
+        );
         const last = url.searchParams.get("last");
         const start = last ? all.findIndex((t) => t > last) : 0;
         const page = start < 0 ? [] : all.slice(start, start + n);
@@ -81,7 +90,11 @@ export async function startRegistryProxy(upstream: string, opts: ProxyOptions = 
       let body = Buffer.from(await up.arrayBuffer());
       if (opts.tamper && isManifest && up.status === 200) body = Buffer.concat([body, Buffer.from("\n")]);
       seen.push({ method: req.method ?? "", path, status: up.status });
-      const headers = Object.fromEntries([...up.headers].filter(([k]) => k !== "content-length" && k !== "transfer-encoding" && k !== "content-encoding"));
+      const headers = Object.fromEntries(
+        [...up.headers].filter(
+          ([k]) => k !== "content-length" && k !== "transfer-encoding" && k !== "content-encoding",
+        ),
+      );
       res.writeHead(up.status, headers);
       res.end(req.method === "HEAD" ? undefined : body);
     } catch (e) {

@@ -47,7 +47,14 @@ export async function startRegistry(opts: { auth?: RegistryAuth; port?: number }
     lines.push("auth:", "  htpasswd:", "    realm: hamalog-test", `    path: ${file}`);
   } else if (opts.auth?.token) {
     const t = opts.auth.token;
-    lines.push("auth:", "  token:", `    realm: ${t.realm}`, `    service: ${t.service}`, `    issuer: ${t.issuer}`, `    rootcertbundle: ${t.rootcertbundle}`);
+    lines.push(
+      "auth:",
+      "  token:",
+      `    realm: ${t.realm}`,
+      `    service: ${t.service}`,
+      `    issuer: ${t.issuer}`,
+      `    rootcertbundle: ${t.rootcertbundle}`,
+    );
   }
   writeFileSync(join(dir, "config.yml"), lines.join("\n") + "\n");
   const child: ChildProcess = spawn("docker-registry", ["serve", join(dir, "config.yml")], {
@@ -90,17 +97,28 @@ export async function putManifest(
     headers: { "content-type": mediaType, ...(authorization ? { authorization } : {}) },
     body: typeof body === "string" ? body : new Uint8Array(body),
   });
-  if (res.status !== 201) throw new Error(`PUT manifest ${repository}:${reference}: HTTP ${res.status} ${await res.text()}`);
+  if (res.status !== 201)
+    throw new Error(`PUT manifest ${repository}:${reference}: HTTP ${res.status} ${await res.text()}`);
   return res.headers.get("docker-content-digest")!;
 }
 
 /** GET a manifest's exact bytes and digest header (no auth), as `docker`-style Accept. */
-export async function getManifestRaw(registryUrl: string, repository: string, reference: string): Promise<{ body: Buffer; digest: string; mediaType: string }> {
+export async function getManifestRaw(
+  registryUrl: string,
+  repository: string,
+  reference: string,
+): Promise<{ body: Buffer; digest: string; mediaType: string }> {
   const res = await fetch(`${registryUrl}/v2/${repository}/manifests/${reference}`, {
-    headers: { accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+    headers: {
+      accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+    },
   });
   if (res.status !== 200) throw new Error(`GET manifest ${repository}:${reference}: HTTP ${res.status}`);
-  return { body: Buffer.from(await res.arrayBuffer()), digest: res.headers.get("docker-content-digest")!, mediaType: res.headers.get("content-type")! };
+  return {
+    body: Buffer.from(await res.arrayBuffer()),
+    digest: res.headers.get("docker-content-digest")!,
+    mediaType: res.headers.get("content-type")!,
+  };
 }
 
 /**
@@ -108,11 +126,21 @@ export async function getManifestRaw(registryUrl: string, repository: string, re
  * config; the password goes through stdin, never argv). Returns the pushed digest. Blocks the event loop:
  * use loginAndPushAsync when the auth server runs in this process.
  */
-export function loginAndPush(localImage: string, host: string, ref: string, username: string, password: string): string {
+export function loginAndPush(
+  localImage: string,
+  host: string,
+  ref: string,
+  username: string,
+  password: string,
+): string {
   const configDir = mkdtempSync(join(tmpdir(), "hamalog-docker-config-"));
   const env = { ...process.env, DOCKER_CONFIG: configDir };
   try {
-    execFileSync("docker", ["login", host, "-u", username, "--password-stdin"], { input: password, env, stdio: ["pipe", "pipe", "pipe"] });
+    execFileSync("docker", ["login", host, "-u", username, "--password-stdin"], {
+      input: password,
+      env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     execFileSync("docker", ["tag", localImage, ref], { env });
     const out = execFileSync("docker", ["push", ref], { env, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
     execFileSync("docker", ["rmi", ref], { env, stdio: "ignore" });
@@ -129,7 +157,13 @@ export function loginAndPush(localImage: string, host: string, ref: string, user
  * config; the password goes through stdin, never argv). Returns the pushed digest. Asynchronous, so an
  * in-process token service (helpers/token-server.ts) keeps answering while dockerd logs in.
  */
-export async function loginAndPushAsync(localImage: string, host: string, ref: string, username: string, password: string): Promise<string> {
+export async function loginAndPushAsync(
+  localImage: string,
+  host: string,
+  ref: string,
+  username: string,
+  password: string,
+): Promise<string> {
   const configDir = mkdtempSync(join(tmpdir(), "hamalog-docker-config-"));
   const env = { ...process.env, DOCKER_CONFIG: configDir };
   const run = (args: string[], input?: string) =>
@@ -140,7 +174,9 @@ export async function loginAndPushAsync(localImage: string, host: string, ref: s
       child.stdout!.on("data", (d) => (out += d));
       child.stderr!.on("data", (d) => (err += d));
       child.on("error", reject);
-      child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`docker ${args[0]} failed (${code}): ${err}`))));
+      child.on("close", (code) =>
+        code === 0 ? resolve(out) : reject(new Error(`docker ${args[0]} failed (${code}): ${err}`)),
+      );
       child.stdin!.end(input ?? "");
     });
   try {

@@ -71,8 +71,22 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   if (opts.hide?.length) {
     mkdirSync(join(dir, "empty"));
     // unshare and sh exec into sshd: the child's pid stays sshd's, so stop() still stops it by its own pid.
-    const script = 'empty="$1"; shift; n="$1"; shift; i=0; while [ "$i" -lt "$n" ]; do mount --bind "$empty" "$1" || exit 1; shift; i=$((i+1)); done; exec "$@"';
-    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "hide", join(dir, "empty"), String(opts.hide.length), ...opts.hide, ...sshdArgv];
+    const script =
+      'empty="$1"; shift; n="$1"; shift; i=0; while [ "$i" -lt "$n" ]; do mount --bind "$empty" "$1" || exit 1; shift; i=$((i+1)); done; exec "$@"';
+    argv = [
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      script,
+      "hide",
+      join(dir, "empty"),
+      String(opts.hide.length),
+      ...opts.hide,
+      ...sshdArgv,
+    ];
   }
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     stdio: ["ignore", "ignore", "pipe"],

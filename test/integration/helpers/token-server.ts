@@ -47,10 +47,25 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   const dir = mkdtempSync(join(tmpdir(), "hamalog-token-"));
   const keyFile = join(dir, "key.pem");
   const certFile = join(dir, "cert.pem");
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile,
-    "-days", "2", "-subj", "/CN=hamalog-test-token-issuer",
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=hamalog-test-token-issuer",
+    ],
+    { stdio: "ignore" },
+  );
   const key = createPrivateKey(readFileSync(keyFile));
   const certDer = new X509Certificate(readFileSync(certFile)).raw;
   const service = opts.service ?? "hamalog-test-registry";
@@ -82,12 +97,28 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     }
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: "JWT", alg: "RS256", x5c: [certDer.toString("base64")] };
-    const claims = { iss: issuer, sub: creds?.user ?? "", aud: service, exp: now + expiresIn, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const claims = {
+      iss: issuer,
+      sub: creds?.user ?? "",
+      aud: service,
+      exp: now + expiresIn,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const token = `${input}.${b64url(sign("sha256", Buffer.from(input), key))}`;
     requests.push({ ...(creds ? { user: creds.user } : {}), ...(scope ? { scope } : {}), status: 200 });
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+    res.end(
+      JSON.stringify({
+        token,
+        access_token: token,
+        expires_in: expiresIn,
+        issued_at: new Date(now * 1000).toISOString(),
+      }),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
