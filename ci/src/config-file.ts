@@ -1,7 +1,8 @@
 // Reading pipeline.yaml from disk (the CLI's side; the Dagger door reads it from a File and calls parseConfig).
 import { readFileSync, existsSync } from "node:fs";
 import { ConfigError } from "./errors.js";
-import { parseConfig, type OverrideValues, type PipelineConfig } from "./config.js";
+import { parseConfig, type PipelineConfig } from "./config.js";
+import type { Overrides } from "./overrides.js";
 
 export const DEFAULT_CONFIG = "pipeline.yaml";
 
@@ -15,7 +16,7 @@ export interface LoadedConfig {
  * Load `path` (or ./pipeline.yaml when it exists) and apply overrides. An explicitly named file that cannot be
  * read is an error; without one, flags alone may carry the whole config.
  */
-export function loadConfig(path: string | undefined, overrides: OverrideValues): LoadedConfig {
+export function loadConfig(path: string | undefined, overrides: Overrides): LoadedConfig {
   const file = path ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
   if (file === undefined) return { config: parseConfig("", DEFAULT_CONFIG, overrides) };
   let text: string;

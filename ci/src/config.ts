@@ -1,11 +1,13 @@
-// The pipeline config: one YAML file (pipeline.yaml), validated with zod, every field overridable by a flag
-// (CLI) or argument (Dagger). Precedence: flag/argument > pipeline.yaml > built-in default. Nothing is read
-// from the environment implicitly: the seed's CI forgot GITHUB_REPOSITORY and got `ghcr.io/hamalog`.
+// The pipeline config: one YAML file (pipeline.yaml) validated with zod; each default is written once, on its
+// field. Overrides (overrides.ts) are applied before validation. Precedence: flag/argument > pipeline.yaml >
+// default. Nothing is read from the environment implicitly: the seed's CI forgot GITHUB_REPOSITORY and got
+// `ghcr.io/hamalog`.
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
 import { DEFAULT_REGISTRY, normalizeRepository, validateRegistry, parseReference } from "./reference.js";
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
+import { applyOverrides, flagFor, type Overrides } from "./overrides.js";
 import { closest } from "./similar.js";
 import { normalizeBranch } from "./tags.js";
 
@@ -44,7 +46,7 @@ const ConfigSchema = z.strictObject({
       /** Repository URL for the org.opencontainers.image.source label. */
       source: z.string().trim().url().optional(),
     })
-    .default({ registry: DEFAULT_REGISTRY }),
+    .prefault({}),
   defaultBranch: z.string().trim().default("main"),
   build: z
     .strictObject({
@@ -53,7 +55,7 @@ const ConfigSchema = z.strictObject({
       buildArgs: z.record(z.string(), z.string()).default({}),
       platforms: z.array(str(PLATFORM, PLATFORM_HINT)).default([]),
     })
-    .default({ context: ".", dockerfile: "Dockerfile", buildArgs: {}, platforms: [] }),
+    .prefault({}),
   deploy: z
     .strictObject({
       host: str(HOSTNAME, "must be a host name or IP address").optional(),
@@ -74,178 +76,20 @@ const ConfigSchema = z.strictObject({
       project: str(SERVICE, "must be lowercase letters, digits, _ . -").optional(),
       service: str(SERVICE, "must be a compose service name (lowercase letters, digits, _ . -)").optional(),
       platform: str(PLATFORM, PLATFORM_HINT).optional(),
-      health: HealthSchema.default({ timeout: 120, interval: 2, expectStatus: 200 }),
+      health: HealthSchema.prefault({}),
       waitTimeout: seconds.default(180),
       fallback: z.enum(["none", "latest"]).default("none"),
       keepImages: z.number().int().min(1).max(100).default(5),
     })
-    .default({
-      port: 22,
-      health: { timeout: 120, interval: 2, expectStatus: 200 },
-      waitTimeout: 180,
-      fallback: "none",
-      keepImages: 5,
-    }),
+    .prefault({}),
 });
 
 export type PipelineConfig = z.infer<typeof ConfigSchema>;
-
-type Kind = "string" | "int" | "number" | "list" | "map";
-interface Override {
-  /** Config path, `/`-separated. */
-  path: string;
-  kind: Kind;
-  help: string;
-}
-
-/**
- * Every config field and the flag (CLI, kebab-case) / argument (Dagger, camelCase) that overrides it.
- * `--image REGISTRY/REPO` is a convenience that sets both image fields.
- */
-export const OVERRIDES: Record<string, Override> = {
-  registry: { path: "image/registry", kind: "string", help: "registry host, e.g. ghcr.io" },
-  repository: { path: "image/repository", kind: "string", help: "repository path, e.g. daemin-kim/hamalog-backend" },
-  username: { path: "image/username", kind: "string", help: "registry username" },
-  source: { path: "image/source", kind: "string", help: "repository URL for the image source label" },
-  "default-branch": { path: "defaultBranch", kind: "string", help: "branch that also gets `latest` (default main)" },
-  context: { path: "build/context", kind: "string", help: "build context directory" },
-  dockerfile: { path: "build/dockerfile", kind: "string", help: "Dockerfile path in the context" },
-  "build-arg": { path: "build/buildArgs", kind: "map", help: "KEY=VALUE build argument (repeatable)" },
-  platforms: { path: "build/platforms", kind: "list", help: "comma-separated build platforms" },
-  host: { path: "deploy/host", kind: "string", help: "deploy host" },
-  port: { path: "deploy/port", kind: "int", help: "SSH port (default 22)" },
-  user: { path: "deploy/user", kind: "string", help: "SSH user" },
-  "host-key": { path: "deploy/hostKey", kind: "string", help: "pinned SHA256 host key fingerprint" },
-  directory: { path: "deploy/directory", kind: "string", help: "deploy directory on the host" },
-  "compose-file": { path: "deploy/composeFile", kind: "string", help: "compose template, relative to the config" },
-  project: { path: "deploy/project", kind: "string", help: "compose project name" },
-  service: { path: "deploy/service", kind: "string", help: "the app's compose service" },
-  platform: { path: "deploy/platform", kind: "string", help: "the host's platform, e.g. linux/amd64" },
-  "health-url": { path: "deploy/health/url", kind: "string", help: "HTTP health URL, checked on the host" },
-  "health-timeout": { path: "deploy/health/timeout", kind: "int", help: "seconds the health URL may take to pass" },
-  "health-interval": { path: "deploy/health/interval", kind: "number", help: "seconds between health probes" },
-  "health-status": {
-    path: "deploy/health/expectStatus",
-    kind: "int",
-    help: "HTTP status that counts as healthy (default 200)",
-  },
-  "wait-timeout": { path: "deploy/waitTimeout", kind: "int", help: "seconds for `compose up --wait`" },
-  fallback: {
-    path: "deploy/fallback",
-    kind: "string",
-    help: "none|latest: deploy `latest` when the sha tag is missing",
-  },
-  "keep-images": { path: "deploy/keepImages", kind: "int", help: "deployed digests to keep on the host" },
-};
-
-/** Flag name for a config path, for error messages. */
-function flagFor(path: string): string | undefined {
-  for (const [flag, o] of Object.entries(OVERRIDES)) if (o.path === path) return `--${flag}`;
-  return undefined;
-}
 
 /** `deploy/host: required (set it in pipeline.yaml or pass --host)`. */
 export function requiredError(path: string, configName = "pipeline.yaml"): ConfigError {
   const flag = flagFor(path);
   return new ConfigError(`${path}: required (set it in ${configName}${flag ? ` or pass ${flag}` : ""})`);
-}
-
-export type OverrideValues = Record<string, string | number | string[] | undefined>;
-
-/**
- * `FLAG=VALUE` pairs (the CLI's flag names without `--`) as overrides: the Dagger door's `--set` argument, so
- * every config field can be overridden there too without one argument per field.
- */
-export function parseSetPairs(pairs: readonly string[], argument = "--set"): OverrideValues {
-  const out: Record<string, string | string[]> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf("=");
-    const flag = eq > 0 ? pair.slice(0, eq).trim().replace(/^--/, "") : "";
-    if (flag === "" || (flag !== "image" && !OVERRIDES[flag])) {
-      const hint = flag ? closest(flag, Object.keys(OVERRIDES)) : undefined;
-      throw new ConfigError(
-        `${argument}: \`${pair.slice(0, 60)}\` must be FLAG=VALUE with a config flag name${hint ? ` (did you mean \`${hint}\`?)` : ""}; known: image, ${Object.keys(OVERRIDES).join(", ")}`,
-      );
-    }
-    const value = pair.slice(eq + 1);
-    const kind = OVERRIDES[flag]?.kind;
-    if (kind === "map" || kind === "list") out[flag] = [...((out[flag] as string[] | undefined) ?? []), value];
-    else out[flag] = value;
-  }
-  return out;
-}
-
-/** `later` wins over `earlier` where it has a value (undefined, "" and [] mean "not given"). */
-export function mergeOverrides(earlier: OverrideValues, later: OverrideValues): OverrideValues {
-  const out: OverrideValues = { ...earlier };
-  for (const [k, v] of Object.entries(later)) {
-    if (v === undefined || v === "" || (Array.isArray(v) && v.length === 0)) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
-  const parts = path.split("/");
-  let cur = obj;
-  for (const p of parts.slice(0, -1)) {
-    if (typeof cur[p] !== "object" || cur[p] === null || Array.isArray(cur[p])) cur[p] = {};
-    cur = cur[p] as Record<string, unknown>;
-  }
-  cur[parts[parts.length - 1]!] = value;
-}
-
-function overrideValue(flag: string, kind: Kind, raw: string | number | string[]): unknown {
-  const values = Array.isArray(raw) ? raw : [raw];
-  switch (kind) {
-    case "string":
-      return String(values[values.length - 1]);
-    case "int":
-    case "number": {
-      const v = values[values.length - 1];
-      const grammar = kind === "int" ? /^\d+$/ : /^\d+(?:\.\d+)?$/;
-      const n = typeof v === "number" ? v : grammar.test(String(v).trim()) ? Number(v) : NaN;
-      if (!Number.isFinite(n) || (kind === "int" && !Number.isInteger(n))) {
-        throw new ConfigError(`--${flag}: \`${v}\` is not a ${kind === "int" ? "whole number" : "number"}`);
-      }
-      return n;
-    }
-    case "list":
-      return values
-        .flatMap((v) => String(v).split(","))
-        .map((s) => s.trim())
-        .filter(Boolean);
-    case "map": {
-      const out: Record<string, string> = {};
-      for (const v of values) {
-        const s = String(v);
-        const eq = s.indexOf("=");
-        if (eq <= 0) throw new ConfigError(`--${flag}: \`${s}\` must be KEY=VALUE`);
-        out[s.slice(0, eq)] = s.slice(eq + 1);
-      }
-      return out;
-    }
-  }
-}
-
-function applyOverrides(raw: Record<string, unknown>, overrides: OverrideValues): void {
-  for (const [flag, value] of Object.entries(overrides)) {
-    if (value === undefined || value === "" || (Array.isArray(value) && value.length === 0)) continue;
-    if (flag === "image") {
-      const ref = parseReference(String(value), "--image");
-      if (ref.tag || ref.digest) {
-        throw new ConfigError(
-          `--image: give REGISTRY/REPOSITORY without a tag or digest (tags come from --sha), got \`${value}\``,
-        );
-      }
-      setPath(raw, "image/registry", ref.registry);
-      setPath(raw, "image/repository", ref.repository);
-      continue;
-    }
-    const o = OVERRIDES[flag];
-    if (!o) throw new Error(`internal: no config field for override --${flag}`);
-    setPath(raw, o.path, overrideValue(flag, o.kind, value));
-  }
 }
 
 function formatIssue(issue: z.core.$ZodIssue, configName: string): string {
@@ -266,27 +110,33 @@ function formatIssue(issue: z.core.$ZodIssue, configName: string): string {
   return `${path || "(top level)"}: ${issue.message}${flag ? ` (in ${configName} or ${flag})` : ""}`;
 }
 
+/** The object schema under `path`, past any default/optional wrapper. */
+function shapeAt(path: string[]): Record<string, z.ZodType> | undefined {
+  const unwrap = (s: any) => {
+    while (s?.def?.innerType) s = s.def.innerType;
+    return s;
+  };
+  let s: any = ConfigSchema;
+  for (const p of path) s = unwrap(s)?.shape?.[p];
+  return unwrap(s)?.shape;
+}
+
 function knownKeys(path: string[]): string[] {
-  let schema: z.ZodType = ConfigSchema;
-  for (const p of path) {
-    let s: any = schema;
-    while (s?.def?.innerType) s = s.def.innerType; // unwrap default/optional
-    schema = s?.shape?.[p];
-  }
-  let s: any = schema;
-  while (s?.def?.innerType) s = s.def.innerType;
-  return Object.keys(s?.shape ?? {});
+  return Object.keys(shapeAt(path) ?? {});
+}
+
+/** Every field path the schema knows (its leaves): overrides.ts's FIELDS must list exactly these. */
+export function schemaPaths(prefix: string[] = []): string[] {
+  return Object.keys(shapeAt(prefix) ?? {}).flatMap((k) =>
+    shapeAt([...prefix, k]) ? schemaPaths([...prefix, k]) : [[...prefix, k].join("/")],
+  );
 }
 
 /**
  * Parse config text (YAML) and apply overrides. `configName` is used in messages (a path or "pipeline.yaml").
  * Throws ConfigError naming the path and the fix; YAML syntax errors carry line and column.
  */
-export function parseConfig(
-  text: string,
-  configName = "pipeline.yaml",
-  overrides: OverrideValues = {},
-): PipelineConfig {
+export function parseConfig(text: string, configName = "pipeline.yaml", overrides: Overrides = {}): PipelineConfig {
   let raw: unknown = {};
   if (text.trim() !== "") {
     const lineCounter = new LineCounter();
@@ -303,7 +153,7 @@ export function parseConfig(
     throw new ConfigError(`${configName}: the top level must be a mapping (image:, deploy:, ...)`);
   }
   const obj = raw as Record<string, unknown>;
-  applyOverrides(obj, overrides);
+  applyOverrides(obj, overrides, configName);
   const parsed = ConfigSchema.safeParse(obj);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => formatIssue(i, configName)).join("\n"));

@@ -7,15 +7,8 @@
  */
 import { object, func, argument, dag, Container, Directory, File, Secret, type Platform } from "@dagger.io/dagger";
 import { shaTag, tagsFor } from "./tags.js";
-import {
-  mergeOverrides,
-  parseConfig,
-  parseSetPairs,
-  requireDeploy,
-  requireImage,
-  type OverrideValues,
-  type PipelineConfig,
-} from "./config.js";
+import { parseConfig, requireDeploy, requireImage, type PipelineConfig } from "./config.js";
+import { mergeOverrides, parseSetPairs, type Overrides } from "./overrides.js";
 import {
   BUILD_CONTEXT_IGNORE,
   buildArgList,
@@ -69,7 +62,7 @@ export class Hamalog {
    * @param platform Platform to build, e.g. linux/amd64 (default: the engine's).
    * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339); never read from a clock.
-   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func()
   async build(
@@ -83,7 +76,11 @@ export class Hamalog {
     created?: string,
     set: string[] = [],
   ): Promise<Container> {
-    const cfg = await this.settings(config, { dockerfile, "build-arg": buildArgs, source: imageSource }, set);
+    const cfg = await this.settings(
+      config,
+      { "build/dockerfile": dockerfile, "build/buildArgs": buildArgs, "image/source": imageSource },
+      set,
+    );
     return this.image(source, cfg, sha, platform, created);
   }
 
@@ -107,7 +104,7 @@ export class Hamalog {
    * @param platforms Platforms to build and publish as one index, e.g. linux/amd64,linux/arm64 (default: build.platforms).
    * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339).
-   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async push(
@@ -132,14 +129,14 @@ export class Hamalog {
     const cfg = await this.settings(
       config,
       {
-        registry,
-        repository,
-        username: registryUsername,
-        "default-branch": defaultBranch,
-        dockerfile,
-        "build-arg": buildArgs,
-        platforms,
-        source: imageSource,
+        "image/registry": registry,
+        "image/repository": repository,
+        "image/username": registryUsername,
+        defaultBranch,
+        "build/dockerfile": dockerfile,
+        "build/buildArgs": buildArgs,
+        "build/platforms": platforms,
+        "image/source": imageSource,
       },
       set,
     );
@@ -174,7 +171,7 @@ export class Hamalog {
    * @param port SSH port (default: deploy.port from the config).
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
-   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async ship(
@@ -203,18 +200,18 @@ export class Hamalog {
     const cfg = await this.settings(
       config,
       {
-        registry,
-        repository,
-        username: registryUsername,
-        "default-branch": defaultBranch,
-        dockerfile,
-        "build-arg": buildArgs,
-        platforms,
-        source: imageSource,
-        host,
-        port,
-        user,
-        "host-key": hostKey,
+        "image/registry": registry,
+        "image/repository": repository,
+        "image/username": registryUsername,
+        defaultBranch,
+        "build/dockerfile": dockerfile,
+        "build/buildArgs": buildArgs,
+        "build/platforms": platforms,
+        "image/source": imageSource,
+        "deploy/host": host,
+        "deploy/port": port,
+        "deploy/user": user,
+        "deploy/hostKey": hostKey,
       },
       set,
     );
@@ -301,7 +298,7 @@ export class Hamalog {
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
    * @param lockWait Seconds to wait for another deploy's lock (0: fail fast naming the holder).
    * @param breakLock Remove a stale lock first (and say whose it was).
-   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async deploy(
@@ -324,7 +321,14 @@ export class Hamalog {
     const door = await this.remoteDoor(
       source,
       config,
-      { username: registryUsername, host, port, user, "host-key": hostKey, fallback },
+      {
+        "image/username": registryUsername,
+        "deploy/host": host,
+        "deploy/port": port,
+        "deploy/user": user,
+        "deploy/hostKey": hostKey,
+        "deploy/fallback": fallback,
+      },
       set,
       sshKey,
       registryToken,
@@ -360,7 +364,7 @@ export class Hamalog {
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
-   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async rollback(
@@ -379,7 +383,7 @@ export class Hamalog {
     const door = await this.remoteDoor(
       source,
       config,
-      { host, port, user, "host-key": hostKey },
+      { "deploy/host": host, "deploy/port": port, "deploy/user": user, "deploy/hostKey": hostKey },
       set,
       sshKey,
       registryToken,
@@ -401,7 +405,7 @@ export class Hamalog {
    * @param port SSH port (default: deploy.port from the config).
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
-   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async status(
@@ -415,7 +419,13 @@ export class Hamalog {
     hostKey?: string,
     set: string[] = [],
   ): Promise<string> {
-    const door = await this.remoteDoor(source, config, { host, port, user, "host-key": hostKey }, set, sshKey);
+    const door = await this.remoteDoor(
+      source,
+      config,
+      { "deploy/host": host, "deploy/port": port, "deploy/user": user, "deploy/hostKey": hostKey },
+      set,
+      sshKey,
+    );
     await deployStatus({ ...door.input, lines, holder: "dagger status" }, door.env);
     return door.log.join("\n");
   }
@@ -424,7 +434,7 @@ export class Hamalog {
   private async remoteDoor(
     source: Directory,
     config: File,
-    overrides: OverrideValues,
+    overrides: Overrides,
     set: string[],
     sshKey: Secret,
     registryToken?: Secret,
@@ -438,7 +448,7 @@ export class Hamalog {
       sshKey: await sshKey.plaintext(),
       sshKeyFrom: "--ssh-key",
       tokenFlag: "--registry-token",
-      usernameFlag: "--set username=NAME",
+      usernameFlag: "--set image/username=NAME",
     };
     const door = openDoor(
       target,
@@ -464,7 +474,7 @@ export class Hamalog {
    * @param registry Registry host (default: image.registry from the config).
    * @param repository Repository path (default: image.repository from the config).
    * @param platform Platform the image must provide, e.g. linux/amd64 (default: deploy.platform from the config).
-   * @param set Override any config field as FLAG=VALUE using the CLI flag names, e.g. health-url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async verifyManifest(
@@ -478,7 +488,16 @@ export class Hamalog {
     platform?: string,
     set: string[] = [],
   ): Promise<VerifiedImage> {
-    const cfg = await this.settings(config, { registry, repository, username: registryUsername, platform }, set);
+    const cfg = await this.settings(
+      config,
+      {
+        "image/registry": registry,
+        "image/repository": repository,
+        "image/username": registryUsername,
+        "deploy/platform": platform,
+      },
+      set,
+    );
     const image = requireImage(cfg);
     const { reference, wantedSha } = chooseReference(tag, sha, { tag: "--tag", sha: "--sha" });
     const credentials = registryToken
@@ -494,8 +513,8 @@ export class Hamalog {
     return new VerifiedImage(result.reference, result.digest, result.mediaType, result.platforms);
   }
 
-  /** The config file with overrides applied: named argument › `--set FLAG=VALUE` › pipeline.yaml › default. */
-  private async settings(config: File, named: OverrideValues, set: string[] = []): Promise<PipelineConfig> {
+  /** The config file with overrides (by config path) applied: named argument › `--set PATH=VALUE` › pipeline.yaml › default. */
+  private async settings(config: File, named: Overrides, set: string[] = []): Promise<PipelineConfig> {
     return parseConfig(await config.contents(), "pipeline.yaml", mergeOverrides(parseSetPairs(set), named));
   }
 

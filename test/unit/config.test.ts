@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseConfig, requireDeploy, requireImage } from "../../ci/src/config.js";
+import { parseConfig, requireDeploy, requireImage, schemaPaths } from "../../ci/src/config.js";
+import { FIELDS, mergeOverrides, parseSetPairs } from "../../ci/src/overrides.js";
 import { ConfigError } from "../../ci/src/errors.js";
 import { ROOT } from "../helpers/cli.js";
 
@@ -54,10 +55,10 @@ describe("pipeline config", () => {
     expect(e.message).toMatch(/^my\.yaml:\d+:\d+: YAML syntax error/);
   });
 
-  it("lets flags override the file (flag > file > default)", () => {
+  it("lets overrides (keyed by config path) win over the file, and the file over defaults", () => {
     const cfg = parseConfig(hamalogExample, "pipeline.yaml", {
-      host: "127.0.0.1",
-      port: "2222",
+      "deploy/host": "127.0.0.1",
+      "deploy/port": "2222",
       image: "127.0.0.1:5001/acme/app",
     });
     expect(cfg.deploy.host).toBe("127.0.0.1");
@@ -66,48 +67,103 @@ describe("pipeline config", () => {
     expect(parseConfig("").image.registry).toBe("ghcr.io");
   });
 
+  it("fills every default once, also under a section the file leaves out", () => {
+    expect(parseConfig("")).toEqual({
+      image: { registry: "ghcr.io" },
+      defaultBranch: "main",
+      build: { context: ".", dockerfile: "Dockerfile", buildArgs: {}, platforms: [] },
+      deploy: {
+        port: 22,
+        health: { timeout: 120, interval: 2, expectStatus: 200 },
+        waitTimeout: 180,
+        fallback: "none",
+        keepImages: 5,
+      },
+    });
+    expect(parseConfig("deploy:\n  health:\n    url: http://127.0.0.1/h\n").deploy.health).toEqual({
+      url: "http://127.0.0.1/h",
+      timeout: 120,
+      interval: 2,
+      expectStatus: 200,
+    });
+  });
+
   it.each([
-    ["host", "example.com; rm -rf /", /deploy\/host: must be a host name/],
-    ["user", "root$(id)", /deploy\/user: must be a plain user name/],
-    ["directory", "/opt/../etc", /deploy\/directory: must not contain `\.\.`/],
-    ["directory", "/opt/ham alog", /deploy\/directory: must be an absolute path/],
-    ["service", "app\nrm", /deploy\/service: must be a compose service name/],
-    ["health-url", "http://x/'; id", /deploy\/health\/url: must be an http:\/\/ URL/],
-    ["health-url", "https://127.0.0.1/health", /deploy\/health\/url: must be an http:\/\/ URL as seen from the host/],
-    ["health-interval", "fast", /--health-interval: `fast` is not a number/],
-    ["port", "22x", /--port: `22x` is not a whole number/],
-    ["fallback", "sometimes", /deploy\/fallback/],
-  ])("rejects hostile or malformed --%s %j", (flag, value, re) => {
-    expect(errorOf(() => parseConfig("", "pipeline.yaml", { [flag]: value })).message).toMatch(re);
+    ["deploy/host", "example.com; rm -rf /", /deploy\/host: must be a host name/],
+    ["deploy/user", "root$(id)", /deploy\/user: must be a plain user name/],
+    ["deploy/directory", "/opt/../etc", /deploy\/directory: must not contain `\.\.`/],
+    ["deploy/directory", "/opt/ham alog", /deploy\/directory: must be an absolute path/],
+    ["deploy/service", "app\nrm", /deploy\/service: must be a compose service name/],
+    ["deploy/health/url", "http://x/'; id", /deploy\/health\/url: must be an http:\/\/ URL/],
+    [
+      "deploy/health/url",
+      "https://127.0.0.1/health",
+      /deploy\/health\/url: must be an http:\/\/ URL as seen from the host/,
+    ],
+    [
+      "deploy/health/interval",
+      "fast",
+      /^deploy\/health\/interval: `fast` is not a number \(in pipeline.yaml or --health-interval\)$/,
+    ],
+    ["deploy/port", "22x", /^deploy\/port: `22x` is not a whole number \(in pipeline.yaml or --port\)$/],
+    [
+      "build/buildArgs",
+      ["NOEQUALS"],
+      /^build\/buildArgs: `NOEQUALS` must be KEY=VALUE \(in pipeline.yaml or --build-arg\)$/,
+    ],
+    ["deploy/fallback", "sometimes", /deploy\/fallback/],
+  ])("rejects hostile or malformed %s %j", (path, value, re) => {
+    expect(errorOf(() => parseConfig("", "pipeline.yaml", { [path]: value })).message).toMatch(re);
   });
 });
 
-describe("--set FLAG=VALUE (the Dagger door's override for every field)", () => {
-  it("overrides any field by its CLI flag name; named arguments win over --set", async () => {
-    const { mergeOverrides, parseSetPairs } = await import("../../ci/src/config.js");
+describe("--set PATH=VALUE (the Dagger door's override for every field)", () => {
+  it("overrides any field by its config path; named arguments win over --set", () => {
     const set = parseSetPairs([
-      "health-url=http://127.0.0.1:8080/actuator/health",
-      "wait-timeout=300",
-      "build-arg=A=1",
-      "build-arg=B=2",
-      "host=a.example",
+      "deploy/health/url=http://127.0.0.1:8080/actuator/health",
+      "deploy/waitTimeout=300",
+      "build/buildArgs=A=1",
+      "build/buildArgs=B=2",
+      "deploy/host=a.example",
+      "image=127.0.0.1:5001/acme/app",
     ]);
     const cfg = parseConfig(
       hamalogExample,
       "pipeline.yaml",
-      mergeOverrides(set, { host: "b.example", port: undefined }),
+      mergeOverrides(set, { "deploy/host": "b.example", "deploy/port": undefined }),
     );
     expect(cfg.deploy.health.url).toBe("http://127.0.0.1:8080/actuator/health");
     expect(cfg.deploy.waitTimeout).toBe(300);
     expect(cfg.build.buildArgs).toEqual({ A: "1", B: "2" });
     expect(cfg.deploy.host).toBe("b.example");
     expect(cfg.deploy.port).toBe(22);
+    expect(requireImage(cfg)).toEqual({ registry: "127.0.0.1:5001", repository: "acme/app" });
   });
-  it("rejects an unknown flag with a did-you-mean and a pair without =", async () => {
-    const { parseSetPairs } = await import("../../ci/src/config.js");
-    expect(errorOf(() => parseSetPairs(["helth-url=http://x"])).message).toMatch(
-      /^--set: `helth-url=http:\/\/x` must be FLAG=VALUE .*did you mean `health-url`/,
+
+  it("rejects an unknown path with a did-you-mean, and a pair without =", () => {
+    expect(errorOf(() => parseSetPairs(["deploy/helth/url=http://x"])).message).toMatch(
+      /^--set: `deploy\/helth\/url=http:\/\/x` must be PATH=VALUE .*did you mean `deploy\/health\/url`/,
     );
-    expect(errorOf(() => parseSetPairs(["host"])).message).toMatch(/must be FLAG=VALUE/);
+    expect(errorOf(() => parseSetPairs(["deploy/host"])).message).toMatch(/must be PATH=VALUE/);
+  });
+
+  it("refuses the old CLI-flag keys, naming the path to use", () => {
+    expect(errorOf(() => parseSetPairs(["health-url=http://x"])).message).toMatch(
+      /^--set: `health-url=http:\/\/x` must be PATH=VALUE with a config path — keys are config paths now: use `deploy\/health\/url=…`/,
+    );
+  });
+
+  it("refuses a field only pipeline.yaml can hold", () => {
+    expect(errorOf(() => parseSetPairs(["deploy/services=x"])).message).toMatch(
+      /^--set: `deploy\/services=x` must be PATH=VALUE/,
+    );
+  });
+});
+
+describe("the field table (overrides.ts FIELDS)", () => {
+  it("lists exactly the schema's fields, each flag once", () => {
+    expect(FIELDS.map((f) => f.path).sort()).toEqual(schemaPaths().sort());
+    const flags = FIELDS.flatMap((f) => (f.flag ? [f.flag] : []));
+    expect(new Set(flags).size).toBe(flags.length);
   });
 });

@@ -328,7 +328,28 @@ describe("deploy / rollback / status open the same door as the CLI (deploy/door.
         m.rollback(key("secret-real-ssh-key"), source(), file("file-pipeline"), undefined, token(), "127.0.0.1", port),
       ),
     ).rejects.toThrow(
-      "image/username: required with --registry-token (set it in pipeline.yaml or pass --set username=NAME)",
+      "image/username: required with --registry-token (set it in pipeline.yaml or pass --set image/username=NAME)",
+    );
+  });
+
+  it("--set takes config paths and refuses the old flag-name keys", async () => {
+    const status = (set: string[]) =>
+      inSession((m) =>
+        m.status(
+          key("secret-ssh-key"),
+          source(),
+          file("file-pipeline"),
+          5,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          set,
+        ),
+      );
+    await expect(status(["deploy/host=bad host"])).rejects.toThrow(/^deploy\/host: must be a host name/);
+    await expect(status(["host=127.0.0.1"])).rejects.toThrow(
+      /^--set: `host=127\.0\.0\.1` must be PATH=VALUE .*use `deploy\/host=…`/,
     );
   });
 });

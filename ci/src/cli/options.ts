@@ -1,25 +1,25 @@
-// Options shared by the commands that read pipeline.yaml: --config plus one flag per config field (config.ts
-// OVERRIDES). Secret indirection (--NAME-env / --NAME-file) lives in secret.ts.
-import { OVERRIDES, type OverrideValues } from "../config.js";
+// Options shared by the commands that read pipeline.yaml: --config plus one flag per config field, declared from
+// overrides.ts's FIELDS. Secret indirection (--NAME-env / --NAME-file) lives in secret.ts.
+import { FIELDS, IMAGE, type Overrides } from "../overrides.js";
 import type { OptionSpec } from "./command.js";
+
+const flagged = FIELDS.filter((f) => f.flag !== undefined);
 
 export const CONFIG_OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", help: "pipeline config file (default ./pipeline.yaml when present)", valueName: "FILE" },
   image: { type: "string", help: "REGISTRY/REPOSITORY, sets both image fields", valueName: "REF" },
   ...Object.fromEntries(
-    Object.entries(OVERRIDES).map(([flag, o]) => [
-      flag,
-      { type: "string", multiple: o.kind === "map" || o.kind === "list", help: o.help } as OptionSpec,
-    ]),
+    flagged.map((f) => [f.flag!, { type: "string", multiple: f.kind === "map" || f.kind === "list", help: f.help }]),
   ),
 };
 
-/** The override values among parsed flags. */
-export function overridesFrom(values: Record<string, unknown>): OverrideValues {
-  const out: OverrideValues = {};
-  for (const flag of ["image", ...Object.keys(OVERRIDES)]) {
-    const v = values[flag];
-    if (v !== undefined) out[flag] = v as string | string[];
+/** The parsed flags that override config fields, keyed by config path. */
+export function overridesFrom(values: Record<string, unknown>): Overrides {
+  const out: Overrides = {};
+  if (values.image !== undefined) out[IMAGE] = values.image as string;
+  for (const f of flagged) {
+    const v = values[f.flag!];
+    if (v !== undefined) out[f.path] = v as string | string[];
   }
   return out;
 }

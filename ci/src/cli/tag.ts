@@ -18,7 +18,7 @@ export const command: Command = {
   },
   async run(values, io) {
     const { config } = loadConfig(values.config as string | undefined, {
-      "default-branch": values["default-branch"] as string | undefined,
+      defaultBranch: values["default-branch"] as string | undefined,
     });
     const tags = tagsFor({
       sha: (values.sha as string | undefined) ?? "",

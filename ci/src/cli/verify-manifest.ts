@@ -66,10 +66,10 @@ export const command: Command = {
       const { requireImage } = await import("../config.js");
       const { config, path } = loadConfig(str("config"), {
         image: str("image"),
-        registry: str("registry"),
-        repository: str("repository"),
-        username,
-        platform,
+        "image/registry": str("registry"),
+        "image/repository": str("repository"),
+        "image/username": username,
+        "deploy/platform": platform,
       });
       ({ registry, repository } = requireImage(config, path));
       username = config.image.username;

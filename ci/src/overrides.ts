@@ -1,0 +1,200 @@
+// The one table of config fields, and overriding them. Each field is named by its config path (`deploy/health/url`,
+// the name errors use); the CLI declares one flag per field from this table, the Dagger door takes `--set PATH=VALUE`,
+// and docs/config.md is generated from it (npm run docs). Validation and defaults live in config.ts's schema.
+import { ConfigError } from "./errors.js";
+import { parseReference } from "./reference.js";
+import { closest } from "./similar.js";
+
+/** How an override's text becomes a value; `file` fields are only read from pipeline.yaml. */
+export type Kind = "string" | "int" | "number" | "list" | "map" | "file";
+
+export interface Field {
+  /** Config path, `/`-separated. */
+  path: string;
+  /** CLI flag without `--`; absent for fields only pipeline.yaml can hold. */
+  flag?: string;
+  kind: Kind;
+  help: string;
+}
+
+export const FIELDS: readonly Field[] = [
+  { path: "image/registry", flag: "registry", kind: "string", help: "registry host, e.g. ghcr.io" },
+  {
+    path: "image/repository",
+    flag: "repository",
+    kind: "string",
+    help: "repository path, e.g. daemin-kim/hamalog-backend",
+  },
+  { path: "image/username", flag: "username", kind: "string", help: "registry username" },
+  { path: "image/source", flag: "source", kind: "string", help: "repository URL for the image source label" },
+  { path: "defaultBranch", flag: "default-branch", kind: "string", help: "branch that also gets `latest`" },
+  { path: "build/context", flag: "context", kind: "string", help: "build context directory" },
+  { path: "build/dockerfile", flag: "dockerfile", kind: "string", help: "Dockerfile path in the context" },
+  { path: "build/buildArgs", flag: "build-arg", kind: "map", help: "KEY=VALUE build argument" },
+  { path: "build/platforms", flag: "platforms", kind: "list", help: "comma-separated build platforms" },
+  { path: "deploy/host", flag: "host", kind: "string", help: "deploy host" },
+  { path: "deploy/port", flag: "port", kind: "int", help: "SSH port" },
+  { path: "deploy/user", flag: "user", kind: "string", help: "SSH user" },
+  { path: "deploy/hostKey", flag: "host-key", kind: "string", help: "pinned SHA256 host key fingerprint" },
+  { path: "deploy/directory", flag: "directory", kind: "string", help: "deploy directory on the host" },
+  {
+    path: "deploy/composeFile",
+    flag: "compose-file",
+    kind: "string",
+    help: "compose template, relative to the config",
+  },
+  { path: "deploy/services", kind: "file", help: "or: the compose `services:` mapping inline" },
+  { path: "deploy/project", flag: "project", kind: "string", help: "compose project name" },
+  { path: "deploy/service", flag: "service", kind: "string", help: "the app's compose service" },
+  { path: "deploy/platform", flag: "platform", kind: "string", help: "the host's platform, e.g. linux/amd64" },
+  { path: "deploy/health/url", flag: "health-url", kind: "string", help: "HTTP health URL, checked on the host" },
+  {
+    path: "deploy/health/timeout",
+    flag: "health-timeout",
+    kind: "int",
+    help: "seconds the health URL may take to pass",
+  },
+  {
+    path: "deploy/health/interval",
+    flag: "health-interval",
+    kind: "number",
+    help: "seconds between health probes",
+  },
+  {
+    path: "deploy/health/expectStatus",
+    flag: "health-status",
+    kind: "int",
+    help: "HTTP status that counts as healthy",
+  },
+  { path: "deploy/waitTimeout", flag: "wait-timeout", kind: "int", help: "seconds for `compose up --wait`" },
+  {
+    path: "deploy/fallback",
+    flag: "fallback",
+    kind: "string",
+    help: "none|latest: deploy `latest` when the sha tag is missing",
+  },
+  { path: "deploy/keepImages", flag: "keep-images", kind: "int", help: "deployed digests to keep on the host" },
+];
+
+/** `image` = REGISTRY/REPOSITORY: a shorthand override that sets image/registry and image/repository. */
+export const IMAGE = "image";
+
+/** Raw override values by config path, as a door received them (text, a number, or repeated text). */
+export type Overrides = Record<string, string | number | string[] | undefined>;
+
+const byPath = new Map(FIELDS.map((f) => [f.path, f]));
+const overridable = FIELDS.filter((f) => f.kind !== "file");
+
+/** `--host` for `deploy/host`: where errors say a field can be set. */
+export function flagFor(path: string): string | undefined {
+  const flag = byPath.get(path)?.flag;
+  return flag ? `--${flag}` : undefined;
+}
+
+const given = (v: Overrides[string]): boolean => !(v === undefined || v === "" || (Array.isArray(v) && v.length === 0));
+
+/**
+ * `PATH=VALUE` pairs (the Dagger door's `--set`): every overridable field without one argument per field. Repeats
+ * of a list or map field add up. The old CLI-flag keys (`health-url=…`) are refused with the path to use instead.
+ */
+export function parseSetPairs(pairs: readonly string[], argument = "--set"): Overrides {
+  const out: Record<string, string | string[]> = {};
+  const known = [IMAGE, ...overridable.map((f) => f.path)];
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    const key = eq > 0 ? pair.slice(0, eq).trim() : "";
+    const field = byPath.get(key);
+    if (key !== IMAGE && (!field || field.kind === "file")) {
+      const renamed = FIELDS.find((f) => f.flag !== undefined && f.flag === key.replace(/^--/, ""))?.path;
+      const hint = renamed ?? (key ? closest(key, known) : undefined);
+      throw new ConfigError(
+        `${argument}: \`${pair.slice(0, 60)}\` must be PATH=VALUE with a config path` +
+          (renamed
+            ? ` — keys are config paths now: use \`${renamed}=…\``
+            : hint
+              ? ` (did you mean \`${hint}\`?)`
+              : "") +
+          `; known: ${known.join(", ")}`,
+      );
+    }
+    const value = pair.slice(eq + 1);
+    if (field?.kind === "map" || field?.kind === "list")
+      out[key] = [...((out[key] as string[] | undefined) ?? []), value];
+    else out[key] = value;
+  }
+  return out;
+}
+
+/** `later` wins over `earlier` where it has a value (undefined, "" and [] mean "not given"). */
+export function mergeOverrides(earlier: Overrides, later: Overrides): Overrides {
+  const out: Overrides = { ...earlier };
+  for (const [k, v] of Object.entries(later)) if (given(v)) out[k] = v;
+  return out;
+}
+
+/** Write the given overrides into the parsed YAML (before validation, so they are validated like the file). */
+export function applyOverrides(raw: Record<string, unknown>, overrides: Overrides, configName: string): void {
+  for (const [path, value] of Object.entries(overrides)) {
+    if (!given(value)) continue;
+    if (path === IMAGE) {
+      const ref = parseReference(String(value), "--image");
+      if (ref.tag || ref.digest) {
+        throw new ConfigError(
+          `--image: give REGISTRY/REPOSITORY without a tag or digest (tags come from --sha), got \`${value}\``,
+        );
+      }
+      setPath(raw, "image/registry", ref.registry);
+      setPath(raw, "image/repository", ref.repository);
+      continue;
+    }
+    const field = byPath.get(path);
+    if (!field || field.kind === "file") throw new Error(`internal: no overridable config field ${path}`);
+    setPath(raw, path, valueOf(field, value!, configName));
+  }
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split("/");
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== "object" || cur[p] === null || Array.isArray(cur[p])) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+/** An override's text as the field's value; errors read like the schema's (config.ts formatIssue). */
+function valueOf(field: Field, raw: string | number | string[], configName: string): unknown {
+  const values = Array.isArray(raw) ? raw : [raw];
+  const where = ` (in ${configName}${field.flag ? ` or --${field.flag}` : ""})`;
+  switch (field.kind) {
+    case "int":
+    case "number": {
+      const v = values[values.length - 1];
+      const grammar = field.kind === "int" ? /^\d+$/ : /^\d+(?:\.\d+)?$/;
+      const n = typeof v === "number" ? v : grammar.test(String(v).trim()) ? Number(v) : NaN;
+      if (!Number.isFinite(n) || (field.kind === "int" && !Number.isInteger(n))) {
+        const what = field.kind === "int" ? "whole number" : "number";
+        throw new ConfigError(`${field.path}: \`${v}\` is not a ${what}${where}`);
+      }
+      return n;
+    }
+    case "list":
+      return values
+        .flatMap((v) => String(v).split(","))
+        .map((s) => s.trim())
+        .filter(Boolean);
+    case "map": {
+      const out: Record<string, string> = {};
+      for (const v of values) {
+        const s = String(v);
+        const eq = s.indexOf("=");
+        if (eq <= 0) throw new ConfigError(`${field.path}: \`${s}\` must be KEY=VALUE${where}`);
+        out[s.slice(0, eq)] = s.slice(eq + 1);
+      }
+      return out;
+    }
+    default:
+      return String(values[values.length - 1]);
+  }
+}
