@@ -13,7 +13,7 @@ export interface ComposeSource {
   services?: Record<string, unknown>;
 }
 
-export interface RenderInput extends ComposeSource {
+interface RenderInput extends ComposeSource {
   /** The app's service name (deploy/service). */
   service: string;
   /** The pinned image reference, `registry/repo:tag@sha256:…`. */
@@ -22,7 +22,7 @@ export interface RenderInput extends ComposeSource {
   header?: string[];
 }
 
-export interface Rendered {
+interface Rendered {
   yaml: string;
   warnings: string[];
 }

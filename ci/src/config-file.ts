@@ -4,9 +4,9 @@ import { ConfigError } from "./errors.js";
 import { parseConfig, type PipelineConfig } from "./config.js";
 import type { Overrides } from "./overrides.js";
 
-export const DEFAULT_CONFIG = "pipeline.yaml";
+const DEFAULT_CONFIG = "pipeline.yaml";
 
-export interface LoadedConfig {
+interface LoadedConfig {
   config: PipelineConfig;
   /** The file read, or undefined when none was given and ./pipeline.yaml does not exist. */
   path?: string;

@@ -6,6 +6,7 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
 import { DEFAULT_REGISTRY, normalizeRepository, validateRegistry, parseReference } from "./reference.js";
+import type { ImageName } from "./reference.js";
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { applyOverrides, flagFor, type Overrides } from "./overrides.js";
 import { closest } from "./similar.js";
@@ -166,10 +167,7 @@ export function parseConfig(text: string, configName = "pipeline.yaml", override
 }
 
 /** The image name from config; a missing repository is an error, never a fallback. */
-export function requireImage(
-  cfg: PipelineConfig,
-  configName = "pipeline.yaml",
-): { registry: string; repository: string } {
+export function requireImage(cfg: PipelineConfig, configName = "pipeline.yaml"): ImageName {
   if (!cfg.image.repository) {
     throw new ConfigError(
       `image/repository: required (set it in ${configName} or pass --repository / --image REGISTRY/REPO) — e.g. daemin-kim/hamalog-backend; there is no default`,

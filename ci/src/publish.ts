@@ -3,7 +3,7 @@
 // what the engine reports back. Nothing here talks to an engine, a clock or a random source.
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { ConfigError, PipelineError } from "./errors.js";
-import { formatReference, validateDigest } from "./reference.js";
+import { formatReference, validateDigest, type ImageName } from "./reference.js";
 import { normalizeSha, tagsFor } from "./tags.js";
 
 /**
@@ -12,19 +12,17 @@ import { normalizeSha, tagsFor } from "./tags.js";
  */
 export const BUILD_CONTEXT_IGNORE = ["**/node_modules", "**/.git", "**/.gradle", "**/.idea", ".dagger"];
 
-export const LABEL_REVISION = "org.opencontainers.image.revision";
-export const LABEL_SOURCE = "org.opencontainers.image.source";
-export const LABEL_CREATED = "org.opencontainers.image.created";
+const LABEL_REVISION = "org.opencontainers.image.revision";
+const LABEL_SOURCE = "org.opencontainers.image.source";
+const LABEL_CREATED = "org.opencontainers.image.created";
 
 /** A name/value pair, the shape of the engine's `BuildArg` and of a label. */
-export interface NameValue {
+interface NameValue {
   name: string;
   value: string;
 }
 
-export interface PublishTarget {
-  registry: string;
-  repository: string;
+interface PublishTarget extends ImageName {
   sha: string;
   branch: string;
   defaultBranch?: string;
@@ -41,7 +39,7 @@ export function publishReferences(target: PublishTarget): string[] {
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 
-export interface LabelInput {
+interface LabelInput {
   sha: string;
   /** Repository URL (config `image.source`); the label is omitted when unknown. */
   source?: string;

@@ -4,14 +4,19 @@
 import { ConfigError } from "./errors.js";
 import { OCI_TAG } from "./tags.js";
 
-export const DOCKER_HUB = "docker.io";
+const DOCKER_HUB = "docker.io";
 export const DEFAULT_REGISTRY = "ghcr.io";
 
-export interface ImageReference {
+/** An image's name, without tag or digest: what config `image:` and `--image` give. */
+export interface ImageName {
   /** Registry host with optional port, e.g. `ghcr.io`, `127.0.0.1:5001`, `docker.io`. */
   registry: string;
   /** Repository path inside the registry, e.g. `daemin-kim/hamalog-backend`, `library/alpine`. */
   repository: string;
+}
+
+/** An image name with a tag and/or digest: one exact image. */
+interface ImageReference extends ImageName {
   tag?: string;
   /** `algorithm:hex`, e.g. `sha256:…`. */
   digest?: string;
@@ -111,11 +116,6 @@ export function formatReference(ref: ImageReference): string {
   if (ref.tag) s += `:${ref.tag}`;
   if (ref.digest) s += `@${ref.digest}`;
   return s;
-}
-
-/** `registry/repository` without tag or digest. */
-export function imageName(ref: Pick<ImageReference, "registry" | "repository">): string {
-  return `${ref.registry}/${ref.repository}`;
 }
 
 /** Loopback registries are spoken to over plain HTTP, like Docker's default insecure-registry rule. */

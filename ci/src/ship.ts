@@ -3,7 +3,7 @@
 // recorders), so the order, the fail-fast rule and the digest hand-over are plain code with plain tests.
 import { renderCompose, type ComposeSource } from "./compose.js";
 import { ConfigError, PipelineError } from "./errors.js";
-import { formatReference } from "./reference.js";
+import { formatReference, type ImageName } from "./reference.js";
 import { shaTag } from "./tags.js";
 import type { Published } from "./publish.js";
 
@@ -119,12 +119,7 @@ export function checkDeployed(runningDigest: string, verified: Verified): void {
  * Render the production compose file with a placeholder digest, so a template that lacks the app service (or
  * does not parse) fails before anything is built or pushed rather than after the push.
  */
-export function precheckCompose(
-  compose: ComposeSource,
-  service: string,
-  image: { registry: string; repository: string },
-  sha: string,
-): void {
+export function precheckCompose(compose: ComposeSource, service: string, image: ImageName, sha: string): void {
   renderCompose({
     ...compose,
     service,

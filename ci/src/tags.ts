@@ -8,7 +8,7 @@ export const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const FULL_SHA = /^[0-9a-f]{40}$/;
 const HEX = /^[0-9a-f]+$/;
 
-export interface TagInput {
+interface TagInput {
   /** The commit sha: the full 40 hex characters (any case). */
   sha: string;
   /** The branch being built, e.g. `main` or `refs/heads/main`. */
@@ -18,7 +18,7 @@ export interface TagInput {
 }
 
 /** A tag that looks like a commit but was made by another convention; see `explainShaLike`. */
-export interface ShaLikeForm {
+interface ShaLikeForm {
   kind: "branch-prefixed" | "sha-prefixed" | "short" | "case";
   /** The hex part, lowercased. */
   hex: string;

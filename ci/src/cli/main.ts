@@ -1,7 +1,7 @@
 // The CLI door: `hamalog COMMAND [flags]`, commands named like the Dagger functions (kebab-case).
 // Exit codes: 0 success, 1 operation failed, 2 usage or config error.
 import { parseArgs } from "node:util";
-import { ConfigError, exitCodeOf } from "../errors.js";
+import { exitCodeOf } from "../errors.js";
 import type { Command, Io } from "./command.js";
 
 /** Lazily loaded commands: only the one asked for is imported. */
@@ -28,11 +28,6 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   },
 };
 
-/** The command names, for tests and help. */
-export function commandNames(): string[] {
-  return Object.keys(COMMANDS);
-}
-
 function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return [
@@ -47,7 +42,7 @@ function mainHelp(): string {
   ].join("\n");
 }
 
-export function commandHelp(cmd: Command): string {
+function commandHelp(cmd: Command): string {
   const lines = [`usage: hamalog ${cmd.name} ${cmd.usage}`, "", cmd.summary, "", "flags:"];
   const entries = Object.entries(cmd.options).map(([name, o]) => {
     const value = o.type === "string" ? ` ${o.valueName ?? name.toUpperCase().replace(/-/g, "_")}` : "";

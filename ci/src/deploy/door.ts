@@ -6,6 +6,7 @@ import { performance } from "node:perf_hooks";
 import type { ComposeSource } from "../compose.js";
 import { requireDeploy, requireImage, type DeployConfig, type PipelineConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
+import type { ImageName } from "../reference.js";
 import { verifyManifest } from "../registry/verify.js";
 import { checkPrivateKey, connectSsh } from "../ssh.js";
 import { keySecrets, type Output } from "./report.js";
@@ -14,7 +15,7 @@ import type { DeployEnv, DeployInput } from "./run.js";
 /** What deploy, rollback and status need from the config, validated (every missing field named at once). */
 export interface RemoteTarget {
   configName: string;
-  image: { registry: string; repository: string };
+  image: ImageName;
   deploy: DeployConfig;
   username?: string;
 }

@@ -2,15 +2,15 @@
 // → digest), and the host's platform present in the image (verify checks it). A missing tag or an auth problem stops here, before
 // anything on the host changes. `latest` is used only when deploy/fallback says so, and then loudly.
 import { PipelineError } from "../errors.js";
-import { formatReference } from "../reference.js";
+import { formatReference, type ImageName } from "../reference.js";
 import { LATEST, shaTag } from "../tags.js";
 import { cmd, hostPlatform, lastStep } from "./commands.js";
 import type { Remote } from "./remote.js";
 import type { Reporter } from "./report.js";
 
-import type { RegistryCredentials, VerifyRequest, VerifyResult } from "../registry/verify.js";
+import type { Credentials } from "../registry/auth.js";
+import type { VerifyRequest, VerifyResult } from "../registry/verify.js";
 
-export type { RegistryCredentials, VerifyRequest, VerifyResult };
 /** verifyManifest from registry/verify.ts, injected by the doors (so the core runs with any client). */
 export type VerifyFn = (req: VerifyRequest) => Promise<VerifyResult>;
 
@@ -27,11 +27,9 @@ export interface Target {
   fallback: boolean;
 }
 
-export interface PreflightInput {
-  registry: string;
-  repository: string;
+export interface PreflightInput extends ImageName {
   sha: string;
-  credentials?: RegistryCredentials;
+  credentials?: Credentials;
   /** deploy/platform; when unset, the host's from `docker info`. */
   platform?: string;
   fallback: "none" | "latest";

@@ -5,7 +5,8 @@
 import { renderCompose, type ComposeSource } from "../compose.js";
 import type { DeployConfig } from "../config.js";
 import { ConfigError, PipelineError } from "../errors.js";
-import { parseReference, validateDigest } from "../reference.js";
+import { parseReference, validateDigest, type ImageName } from "../reference.js";
+import type { Credentials } from "../registry/auth.js";
 import { normalizeSha } from "../tags.js";
 import {
   cmd,
@@ -31,16 +32,16 @@ import {
   type Release,
 } from "./history.js";
 import { acquireLock, releaseLock } from "./lock.js";
-import { preflight, probeHost, type RegistryCredentials, type Target, type VerifyFn } from "./preflight.js";
+import { preflight, probeHost, type Target, type VerifyFn } from "./preflight.js";
 import type { Remote } from "./remote.js";
 import { redactError, Reporter, seconds, type Clock, type Output } from "./report.js";
 
 export interface DeployInput {
-  image: { registry: string; repository: string };
+  image: ImageName;
   deploy: DeployConfig;
   compose: ComposeSource;
   /** Registry login for the host (and preflight); omit for public images. */
-  credentials?: RegistryCredentials;
+  credentials?: Credentials;
   /** Who deploys, for the lock and history (e.g. `alice@laptop pid 4242`). */
   holder: string;
   lockWaitSeconds?: number;

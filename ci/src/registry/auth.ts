@@ -79,7 +79,7 @@ export function tokenUrl(challenge: Challenge, scope: string | undefined): URL {
   return url;
 }
 
-export interface TokenResponse {
+interface TokenResponse {
   token: string;
   /** Seconds; the token spec says 60 when absent. */
   expiresIn: number;
@@ -98,6 +98,12 @@ export function parseTokenResponse(json: unknown): TokenResponse {
   return { token, expiresIn, ...(Number.isFinite(issued) ? { issuedAt: issued } : {}) };
 }
 
+/** A registry login. The password (or token) never goes in argv, logs or errors. */
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
 /** `Basic base64(user:password)`. */
 export function basicAuthorization(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`, "utf8").toString("base64")}`;
@@ -107,7 +113,7 @@ export function basicAuthorization(username: string, password: string): string {
  * Who is asking, as a cache key part: the username and a hash of the password, so a changed password never
  * reuses a token fetched with the old one, and the key itself holds no secret.
  */
-export function principalKey(credentials: { username: string; password: string } | undefined): string {
+export function principalKey(credentials: Credentials | undefined): string {
   if (!credentials) return "anonymous";
   const h = createHash("sha256").update(`${credentials.username}\0${credentials.password}`).digest("hex").slice(0, 16);
   return `${credentials.username}#${h}`;

@@ -2,7 +2,7 @@
 // manifest media types), blobs, tags/list with `n` + `Link` pagination; auth as docker does it (challenge →
 // Basic or Bearer token, tokens cached per scope); HTTPS except loopback registries (plain HTTP, like Docker).
 // Reuse one RegistryClient across calls: with a warm token a verification is a single request.
-import { isLoopbackRegistry } from "../reference.js";
+import { isLoopbackRegistry, type ImageName } from "../reference.js";
 import {
   TokenCache,
   basicAuthorization,
@@ -12,24 +12,15 @@ import {
   pullScope,
   tokenUrl,
   type Challenge,
+  type Credentials,
 } from "./auth.js";
 import { NetworkFailure, nextLink, readBody, retryAfterMs, send, type Call, type Transport } from "./http.js";
 import { MANIFEST_ACCEPT } from "./manifest.js";
 
-export interface Credentials {
-  username: string;
-  password: string;
-}
-
-export interface Target {
-  registry: string;
-  repository: string;
-}
-
 /** What the failing request presented: nothing, an anonymous token, Basic credentials, or a token got with them. */
-export type Presented = "none" | "anonymous-token" | "basic" | "token";
+type Presented = "none" | "anonymous-token" | "basic" | "token";
 
-export interface RegistryErrorEntry {
+interface RegistryErrorEntry {
   code: string;
   message: string;
   detail?: unknown;
@@ -39,7 +30,7 @@ export interface RegistryErrorEntry {
 export class RegistryHttpError extends Error {
   constructor(
     /** What was asked for. `token` means the token service refused. */
-    readonly what: "ping" | "manifest" | "blob" | "tags" | "token",
+    readonly what: "manifest" | "blob" | "tags" | "token",
     readonly host: string,
     readonly status: number,
     readonly errors: RegistryErrorEntry[],
@@ -57,7 +48,7 @@ export class RegistryHttpError extends Error {
   }
 }
 
-export interface RegistryClientOptions {
+interface RegistryClientOptions {
   fetch?: typeof fetch;
   /** Clock and sleep are injectable so tests of timing need not wait. */
   now?: () => number;
@@ -70,7 +61,7 @@ export interface RegistryClientOptions {
   maxWaitMs?: number;
 }
 
-export interface ManifestAnswer {
+interface ManifestAnswer {
   body: Buffer;
   contentType: string | null;
   /** `Docker-Content-Digest`, when the registry sent it. */
@@ -124,27 +115,9 @@ export class RegistryClient {
     return { deadline: this.t.now() + timeoutMs, requests: 0 };
   }
 
-  /** Forget cached tokens and schemes (e.g. to measure a cold verification). */
-  reset(): void {
-    for (const k of [...this.schemes.keys()]) this.schemes.delete(k);
-    this.tokens = new TokenCache();
-  }
-
-  /** `GET /v2/`: is this a registry, and do these credentials get in? Resolves with the API version header. */
-  async ping(
-    registry: string,
-    credentials?: Credentials,
-    call = this.newCall(),
-  ): Promise<{ apiVersion: string | null }> {
-    const { res, presented, host } = await this.request("GET", registry, "/v2/", undefined, credentials, call, {});
-    const body = await readBody(res, host);
-    if (!res.ok) throw this.httpError("ping", host, res, body, presented);
-    return { apiVersion: res.headers.get("docker-distribution-api-version") };
-  }
-
   /** `GET /v2/<name>/manifests/<reference>` accepting OCI index/manifest and Docker list/manifest v2. */
   async getManifest(
-    target: Target,
+    target: ImageName,
     reference: string,
     credentials?: Credentials,
     call = this.newCall(),
@@ -170,32 +143,8 @@ export class RegistryClient {
     };
   }
 
-  /** `HEAD /v2/<name>/manifests/<reference>`: digest and media type without the body. */
-  async headManifest(
-    target: Target,
-    reference: string,
-    credentials?: Credentials,
-    call = this.newCall(),
-  ): Promise<{ digestHeader: string | null; contentType: string | null }> {
-    const path = `/v2/${target.repository}/manifests/${encodeURIComponent(reference).replace(/%3A/g, ":")}`;
-    const { res, presented, host } = await this.request(
-      "HEAD",
-      target.registry,
-      path,
-      pullScope(target.repository),
-      credentials,
-      call,
-      {
-        accept: MANIFEST_ACCEPT,
-      },
-    );
-    await res.body?.cancel().catch(() => undefined);
-    if (!res.ok) throw this.httpError("manifest", host, res, Buffer.alloc(0), presented);
-    return { digestHeader: res.headers.get("docker-content-digest"), contentType: res.headers.get("content-type") };
-  }
-
   /** `GET /v2/<name>/blobs/<digest>`, following a redirect to storage without the registry's Authorization. */
-  async getBlob(target: Target, digest: string, credentials?: Credentials, call = this.newCall()): Promise<Buffer> {
+  async getBlob(target: ImageName, digest: string, credentials?: Credentials, call = this.newCall()): Promise<Buffer> {
     const { res, presented, host } = await this.request(
       "GET",
       target.registry,
@@ -215,7 +164,7 @@ export class RegistryClient {
    * Registries that ignore `n` (distribution 2.8 does) simply answer everything on the first page.
    */
   async listTags(
-    target: Target,
+    target: ImageName,
     credentials?: Credentials,
     call = this.newCall(),
     opts: { pageSize?: number; maxTags?: number } = {},

@@ -2,10 +2,11 @@
 // registry answered, what most likely caused it, and the next step. Pure: facts in, Diagnosis out. The seed's
 // `manifest unknown` becomes e.g. "tag 453a…  not found; found main-453a… (branch-prefixed, from
 // docker/metadata-action) — push with this module's `tag`".
+import type { ImageName } from "../reference.js";
 import { editDistance } from "../similar.js";
 import { explainShaLike } from "../tags.js";
 
-export type DiagnosisKind =
+type DiagnosisKind =
   | "network"
   | "unauthorized"
   | "anonymous-unauthorized"
@@ -17,7 +18,7 @@ export type DiagnosisKind =
   | "server"
   | "digest-mismatch";
 
-export interface NearMiss {
+interface NearMiss {
   tag: string;
   why: string;
 }
@@ -42,9 +43,7 @@ export interface Diagnosis {
   host?: string;
 }
 
-export interface Subject {
-  registry: string;
-  repository: string;
+export interface Subject extends ImageName {
   reference: string;
   /** Username when credentials were given (never the password). */
   username?: string;
@@ -53,7 +52,7 @@ export interface Subject {
 
 /** HTTP facts of a failed request (a RegistryHttpError, as plain data). */
 export interface HttpFacts {
-  what: "ping" | "manifest" | "blob" | "tags" | "token";
+  what: "manifest" | "blob" | "tags" | "token";
   host: string;
   status: number;
   errors: { code: string; message: string }[];
@@ -91,7 +90,7 @@ function codesText(f: HttpFacts): string {
 const isGhcr = (registry: string) => registry === "ghcr.io";
 
 /** Hints about the repository name itself: the seed's `ghcr.io/hamalog`, a missing owner. */
-export function nameHints(s: Subject): string[] {
+function nameHints(s: Subject): string[] {
   const hints: string[] = [];
   if (!s.repository.includes("/")) {
     hints.push(

@@ -22,7 +22,7 @@ export interface Transport {
   maxWaitMs: number;
 }
 
-export type NetworkReason = "refused" | "dns" | "tls" | "timeout" | "reset" | "other";
+type NetworkReason = "refused" | "dns" | "tls" | "timeout" | "reset" | "other";
 
 /** A request that got no HTTP answer. Carries no URL query and no header: nothing secret. */
 export class NetworkFailure extends Error {

@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 export const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
 export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -28,18 +28,18 @@ export function mediaTypeOf(contentType: string | null, body: unknown): string {
   return Array.isArray((body as { manifests?: unknown })?.manifests) ? OCI_INDEX : header || OCI_MANIFEST;
 }
 
-export interface PlatformSpec {
+interface PlatformSpec {
   os: string;
   architecture: string;
   variant?: string;
 }
 
 /** `os/arch[/variant]`. */
-export function formatPlatform(p: PlatformSpec): string {
+function formatPlatform(p: PlatformSpec): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }
 
-export function parsePlatform(s: string): PlatformSpec {
+function parsePlatform(s: string): PlatformSpec {
   const [os = "", architecture = "", variant] = s.trim().toLowerCase().split("/");
   return { os, architecture, ...(variant ? { variant } : {}) };
 }

@@ -4,10 +4,16 @@
 // must be checked on a single-platform image. Failures throw RegistryError carrying a structured Diagnosis.
 import { PLATFORM, PLATFORM_HINT } from "../platform.js";
 import { ConfigError, PipelineError } from "../errors.js";
-import { formatReference, normalizeRepository, validateDigest, validateRegistry } from "../reference.js";
+import {
+  formatReference,
+  normalizeRepository,
+  validateDigest,
+  validateRegistry,
+  type ImageName,
+} from "../reference.js";
 import { OCI_TAG, normalizeSha, shaTag } from "../tags.js";
-import { basicAuthorization } from "./auth.js";
-import { RegistryClient, RegistryHttpError, type Target } from "./client.js";
+import { basicAuthorization, type Credentials } from "./auth.js";
+import { RegistryClient, RegistryHttpError } from "./client.js";
 import {
   digestMismatchDiagnosis,
   httpDiagnosis,
@@ -30,21 +36,11 @@ import {
 } from "./manifest.js";
 
 export { RegistryClient } from "./client.js";
-export type { Diagnosis, DiagnosisKind, NearMiss } from "./diagnose.js";
 
-export interface RegistryCredentials {
-  username: string;
-  password: string;
-}
-
-export interface VerifyRequest {
-  /** e.g. `ghcr.io` or `127.0.0.1:5001`. */
-  registry: string;
-  /** e.g. `daemin-kim/hamalog-backend`. */
-  repository: string;
+export interface VerifyRequest extends ImageName {
   /** A tag (`<sha>` or `latest`) or a digest `sha256:…`. */
   reference: string;
-  credentials?: RegistryCredentials;
+  credentials?: Credentials;
   /** e.g. `linux/amd64`: fail if the image does not provide it. */
   platform?: string;
   /** The commit sha the caller wanted, for near-miss diagnosis. */
@@ -70,7 +66,7 @@ export class RegistryError extends PipelineError {
   }
 }
 
-export const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
 
 /**
  * What to verify, from a tag or a commit sha (exactly one): a sha gives the tag the tag definition gives it
@@ -154,7 +150,7 @@ function facts(e: RegistryHttpError) {
 async function diagnose(
   e: unknown,
   s: Subject,
-  target: Target,
+  target: ImageName,
   req: VerifyRequest,
   client: RegistryClient,
   call: Call,
@@ -186,7 +182,7 @@ export async function verifyManifest(
   const req = checkRequest(request);
   const client = opts.client ?? new RegistryClient();
   const call = client.newCall(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  const target: Target = { registry: req.registry, repository: req.repository };
+  const target: ImageName = { registry: req.registry, repository: req.repository };
   const subject: Subject = {
     registry: req.registry,
     repository: req.repository,
