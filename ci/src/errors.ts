@@ -1,5 +1,5 @@
-// Error kinds shared by both doors. The CLI maps them to exit codes (2 = usage/config, 1 = operation failed);
-// the Dagger door lets them propagate so `dagger call` shows the same message.
+// Error kinds shared by both doors. The CLI maps them to exit codes (2 = usage/config, 1 = operation failed,
+// 70 = internal error); the Dagger door lets them propagate so `dagger call` shows the same message.
 
 /** Bad input: a flag, an argument or a config field. Nothing has been touched yet. Exit code 2. */
 export class ConfigError extends Error {
@@ -23,7 +23,25 @@ export class PipelineError extends Error {
   }
 }
 
+const ISSUES = "https://github.com/daemin-kim/hamalog-backend/issues";
+
+/**
+ * A state the code itself rules out was reached: a bug here, not the user's input nor the registry or host. The
+ * message says so, because the user's next step is a bug report, not a retry. Exit code 70 (EX_SOFTWARE), so CI
+ * can tell it from a failed operation (1) or bad input (2).
+ */
+export class InternalError extends Error {
+  readonly exitCode = 70;
+  constructor(what: string) {
+    super(
+      `internal error: ${what}. This is an internal unexpected error, not a problem with your input; ` +
+        `please open an issue at ${ISSUES} with this output.`,
+    );
+    this.name = "InternalError";
+  }
+}
+
 export function exitCodeOf(err: unknown): number {
-  if (err instanceof ConfigError || err instanceof PipelineError) return err.exitCode;
+  if (err instanceof ConfigError || err instanceof PipelineError || err instanceof InternalError) return err.exitCode;
   return 1;
 }

@@ -2,7 +2,7 @@
 // tag definition), which OCI labels the image carries, what stays out of the build context, and the checks on
 // what the engine reports back. Nothing here talks to an engine, a clock or a random source.
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
-import { ConfigError, PipelineError } from "./errors.js";
+import { ConfigError, InternalError, PipelineError } from "./errors.js";
 import { formatReference, validateDigest, type ImageName } from "./reference.js";
 import { normalizeSha, tagsFor } from "./tags.js";
 
@@ -120,7 +120,7 @@ export interface Published {
  * and the same digest for all of them (the tags must name one image, or `latest` and `<sha>` disagree).
  */
 export function checkPublished(asked: readonly string[], returned: readonly string[]): Published {
-  if (asked.length === 0) throw new Error("internal: nothing to publish");
+  if (asked.length === 0) throw new InternalError("checkPublished was given no reference to publish");
   if (returned.length !== asked.length) {
     throw new PipelineError(
       `push: asked to publish ${asked.length} references, the engine answered ${returned.length}`,

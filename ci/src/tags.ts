@@ -1,6 +1,6 @@
 // THE tag definition. No other code in this project builds tag strings: every push, verification and deploy
 // asks this file. The seed's incident (`manifest unknown`) came from two places defining tags differently.
-import { ConfigError } from "./errors.js";
+import { ConfigError, InternalError } from "./errors.js";
 
 /** OCI distribution tag grammar. */
 export const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -118,7 +118,7 @@ export function tagsFor(input: TagInput): string[] {
   if (branch === defaultBranch) tags.push("latest");
   for (const t of tags) {
     // Cannot fail with the rules above; kept as the guard that any future rule must also pass.
-    if (!OCI_TAG.test(t)) throw new Error(`internal: tag ${t} violates the OCI tag grammar`);
+    if (!OCI_TAG.test(t)) throw new InternalError(`tag ${t} violates the OCI tag grammar`);
   }
   return tags;
 }

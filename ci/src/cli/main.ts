@@ -1,11 +1,13 @@
 // The CLI door: `hamalog COMMAND [flags]`, commands named like the Dagger functions (kebab-case).
-// Exit codes: 0 success, 1 operation failed, 2 usage or config error.
+// Exit codes: 0 success, 1 operation failed, 2 usage or config error, 70 internal error (a bug: report it).
 import { parseArgs } from "node:util";
-import { exitCodeOf } from "../errors.js";
+import { InternalError, exitCodeOf } from "../errors.js";
 import type { Command, Io } from "./command.js";
 
+type CommandTable = Record<string, { summary: string; load: () => Promise<Command> }>;
+
 /** Lazily loaded commands: only the one asked for is imported. */
-const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+const COMMANDS: CommandTable = {
   tag: {
     summary: "print the image tags for a commit (one per line)",
     load: async () => (await import("./tag.js")).command,
@@ -28,17 +30,18 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   },
 };
 
-function mainHelp(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+function mainHelp(commands: CommandTable): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
   return [
     "usage: hamalog COMMAND [flags]",
     "",
     "Build, tag, verify and deploy Hamalog's image; the same functions as the Dagger module (`dagger call`).",
     "",
     "commands:",
-    ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`),
+    ...Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`),
     "",
-    "Run `hamalog COMMAND --help` for a command's flags. Exit codes: 0 ok, 1 failed, 2 usage or config error.",
+    "Run `hamalog COMMAND --help` for a command's flags.",
+    "Exit codes: 0 ok, 1 failed, 2 usage or config error, 70 internal error (a bug: please report it).",
   ].join("\n");
 }
 
@@ -54,15 +57,16 @@ function commandHelp(cmd: Command): string {
   return lines.join("\n");
 }
 
-export async function main(argv: string[], io: Io): Promise<number> {
+/** Run one command line; `commands` is the table above except in tests of this dispatcher. */
+export async function main(argv: string[], io: Io, commands: CommandTable = COMMANDS): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    (name === undefined ? io.err : io.out)(mainHelp());
+    (name === undefined ? io.err : io.out)(mainHelp(commands));
     return name === undefined ? 2 : 0;
   }
-  const entry = COMMANDS[name];
+  const entry = commands[name];
   if (!entry) {
-    io.err(`hamalog: unknown command \`${name}\`\n\n${mainHelp()}`);
+    io.err(`hamalog: unknown command \`${name}\`\n\n${mainHelp(commands)}`);
     return 2;
   }
   const cmd = await entry.load();
@@ -91,6 +95,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
   } catch (e) {
     io.err(`hamalog ${name}: ${e instanceof Error ? e.message : String(e)}`);
     if (io.env.HAMALOG_DEBUG && e instanceof Error) io.err(e.stack ?? "");
+    // Where an internal error was thrown is what its bug report needs, so the frames are printed unasked.
+    else if (e instanceof InternalError)
+      io.err(
+        (e.stack ?? "")
+          .split("\n")
+          .filter((l) => /^\s+at /.test(l))
+          .join("\n"),
+      );
     return exitCodeOf(e);
   }
 }
