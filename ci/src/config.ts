@@ -5,8 +5,7 @@
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
-import { DEFAULT_REGISTRY, normalizeRepository, validateRegistry, parseReference } from "./reference.js";
-import type { ImageName } from "./reference.js";
+import { DEFAULT_REGISTRY, normalizeRepository, validateRegistry, type ImageName } from "./reference.js";
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { applyOverrides, flagFor, type Overrides } from "./overrides.js";
 import { closest } from "./similar.js";

@@ -14,52 +14,117 @@ export interface Field {
   /** CLI flag without `--`; absent for fields only pipeline.yaml can hold. */
   flag?: string;
   kind: Kind;
+  /** One line: the CLI's --help text and the start of the docs' meaning. */
   help: string;
+  /** More for docs/config.md only. */
+  doc?: string;
+  /** What holds when the field is unset and the schema has no default. */
+  unset?: string;
 }
 
+const REQUIRED_TO_DEPLOY = "required to deploy";
+
 export const FIELDS: readonly Field[] = [
-  { path: "image/registry", flag: "registry", kind: "string", help: "registry host, e.g. ghcr.io" },
+  {
+    path: "image/registry",
+    flag: "registry",
+    kind: "string",
+    help: "registry host, e.g. ghcr.io",
+    doc: "loopback registries (`127.0.0.1:5001`) use plain HTTP, like Docker",
+  },
   {
     path: "image/repository",
     flag: "repository",
     kind: "string",
     help: "repository path, e.g. daemin-kim/hamalog-backend",
+    doc: "lowercased (GHCR rejects uppercase, `GITHUB_REPOSITORY` may have it)",
+    unset: "**required**, no default",
   },
-  { path: "image/username", flag: "username", kind: "string", help: "registry username" },
-  { path: "image/source", flag: "source", kind: "string", help: "repository URL for the image source label" },
+  {
+    path: "image/username",
+    flag: "username",
+    kind: "string",
+    help: "registry username",
+    doc: "GHCR accepts any name with a token; the password/token never lives in the config",
+  },
+  {
+    path: "image/source",
+    flag: "source",
+    kind: "string",
+    help: "repository URL for the image source label",
+    doc: "the label is `org.opencontainers.image.source`",
+  },
   { path: "defaultBranch", flag: "default-branch", kind: "string", help: "branch that also gets `latest`" },
   { path: "build/context", flag: "context", kind: "string", help: "build context directory" },
   { path: "build/dockerfile", flag: "dockerfile", kind: "string", help: "Dockerfile path in the context" },
   { path: "build/buildArgs", flag: "build-arg", kind: "map", help: "KEY=VALUE build argument" },
-  { path: "build/platforms", flag: "platforms", kind: "list", help: "comma-separated build platforms" },
-  { path: "deploy/host", flag: "host", kind: "string", help: "deploy host" },
+  {
+    path: "build/platforms",
+    flag: "platforms",
+    kind: "list",
+    help: "comma-separated build platforms",
+    doc: "built and published as one index; empty: the engine's platform",
+  },
+  { path: "deploy/host", flag: "host", kind: "string", help: "deploy host", unset: REQUIRED_TO_DEPLOY },
   { path: "deploy/port", flag: "port", kind: "int", help: "SSH port" },
-  { path: "deploy/user", flag: "user", kind: "string", help: "SSH user" },
-  { path: "deploy/hostKey", flag: "host-key", kind: "string", help: "pinned SHA256 host key fingerprint" },
-  { path: "deploy/directory", flag: "directory", kind: "string", help: "deploy directory on the host" },
+  { path: "deploy/user", flag: "user", kind: "string", help: "SSH user", unset: REQUIRED_TO_DEPLOY },
+  {
+    path: "deploy/hostKey",
+    flag: "host-key",
+    kind: "string",
+    help: "pinned SHA256 host key fingerprint",
+    doc: "`SHA256:…` as `ssh-keygen -lf` prints it; unset, the first connection prints it and warns",
+  },
+  {
+    path: "deploy/directory",
+    flag: "directory",
+    kind: "string",
+    help: "deploy directory on the host",
+    doc: "absolute; holds compose.yaml, history.jsonl and the lock",
+    unset: REQUIRED_TO_DEPLOY,
+  },
   {
     path: "deploy/composeFile",
     flag: "compose-file",
     kind: "string",
     help: "compose template, relative to the config",
+    doc: "the Dagger door reads it relative to `--source`'s root",
+    unset: "this or `deploy/services` to deploy",
   },
   { path: "deploy/services", kind: "file", help: "or: the compose `services:` mapping inline" },
-  { path: "deploy/project", flag: "project", kind: "string", help: "compose project name" },
-  { path: "deploy/service", flag: "service", kind: "string", help: "the app's compose service" },
-  { path: "deploy/platform", flag: "platform", kind: "string", help: "the host's platform, e.g. linux/amd64" },
-  { path: "deploy/health/url", flag: "health-url", kind: "string", help: "HTTP health URL, checked on the host" },
+  { path: "deploy/project", flag: "project", kind: "string", help: "compose project name", unset: "directory name" },
+  {
+    path: "deploy/service",
+    flag: "service",
+    kind: "string",
+    help: "the app's compose service",
+    doc: "its `image:` is pinned to the verified digest",
+    unset: REQUIRED_TO_DEPLOY,
+  },
+  {
+    path: "deploy/platform",
+    flag: "platform",
+    kind: "string",
+    help: "the host's platform, e.g. linux/amd64",
+    doc: "the image must provide it",
+    unset: "the host's (`docker info`)",
+  },
+  {
+    path: "deploy/health/url",
+    flag: "health-url",
+    kind: "string",
+    help: "HTTP health URL, checked on the host",
+    doc: "`http://` as seen from the host, fetched through the SSH connection (so `https://` is refused)",
+    unset: "compose's healthcheck alone gates `up --wait`",
+  },
   {
     path: "deploy/health/timeout",
     flag: "health-timeout",
     kind: "int",
     help: "seconds the health URL may take to pass",
+    doc: "a minute of JVM start-up is normal",
   },
-  {
-    path: "deploy/health/interval",
-    flag: "health-interval",
-    kind: "number",
-    help: "seconds between health probes",
-  },
+  { path: "deploy/health/interval", flag: "health-interval", kind: "number", help: "seconds between health probes" },
   {
     path: "deploy/health/expectStatus",
     flag: "health-status",
@@ -72,8 +137,15 @@ export const FIELDS: readonly Field[] = [
     flag: "fallback",
     kind: "string",
     help: "none|latest: deploy `latest` when the sha tag is missing",
+    doc: "resolved to a digest, loudly, and recorded as a fallback; `ship` never falls back",
   },
-  { path: "deploy/keepImages", flag: "keep-images", kind: "int", help: "deployed digests to keep on the host" },
+  {
+    path: "deploy/keepImages",
+    flag: "keep-images",
+    kind: "int",
+    help: "deployed digests to keep on the host",
+    doc: "older images of this repository are pruned; the running one never",
+  },
 ];
 
 /** `image` = REGISTRY/REPOSITORY: a shorthand override that sets image/registry and image/repository. */
