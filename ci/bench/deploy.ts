@@ -1,6 +1,6 @@
 // Benchmark of `hamalog deploy` against the bare peer `ssh host 'docker compose pull && docker compose up -d
 // --wait'`, on a real registry, sshd, dockerd and compose v2, all on 127.0.0.1. Not a test: it prints numbers
-// for the README.
+// for docs/benchmarks.md.
 //   (a) wall time of an image change, image NOT on the host (removed before every run of both sides)
 //   (b) the same with the digest already on the host (hamalog skips `pull`; the peer's pull only checks)
 //   (c) failed HTTP requests from a steady request loop (one every 20 ms) on the app's port during each deploy

@@ -1,5 +1,5 @@
 // Benchmark of verify-manifest against a local token-auth registry (real distribution 2.8 + the test token
-// service on 127.0.0.1). Not a test: it prints numbers for the README.
+// service on 127.0.0.1). Not a test: it prints the figures in docs/benchmarks.md.
 //   (a) HTTP requests per verification, cold (new client) and warm (token cached)
 //   (b) in-process latency of a warm verification vs one raw HEAD of the same manifest with the same token
 //   (c) whole-process wall time: `hamalog verify-manifest` vs `skopeo inspect --raw` vs `docker manifest inspect`

@@ -1,4 +1,4 @@
-// verify-manifest accepts the config flags the README lists (--registry, --repository) and applies them.
+// verify-manifest accepts the config flags docs/config.md lists (--registry, --repository) and applies them.
 import { describe, expect, it } from "vitest";
 import { hamalog } from "../helpers/cli.js";
 
