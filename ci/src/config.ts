@@ -125,6 +125,13 @@ function knownKeys(path: string[]): string[] {
   return Object.keys(shapeAt(path) ?? {});
 }
 
+/** The schema's default for a field path (undefined when it has none): CLI help and docs show it. */
+export function defaultAt(path: string): unknown {
+  let v: unknown = ConfigSchema.parse({});
+  for (const p of path.split("/")) v = (v as Record<string, unknown> | undefined)?.[p];
+  return v;
+}
+
 /** Every field path the schema knows (its leaves): overrides.ts's FIELDS must list exactly these. */
 export function schemaPaths(prefix: string[] = []): string[] {
   return Object.keys(shapeAt(prefix) ?? {}).flatMap((k) =>

@@ -29,7 +29,7 @@ export const FIELDS: readonly Field[] = [
     path: "image/registry",
     flag: "registry",
     kind: "string",
-    help: "registry host, e.g. ghcr.io",
+    help: "registry host",
     doc: "loopback registries (`127.0.0.1:5001`) use plain HTTP, like Docker",
   },
   {

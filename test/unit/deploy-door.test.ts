@@ -80,6 +80,10 @@ describe("hamalog deploy / rollback / status (CLI usage errors)", () => {
     ]) {
       expect(r.stdout).toContain(f);
     }
+    // One flag per config field, with the schema's default where it has one.
+    expect(r.stdout).toMatch(/^ {2}--port PORT +SSH port \(default 22\)$/m);
+    expect(r.stdout).toMatch(/^ {2}--health-url HEALTH_URL +HTTP health URL, checked on the host$/m);
+    expect(r.stdout).toMatch(/^ {2}--build-arg BUILD_ARG \(repeatable\) +KEY=VALUE build argument$/m);
   });
 
   it("exit 2 without an SSH key, naming both ways to give one", async () => {
