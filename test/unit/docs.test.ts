@@ -9,6 +9,17 @@ import { ROOT } from "../helpers/cli.js";
 
 const docs = readdirSync(join(ROOT, "docs")).map((f) => join(ROOT, "docs", f));
 
+/** GitHub's anchors for a markdown file's headings (lowercase, punctuation dropped, spaces to hyphens). */
+function headingSlugs(markdown: string): string[] {
+  const body = markdown.replace(/^```[\s\S]*?^```/gm, "");
+  return [...body.matchAll(/^#{1,6} (.+)$/gm)].map((m) =>
+    m[1]!
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N} _-]/gu, "")
+      .replace(/ /g, "-"),
+  );
+}
+
 describe("docs", () => {
   it("docs/config.md's field table is current (run `npm run docs` to regenerate it)", async () => {
     const committed = readFileSync(CONFIG_DOC, "utf8");
@@ -20,10 +31,15 @@ describe("docs", () => {
     expect(statSync(join(ROOT, "README.md")).size).toBeLessThanOrEqual(8192);
   });
 
-  it.each([join(ROOT, "README.md"), ...docs])("every relative link in %s resolves", (file) => {
+  it.each([join(ROOT, "README.md"), ...docs])("every relative link in %s resolves, anchors included", (file) => {
     const text = readFileSync(file, "utf8");
-    const targets = [...text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)].map((m) => m[1]!);
-    const broken = targets.filter((t) => !/^[a-z]+:/.test(t) && !existsSync(resolve(dirname(file), t)));
+    const links = [...text.matchAll(/\]\(([^)#\s]*)(?:#([^)\s]*))?\)/g)].map((m) => ({ path: m[1]!, anchor: m[2] }));
+    const broken = links.filter(({ path, anchor }) => {
+      if (/^[a-z]+:/.test(path)) return false;
+      const target = path ? resolve(dirname(file), path) : file;
+      if (!existsSync(target)) return true;
+      return anchor !== undefined && !headingSlugs(readFileSync(target, "utf8")).includes(anchor);
+    });
     expect(broken).toEqual([]);
   });
 });
