@@ -31,8 +31,9 @@ import { composeTemplate, pipelineYaml } from "../../test/integration/helpers/st
 import { remoteDoor } from "../src/cli/deploy-env.js";
 import { deploy as deployCore } from "../src/deploy/run.js";
 import type { Remote } from "../src/deploy/remote.js";
-import { connectSsh } from "../src/ssh.js";
+import { connectSsh } from "../src/deploy/ssh.js";
 import { median, timedSpawn } from "./timing.js";
+import { parseSha, type Sha } from "../src/tags.js";
 
 const runsArg = process.argv.indexOf("--runs");
 const N = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 5;
@@ -45,7 +46,7 @@ const REQUEST_MAX_MS = 120_000;
 const REQUEST_TIMEOUT_MS = 1_000;
 
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const fakeSha = (v: string) => createHash("sha1").update(`${ID} ${v}`).digest("hex");
+const fakeSha = (v: string) => parseSha(createHash("sha1").update(`${ID} ${v}`).digest("hex"));
 
 interface Side {
   name: "hamalog" | "peer";
@@ -54,7 +55,7 @@ interface Side {
   dir: string;
   project: string;
   /** X and Y: the two images this side switches between. */
-  images: Record<"X" | "Y", { sha: string; ref: string; digest: string }>;
+  images: Record<"X" | "Y", { sha: Sha; ref: string; digest: string }>;
 }
 
 interface Loop {
@@ -129,11 +130,7 @@ function removeImage(name: string, digest: string): void {
 }
 
 /** Deploy in-process through the CLI's door, counting what crosses the one SSH connection. */
-async function countSessions(
-  config: string,
-  keyFile: string,
-  sha: string,
-): Promise<{ execs: number; tunnels: number }> {
+async function countSessions(config: string, keyFile: string, sha: Sha): Promise<{ execs: number; tunnels: number }> {
   const io = { out: () => undefined, err: () => undefined, env: process.env };
   const { input, env } = remoteDoor({ config, "ssh-key-file": keyFile }, io);
   const counts = { execs: 0, tunnels: 0 };

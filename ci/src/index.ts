@@ -6,8 +6,8 @@
  * this class is a thin door onto them (the `hamalog` CLI is the other door).
  */
 import { object, func, argument, dag, Container, Directory, File, Secret, type Platform } from "@dagger.io/dagger";
-import { shaTag, tagsFor } from "./tags.js";
-import { parseConfig, requireDeploy, requireImage, type PipelineConfig } from "./config.js";
+import { parseSha, shaTag, tagsFor, type Sha } from "./tags.js";
+import { parseConfig, requireImage, type PipelineConfig } from "./config.js";
 import { mergeOverrides, parseSetPairs, type Overrides } from "./overrides.js";
 import {
   BUILD_CONTEXT_IGNORE,
@@ -22,7 +22,7 @@ import {
 } from "./publish.js";
 import { deploy as deployRelease, rollback as rollbackRelease } from "./deploy/run.js";
 import { status as deployStatus } from "./deploy/status.js";
-import { composeSourceOf, liveEnv, openDoor, remoteTarget } from "./deploy/door.js";
+import { openDoor, remoteTarget } from "./deploy/door.js";
 import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
 import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "./ship.js";
 
@@ -46,7 +46,7 @@ export class Hamalog {
    */
   @func()
   tag(sha: string, branch: string, defaultBranch = "main"): string[] {
-    return tagsFor({ sha, branch, defaultBranch });
+    return tagsFor({ sha: parseSha(sha), branch, defaultBranch });
   }
 
   /**
@@ -76,12 +76,13 @@ export class Hamalog {
     created?: string,
     set: string[] = [],
   ): Promise<Container> {
+    const commit = parseSha(sha);
     const cfg = await this.settings(
       config,
       { "build/dockerfile": dockerfile, "build/buildArgs": buildArgs, "image/source": imageSource },
       set,
     );
-    return this.image(source, cfg, sha, platform, created);
+    return this.image(source, cfg, commit, platform, created);
   }
 
   /**
@@ -125,6 +126,7 @@ export class Hamalog {
     created?: string,
     set: string[] = [],
   ): Promise<string[]> {
+    const commit = parseSha(sha);
     checkContainerWithPlatforms(container !== undefined, platforms);
     const cfg = await this.settings(
       config,
@@ -140,8 +142,8 @@ export class Hamalog {
       },
       set,
     );
-    const images = container ? { containers: [container], index: false } : this.images(source, cfg, sha, created);
-    return (await this.publish(images, cfg, sha, branch, registryToken)).published;
+    const images = container ? { containers: [container], index: false } : this.images(source, cfg, commit, created);
+    return (await this.publish(images, cfg, commit, branch, registryToken)).published;
   }
 
   /**
@@ -196,7 +198,9 @@ export class Hamalog {
     hostKey?: string,
     set: string[] = [],
   ): Promise<string> {
-    // Every config error surfaces here, before anything is built.
+    // Every config, key and template error surfaces here, before anything is built: ship opens the deploy through
+    // the same door as `deploy`, and renders the compose file with a placeholder digest.
+    const commit = parseSha(sha);
     const cfg = await this.settings(
       config,
       {
@@ -215,52 +219,39 @@ export class Hamalog {
       },
       set,
     );
-    const image = requireImage(cfg);
-    const target = requireDeploy(cfg);
+    const door = await this.openRemote(cfg, source, sshKey, registryToken);
+    const { image, deploy: target } = door.input;
+    precheckCompose(door.input.compose, target.service, image, commit);
     const username = registryUser(cfg.image.username);
-    const compose = await composeSourceOf(target, (p) => source.file(p).contents());
-    precheckCompose(compose, target.service, image, sha);
-    const log: string[] = [];
-    const say = (line: string) => {
-      log.push(line);
-      console.error(line);
-    };
+    const say = door.say;
     const result = await runShip(
       {
         build: async () => {
-          const images = this.images(source, cfg, sha, created);
+          const images = this.images(source, cfg, commit, created);
           for (const c of images.containers) await c.sync();
           return images;
         },
-        push: (images) => this.publish(images, cfg, sha, branch, registryToken),
+        push: (images) => this.publish(images, cfg, commit, branch, registryToken),
         verify: async () => {
           const v = await verifyRegistry({
             registry: image.registry,
             repository: image.repository,
-            reference: shaTag(sha),
-            wantedSha: sha,
+            reference: shaTag(commit),
+            wantedSha: commit,
             credentials: { username, password: await registryToken.plaintext() },
             ...(target.platform ? { platform: target.platform } : {}),
           });
           return { reference: v.reference, digest: v.digest };
         },
         deploy: async (verified) => {
-          const password = await registryToken.plaintext();
-          const env = liveEnv(
-            target,
-            { sshKey: await sshKey.plaintext(), registryToken: password },
-            { out: say, warn: say },
-          );
           const outcome = await deployRelease(
             {
-              image,
+              ...door.input,
               deploy: shipDeployConfig(target),
-              sha,
-              credentials: { username, password },
-              compose,
-              holder: `dagger ship ${shaTag(sha).slice(0, 12)} (${branch})`,
+              sha: commit,
+              holder: `dagger ship ${commit.slice(0, 12)} (${branch})`,
             },
-            { ...env, verify: pinVerify(env.verify, verified.digest) },
+            { ...door.env, verify: pinVerify(door.env.verify, verified.digest) },
           );
           checkDeployed(outcome.running.digest, verified);
           return outcome;
@@ -272,7 +263,7 @@ export class Hamalog {
       ...result.published.map((r) => `published ${r}`),
       `verified  ${result.verified.reference}`,
       `deployed  ${result.deployed.running.image} on ${target.user}@${target.host}`,
-      ...log,
+      ...door.log,
     ].join("\n");
   }
 
@@ -318,6 +309,7 @@ export class Hamalog {
     breakLock = false,
     set: string[] = [],
   ): Promise<string> {
+    const commit = parseSha(sha);
     const door = await this.remoteDoor(
       source,
       config,
@@ -336,11 +328,11 @@ export class Hamalog {
     await deployRelease(
       {
         ...door.input,
-        sha,
+        sha: commit,
         dryRun,
         lockWaitSeconds: lockWait,
         breakLock,
-        holder: `dagger deploy ${shaTag(sha).slice(0, 12)}`,
+        holder: `dagger deploy ${commit.slice(0, 12)}`,
       },
       door.env,
     );
@@ -430,7 +422,7 @@ export class Hamalog {
     return door.log.join("\n");
   }
 
-  /** Read the config, compose template and Secrets for deploy/rollback/status and open the door (deploy/door.ts); output is streamed and collected. */
+  /** Read the config for deploy/rollback/status and open the door onto the deploy core (openRemote). */
   private async remoteDoor(
     source: Directory,
     config: File,
@@ -439,7 +431,15 @@ export class Hamalog {
     sshKey: Secret,
     registryToken?: Secret,
   ) {
-    const target = remoteTarget(await this.settings(config, overrides, set));
+    return this.openRemote(await this.settings(config, overrides, set), source, sshKey, registryToken);
+  }
+
+  /**
+   * The one way into the deploy core (deploy, rollback, status, ship): read the compose template and Secrets and
+   * open the door (deploy/door.ts), which checks the config, the key and the login; output is streamed and collected.
+   */
+  private async openRemote(cfg: PipelineConfig, source: Directory, sshKey: Secret, registryToken?: Secret) {
+    const target = remoteTarget(cfg);
     const template = target.deploy.composeFile ? await source.file(target.deploy.composeFile).contents() : "";
     const log: string[] = [];
     const say = (line: string) => (log.push(line), console.error(line));
@@ -455,7 +455,7 @@ export class Hamalog {
       { ...reads, ...(registryToken ? { registryToken: await registryToken.plaintext() } : {}) },
       { out: say, warn: say },
     );
-    return { ...door, log };
+    return { ...door, log, say };
   }
 
   /**
@@ -519,7 +519,7 @@ export class Hamalog {
   }
 
   /** One labelled, lazy image build. */
-  private image(source: Directory, cfg: PipelineConfig, sha: string, platform?: string, created?: string): Container {
+  private image(source: Directory, cfg: PipelineConfig, sha: Sha, platform?: string, created?: string): Container {
     let c = source.dockerBuild({
       dockerfile: cfg.build.dockerfile,
       buildArgs: buildArgList(cfg.build.buildArgs),
@@ -530,7 +530,7 @@ export class Hamalog {
   }
 
   /** The builds to publish: one per configured platform (published as one index), or one for the engine's. */
-  private images(source: Directory, cfg: PipelineConfig, sha: string, created?: string): Images {
+  private images(source: Directory, cfg: PipelineConfig, sha: Sha, created?: string): Images {
     const platforms = publishPlatforms(cfg.build.platforms);
     if (platforms.length === 0) return { containers: [this.image(source, cfg, sha, undefined, created)], index: false };
     return { containers: platforms.map((p) => this.image(source, cfg, sha, p, created)), index: true };
@@ -540,7 +540,7 @@ export class Hamalog {
   private async publish(
     images: Images,
     cfg: PipelineConfig,
-    sha: string,
+    sha: Sha,
     branch: string,
     token: Secret,
   ): Promise<Published> {

@@ -4,7 +4,7 @@
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { ConfigError, InternalError, PipelineError } from "./errors.js";
 import { formatReference, validateDigest, type ImageName } from "./reference.js";
-import { normalizeSha, tagsFor } from "./tags.js";
+import { tagsFor, type Sha } from "./tags.js";
 
 /**
  * Kept out of the build context (`@argument({ ignore })` on `source`): dependency trees, VCS data and tool caches
@@ -23,7 +23,7 @@ interface NameValue {
 }
 
 interface PublishTarget extends ImageName {
-  sha: string;
+  sha: Sha;
   branch: string;
   defaultBranch?: string;
 }
@@ -40,7 +40,7 @@ export function publishReferences(target: PublishTarget): string[] {
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 
 interface LabelInput {
-  sha: string;
+  sha: Sha;
   /** Repository URL (config `image.source`); the label is omitted when unknown. */
   source?: string;
   /** RFC 3339 creation time, given by the caller (never read from a clock here: it would break caching). */
@@ -49,7 +49,7 @@ interface LabelInput {
 
 /** The OCI labels `build` puts on the image, in a fixed order. */
 export function imageLabels(input: LabelInput): NameValue[] {
-  const labels: NameValue[] = [{ name: LABEL_REVISION, value: normalizeSha(input.sha) }];
+  const labels: NameValue[] = [{ name: LABEL_REVISION, value: input.sha }];
   const source = input.source?.trim();
   if (source) {
     if (!/^https?:\/\/[^\s"'`]+$/.test(source)) {

@@ -4,7 +4,7 @@
 import { renderCompose, type ComposeSource } from "./compose.js";
 import { ConfigError, PipelineError } from "./errors.js";
 import { formatReference, type ImageName } from "./reference.js";
-import { shaTag } from "./tags.js";
+import { shaTag, type Sha } from "./tags.js";
 import type { Published } from "./publish.js";
 
 export const SHIP_PHASES = ["build", "push", "verify-manifest", "deploy"] as const;
@@ -119,7 +119,7 @@ export function checkDeployed(runningDigest: string, verified: Verified): void {
  * Render the production compose file with a placeholder digest, so a template that lacks the app service (or
  * does not parse) fails before anything is built or pushed rather than after the push.
  */
-export function precheckCompose(compose: ComposeSource, service: string, image: ImageName, sha: string): void {
+export function precheckCompose(compose: ComposeSource, service: string, image: ImageName, sha: Sha): void {
   renderCompose({
     ...compose,
     service,

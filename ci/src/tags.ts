@@ -8,9 +8,12 @@ export const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const FULL_SHA = /^[0-9a-f]{40}$/;
 const HEX = /^[0-9a-f]+$/;
 
+/** A commit sha as 40 lowercase hex characters. Made only by `parseSha`, once at each door; the core takes it as is. */
+export type Sha = string & { readonly __brand: "Sha" };
+
 interface TagInput {
-  /** The commit sha: the full 40 hex characters (any case). */
-  sha: string;
+  /** The commit sha, parsed at the door. */
+  sha: Sha;
   /** The branch being built, e.g. `main` or `refs/heads/main`. */
   branch: string;
   /** The repository's default branch; only it gets `latest`. Default `main`. */
@@ -68,8 +71,13 @@ export function explainShaLike(value: string): ShaLikeForm | undefined {
   return undefined;
 }
 
+/** True for a sha as `parseSha` returns it (for data read back, e.g. the host's history). */
+export function isSha(value: unknown): value is Sha {
+  return typeof value === "string" && FULL_SHA.test(value);
+}
+
 /** Validate and normalise a commit sha to 40 lowercase hex characters, or explain what is wrong with it. */
-export function normalizeSha(sha: string, flag = "--sha"): string {
+export function parseSha(sha: string | undefined, flag = "--sha"): Sha {
   const v = (sha ?? "").trim();
   if (v === "") {
     throw new ConfigError(
@@ -77,7 +85,7 @@ export function normalizeSha(sha: string, flag = "--sha"): string {
     );
   }
   const lower = v.toLowerCase();
-  if (FULL_SHA.test(lower)) return lower;
+  if (FULL_SHA.test(lower)) return lower as Sha;
   const like = explainShaLike(v);
   if (like && like.kind !== "case") {
     const hint = like.kind === "short" ? "" : ` (prefix \`${like.prefix}-\`)`;
@@ -111,7 +119,7 @@ export function normalizeBranch(branch: string, flag = "--branch"): string {
  * This is the whole tag policy.
  */
 export function tagsFor(input: TagInput): string[] {
-  const sha = normalizeSha(input.sha);
+  const sha: string = input.sha;
   const branch = normalizeBranch(input.branch);
   const defaultBranch = normalizeBranch(input.defaultBranch ?? "main", "--default-branch");
   const tags = [sha];
@@ -124,8 +132,8 @@ export function tagsFor(input: TagInput): string[] {
 }
 
 /** The tag deploys use for a commit (the sha tag; `latest` is only ever a fallback, resolved to a digest). */
-export function shaTag(sha: string): string {
-  return normalizeSha(sha);
+export function shaTag(sha: Sha): string {
+  return sha;
 }
 
 /** The moving tag given to default-branch builds. Exposed so fallback code does not spell it itself. */

@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { tagsFor } from "../../ci/src/tags.js";
+import { parseSha, tagsFor } from "../../ci/src/tags.js";
 import { ROOT } from "../helpers/cli.js";
 
 function onPath(cmd: string): string | undefined {
@@ -40,7 +40,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
-const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 
 describe("the module under a real Dagger engine", () => {
   it.skipIf(!hasDagger)(

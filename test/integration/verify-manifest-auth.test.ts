@@ -10,8 +10,9 @@ import { hamalog } from "../helpers/cli.js";
 import { buildAppImage, docker } from "./helpers/images.js";
 import { loginAndPushAsync, startRegistry, type Registry } from "./helpers/registry.js";
 import { startTokenServer, type TokenServer } from "./helpers/token-server.js";
+import { parseSha } from "../../ci/src/tags.js";
 
-const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 const LOCAL = "hamalog-verify-auth-test/app:1";
 const USER = "hamalog-ci";
 // Distinctive so a leak anywhere is unmistakable.

@@ -13,8 +13,9 @@ import { hamalog } from "../helpers/cli.js";
 import { buildAppImage, docker, pushImage } from "./helpers/images.js";
 import { getManifestRaw, putManifest, startRegistry, type Registry } from "./helpers/registry.js";
 import { startRegistryProxy } from "./helpers/registry-proxy.js";
+import { parseSha } from "../../ci/src/tags.js";
 
-const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
 const OCI_INDEX = "application/vnd.oci.image.index.v1+json";

@@ -9,12 +9,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { dag, type Container, type DirectoryID, type FileID, type SecretID } from "@dagger.io/dagger";
 import { Hamalog } from "../../ci/src/index.js";
 import { publishReferences } from "../../ci/src/publish.js";
-import { tagsFor } from "../../ci/src/tags.js";
+import { parseSha, tagsFor } from "../../ci/src/tags.js";
 import { ROOT } from "../helpers/cli.js";
 import { DaggerStandIn } from "../helpers/dagger-stand-in.js";
 import { freePort } from "../integration/helpers/ports.js";
 
-const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 const TOKEN_PLAINTEXT = "ghp_contractTestTokenValue0123456789";
 const SSH_KEY_PLAINTEXT = "-----BEGIN OPENSSH PRIVATE KEY-----contract-test-key-----END OPENSSH PRIVATE KEY-----";
 const IMAGE = "ghcr.io/daemin-kim/hamalog-backend";
@@ -244,7 +244,26 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
 });
 
 describe("ship through the Dagger door (phases named, fail fast)", () => {
-  const sshKey = () => dag.loadSecretFromID("secret-ssh-key" as SecretID);
+  const sshKey = () => dag.loadSecretFromID("secret-real-ssh-key" as SecretID);
+  /** What ship reads before the build: it opens the deploy's door first (the key is checked, the login named). */
+  const DOOR_READS = ["secret-real-ssh-key", "secret-registry-token"];
+
+  it("an SSH key Secret that is no key stops ship before the build: nothing built or published", async () => {
+    const notAKey = () => dag.loadSecretFromID("secret-ssh-key" as SecretID);
+    await expect(
+      inSession((m) => m.ship(SHA, "main", token(), notAKey(), source(), file("file-pipeline"), "bot")),
+    ).rejects.toThrow(/^--ssh-key: not a usable SSH private key/);
+    expect(standIn.publishes).toEqual([]);
+    expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
+  });
+
+  it("a registry token without image/username stops ship before the build", async () => {
+    await expect(
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"))),
+    ).rejects.toThrow("image/username: required with --registry-token");
+    expect(standIn.publishes).toEqual([]);
+    expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
+  });
 
   it("a compose template without the app service stops ship before the build: nothing built or published", async () => {
     const bad = () => dag.loadDirectoryFromID("dir-bad-template" as DirectoryID);
@@ -252,11 +271,11 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
       inSession((m) => m.ship(SHA, "main", token(), sshKey(), bad(), file("file-pipeline"), "bot")),
     ).rejects.toThrow(/hamalog-app/);
     expect(standIn.publishes).toEqual([]);
-    expect(standIn.plaintextReads).toEqual([]);
+    expect(standIn.plaintextReads).toEqual(DOOR_READS);
     expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
   });
 
-  it("a failing build stops ship in phase `build`: nothing is published, no secret is read", async () => {
+  it("a failing build stops ship in phase `build`: nothing is published, no secret is read after the door", async () => {
     await expect(
       inSession((m) =>
         m.ship(
@@ -277,7 +296,7 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
       /ship failed in phase `build`: .*did not complete successfully[\s\S]*not run: push, verify-manifest, deploy/,
     );
     expect(standIn.publishes).toEqual([]);
-    expect(standIn.plaintextReads).toEqual([]);
+    expect(standIn.plaintextReads).toEqual(DOOR_READS);
     expect(standIn.queries.filter((q) => /\bsync\b/.test(q))).toHaveLength(1); // pipeline.yaml: one platform
   });
 
@@ -296,10 +315,8 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
       `127.0.0.1:${closed}/daemin-kim/hamalog-backend:${SHA}`,
       `127.0.0.1:${closed}/daemin-kim/hamalog-backend:latest`,
     ]);
-    // The token was read to ask the registry (plaintext travels in the engine's answer, never in a query) ...
-    expect(standIn.plaintextReads).toEqual(["secret-registry-token"]);
-    // ... and the SSH key was never needed.
-    expect(standIn.plaintextReads).not.toContain("secret-ssh-key");
+    // The token was read again to ask the registry (plaintext travels in the engine's answer, never in a query).
+    expect(standIn.plaintextReads).toEqual([...DOOR_READS, "secret-registry-token"]);
     expect(err?.message).not.toContain(TOKEN_PLAINTEXT);
   });
 

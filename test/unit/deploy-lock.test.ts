@@ -10,7 +10,7 @@ import { cmd, layout } from "../../ci/src/deploy/commands.js";
 import { acquireLock, releaseLock, type LockHolder } from "../../ci/src/deploy/lock.js";
 import type { Remote } from "../../ci/src/deploy/remote.js";
 import type { Clock } from "../../ci/src/deploy/report.js";
-import { shellCommand } from "../../ci/src/shell.js";
+import { shellCommand } from "../../ci/src/deploy/shell.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-lock-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -11,10 +11,11 @@ import {
   type HistoryEntry,
 } from "../../ci/src/deploy/history.js";
 import { redact } from "../../ci/src/deploy/report.js";
+import { parseSha } from "../../ci/src/tags.js";
 
 const L = layout("/opt/hamalog/");
 const d = (c: string) => `sha256:${c.repeat(64)}`;
-const sha = (c: string) => c.repeat(40);
+const sha = (c: string) => parseSha(c.repeat(40));
 
 function entry(s: string, digest: string, result: HistoryEntry["result"], running: string | null): HistoryEntry {
   const rel = (x: string) => ({ sha: sha(x), digest: d(x), image: `r/x:${sha(x)}@${d(x)}` });

@@ -12,6 +12,7 @@ import type { Remote } from "../../ci/src/deploy/remote.js";
 import { deploy, rollback, type DeployEnv, type DeployInput } from "../../ci/src/deploy/run.js";
 import { status } from "../../ci/src/deploy/status.js";
 import { PipelineError } from "../../ci/src/errors.js";
+import { parseSha } from "../../ci/src/tags.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-redact-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -19,7 +20,7 @@ execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(tmp, "ke
 const KEY = readFileSync(join(tmp, "key"), "utf8");
 const KEY_LINE = KEY.split("\n")[2]!;
 const TOKEN = "tok-redact-7Qz!secret";
-const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 
 const deployConfig = requireDeploy(
   parseConfig(

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cmd, IMAGE_PRESENT, lastStep, layout } from "../../ci/src/deploy/commands.js";
-import { shellCommand } from "../../ci/src/shell.js";
+import { shellCommand } from "../../ci/src/deploy/shell.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-scripts-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -78,7 +78,6 @@ describe("checkRequest", () => {
     [{ reference: "-bad" }, /not a valid tag/],
     [{ reference: "sha256:abc" }, /not a digest/],
     [{ platform: "amd64" }, /must look like OS\/ARCH/],
-    [{ wantedSha: "453a654" }, /wantedSha: `453a654` is not a full commit sha/],
     [{ credentials: { username: "ci", password: "" } }, /both a username and a password/],
     [{ registry: "not a host" }, /registry: .* is not a registry host/],
   ])("rejects %j", (patch, message) => {

@@ -10,6 +10,7 @@ import {
   shipDeployConfig,
   type ShipSteps,
 } from "../../ci/src/ship.js";
+import { parseSha } from "../../ci/src/tags.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
 const D2 = `sha256:${"2".repeat(64)}`;
@@ -136,7 +137,7 @@ describe("ship's deploy guards", () => {
 
 describe("precheckCompose: a bad template fails before build, not after push", () => {
   const image = { registry: "ghcr.io", repository: "daemin-kim/hamalog-backend" };
-  const sha = "453a6545b97fe240727c378291230abeb793d851";
+  const sha = parseSha("453a6545b97fe240727c378291230abeb793d851");
   it("passes a template that has the app service", () => {
     expect(() =>
       precheckCompose({ template: "services:\n  hamalog-app:\n    image: x\n" }, "hamalog-app", image, sha),

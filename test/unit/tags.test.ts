@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../ci/src/errors.js";
-import { OCI_TAG, explainShaLike, normalizeSha, tagsFor } from "../../ci/src/tags.js";
+import { OCI_TAG, explainShaLike, parseSha, tagsFor } from "../../ci/src/tags.js";
 
-const SHA = "453a6545b97fe240727c378291230abeb793d851";
+const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 
 describe("tagsFor: the one tag definition", () => {
   it.each([
@@ -17,8 +17,8 @@ describe("tagsFor: the one tag definition", () => {
     for (const t of tags) expect(t).toMatch(OCI_TAG);
   });
 
-  it("normalises uppercase hex to lowercase", () => {
-    expect(tagsFor({ sha: SHA.toUpperCase(), branch: "x" })).toEqual([SHA]);
+  it("parseSha normalises uppercase hex to lowercase", () => {
+    expect(tagsFor({ sha: parseSha(SHA.toUpperCase()), branch: "x" })).toEqual([SHA]);
   });
 
   it.each([
@@ -29,10 +29,10 @@ describe("tagsFor: the one tag definition", () => {
     { sha: "not-a-sha!", says: [/is not a commit sha/] },
     { sha: `${SHA}00`, says: [/42 hex characters/] },
     { sha: "zz3a6545b97fe240727c378291230abeb793d851", says: [/is not a commit sha/] },
-  ])("rejects $sha with an explanation", ({ sha, says }) => {
+  ])("parseSha rejects $sha with an explanation", ({ sha, says }) => {
     let err: unknown;
     try {
-      tagsFor({ sha, branch: "main" });
+      parseSha(sha);
     } catch (e) {
       err = e;
     }
@@ -60,7 +60,7 @@ describe("explainShaLike", () => {
   it.each([SHA, "latest", "v1.2.3"])("%s is not a foreign sha form", (t) => {
     expect(explainShaLike(t)).toBeUndefined();
   });
-  it("normalizeSha names the flag it was given", () => {
-    expect(() => normalizeSha("abc", "sha")).toThrow(/^sha: /);
+  it("parseSha names the flag it was given", () => {
+    expect(() => parseSha("abc", "sha")).toThrow(/^sha: /);
   });
 });

@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { loadConfig } from "../config-file.js";
 import { ConfigError } from "../errors.js";
 import { openDoor, remoteTarget } from "../deploy/door.js";
-import type { DeployEnv, DeployInput } from "../deploy/run.js";
+import type { DeployEnv, DeployInput } from "../deploy/session.js";
 import type { Io, OptionSpec } from "./command.js";
 import { CONFIG_OPTIONS, overridesFrom } from "./options.js";
 import { readSecretFlag, secretFlags } from "./secret.js";

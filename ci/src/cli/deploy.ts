@@ -1,5 +1,6 @@
 // `hamalog deploy`: the digest-pinned, health-gated compose deploy over SSH (ci/src/deploy/run.ts).
 import { deploy } from "../deploy/run.js";
+import { parseSha } from "../tags.js";
 import type { Command } from "./command.js";
 import { interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
 
@@ -18,7 +19,7 @@ export const command: Command = {
     return interruptible(async (signal) => {
       const { input, env } = remoteDoor(values, io, signal);
       await deploy(
-        { ...input, sha: (values.sha as string | undefined) ?? "", ...(values["dry-run"] ? { dryRun: true } : {}) },
+        { ...input, sha: parseSha(values.sha as string | undefined), ...(values["dry-run"] ? { dryRun: true } : {}) },
         env,
       );
       return 0;

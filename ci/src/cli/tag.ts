@@ -1,6 +1,6 @@
 // `hamalog tag`: the tag definition on the command line.
 import { loadConfig } from "../config-file.js";
-import { tagsFor } from "../tags.js";
+import { parseSha, tagsFor } from "../tags.js";
 import type { Command } from "./command.js";
 
 export const command: Command = {
@@ -21,7 +21,7 @@ export const command: Command = {
       defaultBranch: values["default-branch"] as string | undefined,
     });
     const tags = tagsFor({
-      sha: (values.sha as string | undefined) ?? "",
+      sha: parseSha(values.sha as string | undefined),
       branch: (values.branch as string | undefined) ?? "",
       defaultBranch: config.defaultBranch,
     });

@@ -52,6 +52,17 @@ export function projectName(dir: string, project?: string): string {
   return base || "hamalog";
 }
 
+/** The lock scripts' exit codes (cmd.lockAcquire, lockBreak, lockRelease); lock.ts reads them by these names. */
+export const LOCK_EXIT = {
+  ok: 0,
+  /** The lock is held by someone else (their holder.json printed). */
+  held: 3,
+  /** The lock is not there: it could not be made, or was already gone. */
+  absent: 4,
+  /** holder.json could not be written (the half-made lock was removed). */
+  holderUnwritable: 5,
+} as const;
+
 /** How an attempt's id appears in holder.json (JSON.stringify of LockHolder, no spaces). */
 export const lockIdField = (id: string) => `"id":${JSON.stringify(id)}`;
 
@@ -109,8 +120,9 @@ export const cmd = {
   lockAcquire: (l: Layout) => [
     "sh",
     "-c",
-    'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; exit 3; fi; exit 4; fi; ' +
-      'if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit 5; fi; ' +
+    'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; ' +
+      `exit ${LOCK_EXIT.held}; fi; exit ${LOCK_EXIT.absent}; fi; ` +
+      `if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit ${LOCK_EXIT.holderUnwritable}; fi; ` +
       'if test -e "$3"; then echo compose-present; else echo compose-absent; fi; cat -- "$4" 2>/dev/null; exit 0',
     "hamalog-lock",
     l.dir,
@@ -122,7 +134,7 @@ export const cmd = {
   lockBreak: (l: Layout) => [
     "sh",
     "-c",
-    'test -e "$1" || exit 4; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"',
+    `test -e "$1" || exit ${LOCK_EXIT.absent}; cat -- "$1/holder.json" 2>/dev/null; rm -rf -- "$1"`,
     "hamalog-break-lock",
     l.lock,
   ],
@@ -135,7 +147,7 @@ export const cmd = {
     "sh",
     "-c",
     'if [ -n "$4" ]; then env DOCKER_CONFIG="$3" docker logout "$4" >/dev/null 2>&1; fi; ' +
-      'test -d "$1" || exit 4; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || { cat -- "$1/holder.json" 2>/dev/null; exit 3; }; rm -rf -- "$1"',
+      `test -d "$1" || exit ${LOCK_EXIT.absent}; grep -qF -- "$2" "$1/holder.json" 2>/dev/null || { cat -- "$1/holder.json" 2>/dev/null; exit ${LOCK_EXIT.held}; }; rm -rf -- "$1"`,
     "hamalog-unlock",
     l.lock,
     lockIdField(id),

@@ -8,9 +8,9 @@ import { requireDeploy, requireImage, type DeployConfig, type PipelineConfig } f
 import { ConfigError } from "../errors.js";
 import type { ImageName } from "../reference.js";
 import { verifyManifest } from "../registry/verify.js";
-import { checkPrivateKey, connectSsh } from "../ssh.js";
+import { checkPrivateKey, connectSsh } from "./ssh.js";
 import { keySecrets, type Output } from "./report.js";
-import type { DeployEnv, DeployInput } from "./run.js";
+import type { DeployEnv, DeployInput } from "./session.js";
 
 /** What deploy, rollback and status need from the config, validated (every missing field named at once). */
 export interface RemoteTarget {
@@ -90,13 +90,4 @@ export function liveEnv(
     secrets: [...keySecrets(secrets.sshKey), ...(secrets.registryToken ? [secrets.registryToken] : [])],
     attemptId: () => randomUUID(),
   };
-}
-
-/** The compose source of a deploy config: the template read through `read` (a path relative to the config), or inline services. */
-export async function composeSourceOf(
-  d: DeployConfig,
-  read: (path: string) => Promise<string>,
-): Promise<ComposeSource> {
-  if (d.composeFile) return { template: await read(d.composeFile), templateName: d.composeFile };
-  return d.services ? { services: d.services } : {};
 }

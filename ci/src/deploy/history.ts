@@ -1,8 +1,11 @@
 // Deploy history on the host: `history.jsonl` in the deploy directory, one JSON line per attempt that got
 // the lock. `running` says what runs after the attempt, so status and rollback read the truth from one place.
+import { isSha, type Sha } from "../tags.js";
+import type { Release } from "./release.js";
 
-export interface Release {
-  sha: string;
+/** What runs on the host, as history records it. */
+export interface Running {
+  sha: Sha;
   digest: string;
   /** The pinned reference that ran, `registry/repo:tag@sha256:…`. */
   image: string;
@@ -13,7 +16,7 @@ export interface Release {
 export interface HistoryEntry {
   time: string;
   action: "deploy" | "rollback";
-  sha: string;
+  sha: Sha;
   tags: string[];
   digest: string;
   image: string;
@@ -23,12 +26,47 @@ export interface HistoryEntry {
   fallback: boolean;
   durationMs: number;
   /** What runs after this attempt; null when nothing does (a failed first deploy, a failed rollback). */
-  running: Release | null;
+  running: Running | null;
   holder: string;
   failedPhase?: string;
   error?: string;
   /** The attempt was stopped by SIGINT/SIGTERM (Ctrl-C), not by a failure of its own. */
   interrupted?: boolean;
+}
+
+/** What an attempt was: known once the lock is held. */
+export interface Attempt {
+  action: HistoryEntry["action"];
+  release: Release;
+  /** What ran when the attempt took the lock. */
+  previous: Running | null;
+  holder: string;
+}
+
+/** How it ended. */
+export type Ending = Pick<HistoryEntry, "result" | "running" | "failedPhase" | "error" | "interrupted">;
+
+/** Longest error text kept in a history line (the full text was printed). */
+export const HISTORY_ERROR_MAX = 600;
+
+/** The history line of an attempt: what was asked, what ran before, how it ended; time and duration given. */
+export function historyEntry(a: Attempt, end: Ending, time: Date, durationMs: number): HistoryEntry {
+  const { error, ...rest } = end;
+  return {
+    time: time.toISOString(),
+    action: a.action,
+    sha: a.release.sha,
+    tags: a.release.tags,
+    digest: a.release.digest,
+    image: a.release.image,
+    previousDigest: a.previous?.digest ?? null,
+    previousSha: a.previous?.sha ?? null,
+    fallback: a.release.fallback,
+    durationMs: Math.round(durationMs),
+    holder: a.holder,
+    ...rest,
+    ...(error !== undefined ? { error: error.slice(0, HISTORY_ERROR_MAX) } : {}),
+  };
 }
 
 export function historyLine(entry: HistoryEntry): string {
@@ -42,7 +80,7 @@ export function parseHistory(text: string): HistoryEntry[] {
     if (line.trim() === "") continue;
     try {
       const e = JSON.parse(line) as HistoryEntry;
-      if (e && typeof e === "object" && typeof e.sha === "string" && "running" in e) out.push(e);
+      if (e && typeof e === "object" && isSha(e.sha) && "running" in e) out.push(e);
     } catch {
       // not ours
     }
@@ -51,14 +89,14 @@ export function parseHistory(text: string): HistoryEntry[] {
 }
 
 /** What runs now according to history (the last attempt's `running`). */
-export function currentRelease(entries: readonly HistoryEntry[]): Release | null {
+export function currentRelease(entries: readonly HistoryEntry[]): Running | null {
   return entries.length > 0 ? entries[entries.length - 1]!.running : null;
 }
 
 /** Releases that were deployed successfully, newest first, one per digest. */
-export function successfulReleases(entries: readonly HistoryEntry[]): Release[] {
+export function successfulReleases(entries: readonly HistoryEntry[]): Running[] {
   const seen = new Set<string>();
-  const out: Release[] = [];
+  const out: Running[] = [];
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i]!;
     if (e.result !== "success" || !e.running || seen.has(e.running.digest)) continue;
@@ -73,7 +111,7 @@ export function successfulReleases(entries: readonly HistoryEntry[]): Release[] 
  * successful releases — a sha matches only releases built from it, never a `latest` fallback — else the newest
  * successful release that is not the current one.
  */
-export function rollbackTarget(entries: readonly HistoryEntry[], to?: string): Release | undefined {
+export function rollbackTarget(entries: readonly HistoryEntry[], to?: string): Running | undefined {
   const releases = successfulReleases(entries);
   if (to) {
     const t = to.toLowerCase();
@@ -81,7 +119,7 @@ export function rollbackTarget(entries: readonly HistoryEntry[], to?: string): R
     // A fallback release records the sha that was asked for, but runs `latest`: it is not the image built from
     // that sha, so --to SHA never picks one (its digest still can). Searched per entry, not per digest, so a
     // digest deployed both ways is found by its real sha.
-    const bySha = (r: Release) =>
+    const bySha = (r: Running) =>
       !r.fallback && (r.sha === t || (t.length >= 7 && /^[0-9a-f]+$/.test(t) && r.sha.startsWith(t)));
     for (let i = entries.length - 1; i >= 0; i--) {
       const e = entries[i]!;

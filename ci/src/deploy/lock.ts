@@ -3,7 +3,7 @@
 // --break-lock removes a stale lock explicitly (and says whose it was). Release removes the lock only while its
 // holder.json still carries our id, so a deploy whose lock was broken cannot delete the next holder's lock.
 import { PipelineError } from "../errors.js";
-import { cmd, type Layout } from "./commands.js";
+import { cmd, LOCK_EXIT, type Layout } from "./commands.js";
 import type { Remote } from "./remote.js";
 import type { Clock } from "./report.js";
 
@@ -52,20 +52,20 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
   let note: string | undefined;
   if (opts.breakLock) {
     const b = await remote.run(cmd.lockBreak(l));
-    if (b.code !== 4) note = `broke the lock held by ${describeHolder(b.stdout)}`;
+    if (b.code !== LOCK_EXIT.absent) note = `broke the lock held by ${describeHolder(b.stdout)}`;
   }
   const deadline = clock.monotonic() + (opts.waitSeconds ?? 0) * 1000;
   let waiting = false;
   let retried = false;
   for (;;) {
     const r = await remote.run(cmd.lockAcquire(l), { stdin: `${JSON.stringify(opts.holder)}\n` });
-    if (r.code === 0) {
+    if (r.code === LOCK_EXIT.ok) {
       const nl = r.stdout.indexOf("\n");
       return { note, hadCompose: r.stdout.slice(0, nl) === "compose-present", history: r.stdout.slice(nl + 1) };
     }
-    if (r.code === 5)
+    if (r.code === LOCK_EXIT.holderUnwritable)
       throw new PipelineError(`cannot write ${l.lockHolder} on ${remote.label}: ${r.stderr.trim()}`, "lock");
-    if (r.code === 4) {
+    if (r.code === LOCK_EXIT.absent) {
       // The holder released it between our mkdir and its check: try again at once. Failing twice with no lock
       // there is a real failure (permissions, a read-only filesystem).
       if (!retried) {
@@ -77,7 +77,7 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
         "lock",
       );
     }
-    if (r.code !== 3) {
+    if (r.code !== LOCK_EXIT.held) {
       const detail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
       throw new PipelineError(`creating ${l.dir} failed on ${remote.label} (exit ${r.code}): ${detail}`, "lock");
     }
@@ -110,10 +110,10 @@ export async function releaseLock(
   logoutRegistry?: string,
 ): Promise<string | undefined> {
   const r = await remote.run(cmd.lockRelease(l, id, logoutRegistry));
-  if (r.code === 0) return undefined;
-  if (r.code === 4)
+  if (r.code === LOCK_EXIT.ok) return undefined;
+  if (r.code === LOCK_EXIT.absent)
     return `the lock ${l.lock} on ${remote.label} was already gone (broken with --break-lock while this deploy ran?)`;
-  if (r.code === 3) {
+  if (r.code === LOCK_EXIT.held) {
     return `left the lock ${l.lock} on ${remote.label} alone: it was broken with --break-lock while this deploy ran and is now held by ${describeHolder(r.stdout)}`;
   }
   throw new Error(`exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);

@@ -3,8 +3,9 @@
 // anything on the host changes. `latest` is used only when deploy/fallback says so, and then loudly.
 import { PipelineError } from "../errors.js";
 import { formatReference, type ImageName } from "../reference.js";
-import { LATEST, shaTag } from "../tags.js";
+import { LATEST, shaTag, type Sha } from "../tags.js";
 import { cmd, hostPlatform, lastStep } from "./commands.js";
+import type { Release } from "./release.js";
 import type { Remote } from "./remote.js";
 import type { Reporter } from "./report.js";
 
@@ -14,21 +15,8 @@ import type { VerifyRequest, VerifyResult } from "../registry/verify.js";
 /** verifyManifest from registry/verify.ts, injected by the doors (so the core runs with any client). */
 export type VerifyFn = (req: VerifyRequest) => Promise<VerifyResult>;
 
-/** What a deploy will run. */
-export interface Target {
-  sha: string;
-  /** The tag(s) that named it: the sha tag, or `latest` on fallback. */
-  tags: string[];
-  digest: string;
-  /** `registry/repo` */
-  name: string;
-  /** `registry/repo:tag@sha256:…`, the value pinned in the compose file. */
-  image: string;
-  fallback: boolean;
-}
-
 export interface PreflightInput extends ImageName {
-  sha: string;
+  sha: Sha;
   credentials?: Credentials;
   /** deploy/platform; when unset, the host's from `docker info`. */
   platform?: string;
@@ -69,7 +57,7 @@ export async function probeHost(remote: Remote, wantPlatform: boolean): Promise<
   return { platform: wantPlatform ? hostPlatform(infoLine) : undefined };
 }
 
-export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Target> {
+export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Release> {
   const tag = shaTag(p.sha);
   const name = `${p.registry}/${p.repository}`;
   const host = await probeHost(remote, p.platform === undefined);
@@ -81,7 +69,7 @@ export async function preflight(remote: Remote, p: PreflightInput, verify: Verif
       reference,
       platform,
       ...(p.credentials ? { credentials: p.credentials } : {}),
-      ...(reference === tag ? { wantedSha: tag } : {}),
+      ...(reference === tag ? { wantedSha: p.sha } : {}),
     });
   let result: VerifyResult;
   let usedTag = tag;
@@ -121,7 +109,7 @@ export async function preflight(remote: Remote, p: PreflightInput, verify: Verif
     }
   }
   return {
-    sha: tag,
+    sha: p.sha,
     tags: [usedTag],
     digest: result.digest,
     name,

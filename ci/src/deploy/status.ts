@@ -1,21 +1,21 @@
 // `status`: what runs now on the host — the release history says is running (digest, sha), the container's
 // state and health as Docker sees it, the health URL's answer, and the last history lines. Read-only.
 import { cmd, composeArgs } from "./commands.js";
-import { currentRelease, lastEntries, type HistoryEntry, type Release } from "./history.js";
-import { readHistory, withConnection, type DeployEnv, type DeployInput } from "./run.js";
+import { currentRelease, lastEntries, type HistoryEntry, type Running } from "./history.js";
+import { readHistory, withSession, type DeployEnv, type DeployInput } from "./session.js";
 
 export interface StatusReport {
-  running: Release | null;
+  running: Running | null;
   container: { state: string; health: string; image: string } | null;
   health: string | null;
   history: HistoryEntry[];
 }
 
 export async function status(input: DeployInput & { lines?: number }, env: DeployEnv): Promise<StatusReport> {
-  return withConnection(input, env, async (ctx) => {
-    const { rep, remote, l, project } = ctx;
+  return withSession(input, env, async (s) => {
+    const { rep, remote, l, project } = s;
     const d = input.deploy;
-    const entries = await readHistory(ctx);
+    const entries = await readHistory(s);
     const running = currentRelease(entries);
     let container: StatusReport["container"] = null;
     const ps = await remote.run(cmd.compose(project, l.compose, composeArgs.psJson(d.service)), { timeoutMs: 30_000 });

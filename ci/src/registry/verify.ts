@@ -11,7 +11,7 @@ import {
   validateRegistry,
   type ImageName,
 } from "../reference.js";
-import { OCI_TAG, normalizeSha, shaTag } from "../tags.js";
+import { OCI_TAG, parseSha, shaTag, type Sha } from "../tags.js";
 import { basicAuthorization, type Credentials } from "./auth.js";
 import { RegistryClient, RegistryHttpError } from "./client.js";
 import {
@@ -44,7 +44,7 @@ export interface VerifyRequest extends ImageName {
   /** e.g. `linux/amd64`: fail if the image does not provide it. */
   platform?: string;
   /** The commit sha the caller wanted, for near-miss diagnosis. */
-  wantedSha?: string;
+  wantedSha?: Sha;
 }
 
 export interface VerifyResult {
@@ -76,9 +76,12 @@ export function chooseReference(
   tag: string | undefined,
   sha: string | undefined,
   flags = { tag: "--tag", sha: "--sha" },
-): { reference: string; wantedSha?: string } {
+): { reference: string; wantedSha?: Sha } {
   if (tag !== undefined && sha !== undefined) throw new ConfigError(`${flags.tag} and ${flags.sha}: give only one`);
-  if (sha !== undefined) return { reference: shaTag(sha), wantedSha: normalizeSha(sha, flags.sha) };
+  if (sha !== undefined) {
+    const wantedSha = parseSha(sha, flags.sha);
+    return { reference: shaTag(wantedSha), wantedSha };
+  }
   if (tag === undefined || tag.trim() === "") {
     throw new ConfigError(
       `${flags.tag} or ${flags.sha}: required — the tag (or digest) to verify, or the commit sha whose tag to verify`,
@@ -117,7 +120,7 @@ export function checkRequest(req: VerifyRequest): VerifyRequest {
       ? { credentials: { username: req.credentials.username.trim(), password: req.credentials.password } }
       : {}),
     ...(platform ? { platform } : {}),
-    ...(req.wantedSha ? { wantedSha: normalizeSha(req.wantedSha, "wantedSha") } : {}),
+    ...(req.wantedSha ? { wantedSha: req.wantedSha } : {}),
   };
 }
 

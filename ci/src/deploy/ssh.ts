@@ -5,9 +5,9 @@ import { createHash } from "node:crypto";
 import { request, type ClientRequest } from "node:http";
 import type { Duplex } from "node:stream";
 import ssh2, { type Client, type ClientChannel } from "ssh2";
-import { ConfigError, PipelineError } from "./errors.js";
+import { ConfigError, PipelineError } from "../errors.js";
 import { shellCommand } from "./shell.js";
-import type { ExecResult, HttpResult, Remote, RunOptions } from "./deploy/remote.js";
+import type { ExecResult, HttpResult, Remote, RunOptions } from "./remote.js";
 
 export interface SshTarget {
   host: string;
