@@ -28,18 +28,18 @@ const PATH_COMPONENT = `${ALNUM}(?:${SEPARATOR}${ALNUM})*`;
 const REPOSITORY = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const HOST = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]+)?$`);
-const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
-const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+// Only the digests the OCI spec registers, in lower-case hex: `md5:`/`sha1:`/upper case are refused up front.
+const DIGEST = /^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
 
 function looksLikeRegistry(first: string): boolean {
   return first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("[");
 }
 
-/** Validate a digest (`sha256:` + 64 lowercase hex for sha256). */
+/** Validate a digest: `sha256:` + 64 or `sha512:` + 128 lower-case hex characters. */
 export function validateDigest(digest: string, field = "digest"): string {
-  if (!DIGEST.test(digest) || (digest.startsWith("sha256:") && !SHA256_DIGEST.test(digest))) {
+  if (!DIGEST.test(digest)) {
     throw new ConfigError(
-      `${field}: \`${digest}\` is not a digest (expected sha256: followed by 64 lowercase hex characters)`,
+      `${field}: \`${digest.slice(0, 140)}\` is not a digest (expected sha256: followed by 64 lower-case hex characters, or sha512: and 128)`,
     );
   }
   return digest;

@@ -18,6 +18,10 @@ describe("parseReference", () => {
     ["index.docker.io/library/alpine", { registry: "docker.io", repository: "library/alpine" }],
     [`ghcr.io/a/b:1.0@${DIGEST}`, { registry: "ghcr.io", repository: "a/b", tag: "1.0", digest: DIGEST }],
     [`ghcr.io/a/b@${DIGEST}`, { registry: "ghcr.io", repository: "a/b", digest: DIGEST }],
+    [
+      `ghcr.io/a/b@sha512:${"e".repeat(128)}`,
+      { registry: "ghcr.io", repository: "a/b", digest: `sha512:${"e".repeat(128)}` },
+    ],
     ["[::1]:5000/a/b:x", { registry: "[::1]:5000", repository: "a/b", tag: "x" }],
   ])("%s", (input, want) => {
     expect(parseReference(input)).toEqual(want);
@@ -27,6 +31,10 @@ describe("parseReference", () => {
     ["ghcr.io/Daemin-Kim/Hamalog-Backend", /must be lowercase \(use `daemin-kim\/hamalog-backend`\)/],
     ["ghcr.io/a/b:-bad", /not a valid tag/],
     ["ghcr.io/a/b@sha256:abc", /not a digest/],
+    [`ghcr.io/a/b@md5:${"a".repeat(32)}`, /not a digest/],
+    [`ghcr.io/a/b@sha1:${"a".repeat(40)}`, /not a digest/],
+    [`ghcr.io/a/b@sha512:${"A".repeat(128)}`, /not a digest/],
+    [`ghcr.io/a/b@SHA256:${"a".repeat(64)}`, /not a digest/],
     ["", /required/],
     ["ghcr.io/a//b", /not a valid repository path/],
   ])("rejects %s", (input, re) => {

@@ -1,6 +1,15 @@
 // Pure parts of the HTTP layer: Retry-After, backoff, which statuses retry, Link pagination, network error names.
 import { describe, expect, it } from "vitest";
-import { backoffMs, classifyNetworkError, isRetryable, nextLink, retryAfterMs } from "../../ci/src/registry/http.js";
+import {
+  BodyTooLarge,
+  backoffMs,
+  classifyNetworkError,
+  isRetryable,
+  nextLink,
+  readBody,
+  readErrorBody,
+  retryAfterMs,
+} from "../../ci/src/registry/http.js";
 import { registryBaseUrl, parseErrors } from "../../ci/src/registry/client.js";
 
 describe("retry policy", () => {
@@ -96,5 +105,43 @@ describe("registry addressing and error bodies", () => {
     ).toEqual([{ code: "MANIFEST_UNKNOWN", message: "manifest unknown", detail: { Tag: "x" } }]);
     expect(parseErrors(Buffer.from("<html>502</html>"))).toEqual([]);
     expect(parseErrors(Buffer.from('{"details":"x"}'))).toEqual([]);
+  });
+
+  it("makes a registry's codes and messages one printable, capped line", () => {
+    const forged = "\u001b[2J\r\nverified: ok\u202e\u0007";
+    const [e] = parseErrors(
+      Buffer.from(JSON.stringify({ errors: [{ code: `DENIED${forged}`, message: "m".repeat(900) }] })),
+    );
+    expect(e!.code).toBe("DENIED [2J verified: ok");
+    expect(e!.message).toHaveLength(300);
+    expect(e!.message.endsWith("…")).toBe(true);
+    const many = { errors: Array.from({ length: 50 }, () => ({ code: "X".repeat(500) })) };
+    const parsed = parseErrors(Buffer.from(JSON.stringify(many)));
+    expect(parsed).toHaveLength(5);
+    expect(parsed[0]!.code).toHaveLength(64);
+  });
+});
+
+describe("readBody", () => {
+  const endless = () =>
+    new Response(
+      new ReadableStream({
+        pull(c) {
+          c.enqueue(new Uint8Array(64 * 1024));
+        },
+      }),
+    );
+  it("stops an endless body at its limit", async () => {
+    await expect(readBody(endless(), "r.example", 1024 * 1024, "manifest")).rejects.toThrow(
+      "r.example: the manifest is larger than 1048576 bytes",
+    );
+  });
+  it("refuses a declared Content-Length over the limit without reading", async () => {
+    const res = new Response("x".repeat(10), { headers: { "content-length": "9999999" } });
+    await expect(readBody(res, "r.example", 100)).rejects.toBeInstanceOf(BodyTooLarge);
+  });
+  it("truncates an error body rather than failing", async () => {
+    expect((await readErrorBody(endless(), "r.example")).length).toBe(0);
+    expect((await readErrorBody(new Response('{"errors":[]}'), "r.example")).toString()).toBe('{"errors":[]}');
   });
 });

@@ -3,6 +3,7 @@
 // Basic or Bearer token, tokens cached per scope); HTTPS except loopback registries (plain HTTP, like Docker).
 // Reuse one RegistryClient across calls: with a warm token a verification is a single request.
 import { isLoopbackRegistry, type ImageName } from "../reference.js";
+import { OCI_TAG } from "../tags.js";
 import {
   TokenCache,
   basicAuthorization,
@@ -14,8 +15,19 @@ import {
   type Challenge,
   type Credentials,
 } from "./auth.js";
-import { NetworkFailure, nextLink, readBody, retryAfterMs, send, type Call, type Transport } from "./http.js";
+import {
+  MAX_MANIFEST_BYTES,
+  NetworkFailure,
+  nextLink,
+  readBody,
+  readErrorBody,
+  retryAfterMs,
+  send,
+  type Call,
+  type Transport,
+} from "./http.js";
 import { MANIFEST_ACCEPT } from "./manifest.js";
+import { registryText } from "./text.js";
 
 /** What the failing request presented: nothing, an anonymous token, Basic credentials, or a token got with them. */
 type Presented = "none" | "anonymous-token" | "basic" | "token";
@@ -74,6 +86,11 @@ export function registryBaseUrl(registry: string): URL {
   return new URL(`${isLoopbackRegistry(registry) ? "http" : "https"}://${host}`);
 }
 
+/** At most this many of a registry's error entries are kept; codes and messages are printable and capped. */
+const MAX_ERRORS = 5;
+const MAX_CODE_CHARS = 64;
+const MAX_MESSAGE_CHARS = 300;
+
 /** Parse a registry error body `{"errors":[{code,message,detail}]}`; anything else gives []. */
 export function parseErrors(body: Buffer): RegistryErrorEntry[] {
   try {
@@ -81,9 +98,10 @@ export function parseErrors(body: Buffer): RegistryErrorEntry[] {
     if (!Array.isArray(j.errors)) return [];
     return j.errors
       .filter((e): e is Record<string, unknown> => typeof e === "object" && e !== null)
+      .slice(0, MAX_ERRORS)
       .map((e) => ({
-        code: String(e.code ?? "UNKNOWN"),
-        message: String(e.message ?? "").slice(0, 300),
+        code: registryText(e.code ?? "UNKNOWN", MAX_CODE_CHARS) || "UNKNOWN",
+        message: registryText(e.message ?? "", MAX_MESSAGE_CHARS),
         ...(e.detail !== undefined ? { detail: e.detail } : {}),
       }));
   } catch {
@@ -92,6 +110,13 @@ export function parseErrors(body: Buffer): RegistryErrorEntry[] {
 }
 
 const MAX_REDIRECTS = 5;
+/** An image config is JSON of a few KiB; 8 MiB leaves room for long histories and stops an endless one. */
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+/** One page of tags/list: 4 MiB is ~100k tags, more than any page a registry sends. */
+const MAX_TAGS_PAGE_BYTES = 4 * 1024 * 1024;
+/** A registry that keeps answering `rel="next"` with empty pages is cut off after this many. */
+const MAX_TAG_PAGES = 50;
+const MAX_TOKEN_BYTES = 1024 * 1024;
 
 export class RegistryClient {
   private tokens = new TokenCache();
@@ -134,8 +159,8 @@ export class RegistryClient {
         accept: MANIFEST_ACCEPT,
       },
     );
-    const body = await readBody(res, host);
-    if (!res.ok) throw this.httpError("manifest", host, res, body, presented);
+    if (!res.ok) throw this.httpError("manifest", host, res, await readErrorBody(res, host), presented);
+    const body = await readBody(res, host, MAX_MANIFEST_BYTES, "manifest");
     return {
       body,
       contentType: res.headers.get("content-type"),
@@ -154,9 +179,8 @@ export class RegistryClient {
       call,
       {},
     );
-    const body = await readBody(res, host);
-    if (!res.ok) throw this.httpError("blob", host, res, body, presented);
-    return body;
+    if (!res.ok) throw this.httpError("blob", host, res, await readErrorBody(res, host), presented);
+    return readBody(res, host, MAX_CONFIG_BYTES, "config blob");
   }
 
   /**
@@ -184,8 +208,8 @@ export class RegistryClient {
         call,
         {},
       );
-      const body = await readBody(res, host);
-      if (!res.ok) throw this.httpError("tags", host, res, body, presented);
+      if (!res.ok) throw this.httpError("tags", host, res, await readErrorBody(res, host), presented);
+      const body = await readBody(res, host, MAX_TAGS_PAGE_BYTES, "tag list");
       pages++;
       let page: unknown = [];
       try {
@@ -193,8 +217,10 @@ export class RegistryClient {
       } catch {
         page = [];
       }
-      if (Array.isArray(page)) for (const t of page) if (typeof t === "string") tags.push(t);
-      if (tags.length >= maxTags) return { tags: tags.slice(0, maxTags), truncated: true, pages };
+      // Tags end up in messages: only names a tag can have are kept (no escapes, no forged lines).
+      if (Array.isArray(page)) for (const t of page) if (typeof t === "string" && OCI_TAG.test(t)) tags.push(t);
+      if (tags.length >= maxTags || pages >= MAX_TAG_PAGES)
+        return { tags: tags.slice(0, maxTags), truncated: true, pages };
       const next = nextLink(res.headers.get("link"), url);
       if (!next || next.host !== url.host) return { tags, truncated: false, pages };
       path = `${next.pathname}${next.search}`;
@@ -362,7 +388,9 @@ export class RegistryClient {
       if (e instanceof NetworkFailure) throw new NetworkFailure(e.host, e.reason, `token service: ${e.detail}`);
       throw e;
     }
-    const body = await readBody(res, url.host);
+    const body = res.ok
+      ? await readBody(res, url.host, MAX_TOKEN_BYTES, "token response")
+      : await readErrorBody(res, url.host);
     if (!res.ok) {
       // Token services answer with registry-style errors or OAuth-style {"details": …}; keep only codes/short text.
       throw new RegistryHttpError(

@@ -5,6 +5,7 @@
 import type { ImageName } from "../reference.js";
 import { editDistance } from "../similar.js";
 import { explainShaLike } from "../tags.js";
+import { registryText } from "./text.js";
 
 type DiagnosisKind =
   | "network"
@@ -62,6 +63,7 @@ export interface HttpFacts {
 }
 
 const TAGS_SHOWN = 10;
+const PLATFORMS_SHOWN = 20;
 const NEAR_MISSES_SHOWN = 5;
 const TAG_FIX =
   "push with this module's `tag` (`npx hamalog tag --sha <full sha> --branch <branch>` or `dagger call tag`), which tags the full 40-character commit sha (and `latest` on the default branch)";
@@ -327,7 +329,11 @@ export function platformMissingDiagnosis(
   digest: string,
   isIndex: boolean,
 ): Diagnosis {
-  const has = platforms.length ? platforms.join(", ") : "no platform information";
+  const shown = platforms.slice(0, PLATFORMS_SHOWN);
+  const more = platforms.length - shown.length;
+  const has = platforms.length
+    ? `${shown.join(", ")}${more > 0 ? `, … (${more} more)` : ""}`
+    : "no platform information";
   return {
     kind: "platform-missing",
     registry: s.registry,
@@ -337,7 +343,7 @@ export function platformMissingDiagnosis(
     message:
       `${image(s)}:${s.reference} (${digest}) has no ${wanted} image: ${isIndex ? `its index lists ${has}` : `it is a single ${has} image`}. ` +
       `Deployed to a ${wanted} host it would fail with \`exec format error\`.\n` +
-      `Next: build for ${wanted} too (build/platforms in pipeline.yaml or --platforms ${[...new Set([...platforms, wanted])].join(",")}), or deploy to a host of a listed platform.`,
+      `Next: build for ${wanted} too (build/platforms in pipeline.yaml or --platforms ${[...new Set([...shown, wanted])].join(",")}), or deploy to a host of a listed platform.`,
   };
 }
 
@@ -358,5 +364,34 @@ export function digestMismatchDiagnosis(
       `${image(s)}:${s.reference}: ${said}, but the manifest bytes received hash to ${computed}. ` +
       `The manifest was altered in transit (a proxy?) or the registry is inconsistent; do not deploy it.\n` +
       `Next: retry; if it persists, fetch it by digest from another network and report it to the registry's operator.`,
+  };
+}
+
+/** The registry named the manifest by a digest this project does not accept (md5, sha1, upper-case hex, …). */
+export function digestUnsupportedDiagnosis(s: Subject, claimed: string): Diagnosis {
+  return {
+    kind: "digest-mismatch",
+    registry: s.registry,
+    repository: s.repository,
+    reference: s.reference,
+    message:
+      `${image(s)}:${s.reference}: the registry's Docker-Content-Digest \`${registryText(claimed, 80)}\` is not a sha256 or sha512 digest in lower-case hex, so the manifest cannot be verified by it. ` +
+      `A registry following the distribution spec never sends this; a proxy or an impostor might. Do not deploy it.\n` +
+      `Next: check which server answers for ${s.registry}; retry from another network and report it to the registry's operator.`,
+  };
+}
+
+/** An answer larger than any honest one (an endless or huge manifest, tag list, config or token). */
+export function oversizeDiagnosis(s: Subject, host: string, what: string, limit: number): Diagnosis {
+  return {
+    kind: "server",
+    registry: s.registry,
+    repository: s.repository,
+    reference: s.reference,
+    host,
+    message:
+      `${host} sent a ${what} for ${image(s)}:${s.reference} larger than ${Math.round(limit / 1024 / 1024)} MiB; reading stopped there` +
+      `${what === "manifest" ? " (the distribution spec caps manifests at 4 MiB, and registries refuse larger pushes)" : ""}.\n` +
+      `Next: the registry (or a proxy in front of it) is misbehaving; retry, and report it to its operator if it persists.`,
   };
 }

@@ -8,6 +8,8 @@ export interface Call {
   deadline: number;
   /** Incremented for every HTTP request actually sent (retries and token fetches included). */
   requests: number;
+  /** The caller's cancellation (Ctrl-C, a CI cancel): aborts the running request and starts no other. */
+  signal?: AbortSignal;
 }
 
 export interface Transport {
@@ -22,7 +24,25 @@ export interface Transport {
   maxWaitMs: number;
 }
 
-type NetworkReason = "refused" | "dns" | "tls" | "timeout" | "reset" | "other";
+type NetworkReason = "refused" | "dns" | "tls" | "timeout" | "reset" | "aborted" | "other";
+
+/** The distribution spec's limit for a manifest (and what registries enforce on push): 4 MiB. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** An error answer is read only this far: its codes and a short message are all that is used. */
+export const MAX_ERROR_BYTES = 64 * 1024;
+
+/** An answer whose body outgrew its limit; the rest was not read (an endless body costs nothing). */
+export class BodyTooLarge extends Error {
+  constructor(
+    readonly host: string,
+    readonly limit: number,
+    /** What was asked for (`manifest`, `tags`, …), when the caller knows. */
+    readonly what?: string,
+  ) {
+    super(`${host}: the ${what ?? "answer"} is larger than ${limit} bytes`);
+    this.name = "BodyTooLarge";
+  }
+}
 
 /** A request that got no HTTP answer. Carries no URL query and no header: nothing secret. */
 export class NetworkFailure extends Error {
@@ -46,6 +66,7 @@ export function classifyNetworkError(host: string, err: unknown, timeoutMs?: num
     code?: string;
     cause?: { code?: string; message?: string; name?: string };
   };
+  if (e?.name === "Aborted") return new NetworkFailure(host, "aborted", "cancelled (interrupted)");
   if (e?.name === "TimeoutError" || e?.name === "AbortError" || e?.cause?.name === "TimeoutError") {
     return new NetworkFailure(
       host,
@@ -107,14 +128,16 @@ export function nextLink(header: string | null | undefined, base: URL): URL | un
  */
 export async function send(url: URL, init: RequestInit, call: Call, t: Transport): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
+    if (call.signal?.aborted) throw classifyNetworkError(url.host, { name: "Aborted" });
     const remaining = call.deadline - t.now();
     if (remaining <= 0) throw classifyNetworkError(url.host, { name: "TimeoutError" }, 0);
     call.requests++;
     let res: Response;
+    const timeout = AbortSignal.timeout(remaining);
     try {
-      res = await t.fetch(url, { ...init, signal: AbortSignal.timeout(remaining) });
+      res = await t.fetch(url, { ...init, signal: call.signal ? AbortSignal.any([timeout, call.signal]) : timeout });
     } catch (e) {
-      throw classifyNetworkError(url.host, e, remaining);
+      throw classifyNetworkError(url.host, call.signal?.aborted ? { name: "Aborted" } : e, remaining);
     }
     if (!isRetryable(res.status) || attempt >= t.retries) return res;
     const wait = retryAfterMs(res.headers.get("retry-after"), t.now()) ?? backoffMs(attempt, t.backoffMs);
@@ -124,11 +147,49 @@ export async function send(url: URL, init: RequestInit, call: Call, t: Transport
   }
 }
 
-/** Read a response body within the deadline; a connection lost mid-body is a NetworkFailure. */
-export async function readBody(res: Response, host: string): Promise<Buffer> {
+/**
+ * Read a response body within the deadline and at most `limit` bytes: a larger body (declared or streamed)
+ * throws BodyTooLarge as soon as it passes the limit; a connection lost mid-body is a NetworkFailure.
+ */
+export async function readBody(
+  res: Response,
+  host: string,
+  limit = MAX_MANIFEST_BYTES,
+  what?: string,
+): Promise<Buffer> {
+  const declared = Number(res.headers.get("content-length") ?? "");
+  if (Number.isFinite(declared) && declared > limit) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new BodyTooLarge(host, limit, what);
+  }
+  if (!res.body) return Buffer.alloc(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
   try {
-    return Buffer.from(await res.arrayBuffer());
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw new BodyTooLarge(host, limit, what);
+      }
+      chunks.push(value);
+    }
   } catch (e) {
+    if (e instanceof BodyTooLarge) throw e;
     throw classifyNetworkError(host, e);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** An error answer's body, truncated rather than refused: only its first bytes are ever looked at. */
+export async function readErrorBody(res: Response, host: string): Promise<Buffer> {
+  try {
+    return await readBody(res, host, MAX_ERROR_BYTES);
+  } catch (e) {
+    if (e instanceof BodyTooLarge) return Buffer.alloc(0);
+    throw e;
   }
 }

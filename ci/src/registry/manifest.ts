@@ -13,17 +13,27 @@ export function isIndex(mediaType: string): boolean {
   return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
 }
 
+/**
+ * The digests this project accepts, from a registry or a user: sha256 and sha512 in lower-case hex, as the
+ * OCI spec registers them. An `md5:`/`sha1:` header is not "verified" by hashing the bytes with md5.
+ */
+export const SUPPORTED_DIGEST = /^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
+
 /** `sha256:<hex>` (or sha512) of exactly these bytes. */
 export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
 }
 
+// RFC 6838 type/subtype: it is printed, so anything else a registry sends is ignored.
+const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/;
+
 /** The media type: the Content-Type header without parameters, else the body's `mediaType`. */
 export function mediaTypeOf(contentType: string | null, body: unknown): string {
-  const header = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  let header = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  if (!MEDIA_TYPE.test(header)) header = "";
   if (header !== "" && header !== "application/json" && header !== "application/octet-stream") return header;
   const fromBody = (body as { mediaType?: unknown } | undefined)?.mediaType;
-  if (typeof fromBody === "string") return fromBody;
+  if (typeof fromBody === "string" && MEDIA_TYPE.test(fromBody.toLowerCase())) return fromBody.toLowerCase();
   // An OCI index may omit mediaType; `manifests` tells them apart.
   return Array.isArray((body as { manifests?: unknown })?.manifests) ? OCI_INDEX : header || OCI_MANIFEST;
 }
@@ -44,27 +54,35 @@ function parsePlatform(s: string): PlatformSpec {
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
+// A platform word (os, architecture, variant) as the OCI spec's values look; others are not printed or matched.
+const PLATFORM_WORD = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+export const MAX_INDEX_PLATFORMS = 256;
+const isWord = (v: unknown): v is string => typeof v === "string" && PLATFORM_WORD.test(v);
+
 /**
- * The runnable platforms of an index, in its order. Entries with `unknown/unknown` (buildx attestation
- * manifests) are not platforms anyone can run, so they are left out.
+ * The runnable platforms of an index, in its order, each once (a Set: linear in the entries, however many a
+ * registry sends). Entries with `unknown/unknown` (buildx attestation manifests) are not platforms anyone can
+ * run, so they are left out, and so are entries whose words are not platform words. Real indexes list a
+ * handful; past MAX_INDEX_PLATFORMS the rest is not reported (it would only flood messages and JSON).
  */
 export function indexPlatforms(index: unknown): string[] {
   const manifests = (index as { manifests?: unknown })?.manifests;
   if (!Array.isArray(manifests)) return [];
-  const out: string[] = [];
+  const out = new Set<string>();
   for (const m of manifests) {
     const p = (m as { platform?: Partial<PlatformSpec> })?.platform;
-    if (!p?.os || !p.architecture || p.os === "unknown" || p.architecture === "unknown") continue;
-    const s = formatPlatform({ os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) });
-    if (!out.includes(s)) out.push(s);
+    if (!isWord(p?.os) || !isWord(p.architecture) || p.os === "unknown" || p.architecture === "unknown") continue;
+    if (p.variant !== undefined && p.variant !== "" && !isWord(p.variant)) continue;
+    out.add(formatPlatform({ os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) }));
+    if (out.size >= MAX_INDEX_PLATFORMS) break;
   }
-  return out;
+  return [...out];
 }
 
 /** The platform of a single image, read from its config blob (`os`, `architecture`, `variant`). */
 export function configPlatform(config: unknown): string | undefined {
   const c = config as Partial<PlatformSpec> | undefined;
-  if (!c?.os || !c.architecture) return undefined;
+  if (!isWord(c?.os) || !isWord(c.architecture) || (c.variant && !isWord(c.variant))) return undefined;
   return formatPlatform({ os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) });
 }
 

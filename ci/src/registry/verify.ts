@@ -16,15 +16,17 @@ import { basicAuthorization, type Credentials } from "./auth.js";
 import { RegistryClient, RegistryHttpError } from "./client.js";
 import {
   digestMismatchDiagnosis,
+  digestUnsupportedDiagnosis,
   httpDiagnosis,
   manifestUnknownDiagnosis,
   nameUnknownDiagnosis,
   networkDiagnosis,
+  oversizeDiagnosis,
   platformMissingDiagnosis,
   type Diagnosis,
   type Subject,
 } from "./diagnose.js";
-import { NetworkFailure, type Call } from "./http.js";
+import { BodyTooLarge, NetworkFailure, type Call } from "./http.js";
 import {
   configDescriptor,
   configPlatform,
@@ -33,6 +35,7 @@ import {
   isIndex,
   mediaTypeOf,
   platformMatches,
+  SUPPORTED_DIGEST,
 } from "./manifest.js";
 
 export { RegistryClient } from "./client.js";
@@ -159,6 +162,7 @@ async function diagnose(
   call: Call,
 ): Promise<Diagnosis> {
   if (e instanceof NetworkFailure) return networkDiagnosis(s, e.host, e.reason, e.detail);
+  if (e instanceof BodyTooLarge) return oversizeDiagnosis(s, e.host, e.what ?? "answer", e.limit);
   if (!(e instanceof RegistryHttpError)) throw e;
   if (e.what === "manifest" && e.status === 404) {
     if (e.codes.includes("NAME_UNKNOWN")) return nameUnknownDiagnosis(s, e);
@@ -180,11 +184,14 @@ async function diagnose(
  */
 export async function verifyManifest(
   request: VerifyRequest,
-  opts: { client?: RegistryClient; timeoutMs?: number } = {},
+  opts: { client?: RegistryClient; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<VerifyResult> {
   const req = checkRequest(request);
   const client = opts.client ?? new RegistryClient();
-  const call = client.newCall(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  const call = {
+    ...client.newCall(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
   const target: ImageName = { registry: req.registry, repository: req.repository };
   const subject: Subject = {
     registry: req.registry,
@@ -202,6 +209,7 @@ export async function verifyManifest(
   try {
     const answer = await client.getManifest(target, req.reference, req.credentials, call);
     const claimed = answer.digestHeader?.trim() || undefined;
+    if (claimed && !SUPPORTED_DIGEST.test(claimed)) fail(digestUnsupportedDiagnosis(subject, claimed));
     const algorithm = (claimed ?? (req.reference.includes(":") ? req.reference : "sha256:")).split(":")[0]!;
     let computed: string;
     try {
