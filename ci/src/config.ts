@@ -2,8 +2,8 @@
 // field. Overrides (overrides.ts) are applied before validation. Precedence: flag/argument > pipeline.yaml >
 // default. Nothing is read from the environment implicitly: the seed's CI forgot GITHUB_REPOSITORY and got
 // `ghcr.io/hamalog`.
-import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
+import { readConfigYaml } from "./config-yaml.js";
 import { ConfigError } from "./errors.js";
 import { DEFAULT_REGISTRY, normalizeRepository, validateRegistry, type ImageName } from "./reference.js";
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
@@ -14,8 +14,11 @@ import { normalizeBranch } from "./tags.js";
 const HOSTNAME =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9a-fA-F:]+\]?$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
-const SAFE_PATH = /^\/(?:[A-Za-z0-9._-]+\/?)*$/;
+// Each repetition ends in `/`, so a string can match only one way: linear time. `(?:[...]+\/?)*` backtracked
+// exponentially (a typo'd directory with a space took 87 s to reject, and SIGTERM could not interrupt it).
+const SAFE_PATH = /^\/(?:[A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/;
 const SERVICE = /^[a-z0-9][a-z0-9_.-]*$/;
+// `ssh-keygen -lf` prints 43 characters; base64 tools add `=` padding. Both are accepted, the pin is kept bare.
 const HOST_KEY = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 const SAFE_URL = /^http:\/\/[A-Za-z0-9.:[\]_-]+(?:\/[A-Za-z0-9._~\/%+=&?-]*)?$/;
 
@@ -61,7 +64,9 @@ const ConfigSchema = z.strictObject({
       host: str(HOSTNAME, "must be a host name or IP address").optional(),
       port: z.number().int().min(1).max(65535).default(22),
       user: str(USER, "must be a plain user name (lowercase letters, digits, _ and -)").optional(),
-      hostKey: str(HOST_KEY, "must be a SHA256 fingerprint as printed by `ssh-keygen -lf`, e.g. SHA256:…").optional(),
+      hostKey: str(HOST_KEY, "must be a SHA256 fingerprint as printed by `ssh-keygen -lf`, e.g. SHA256:…")
+        .transform((k) => k.replace(/=$/, ""))
+        .optional(),
       directory: str(SAFE_PATH, "must be an absolute path of letters, digits, . _ - and /")
         .refine((p) => !p.split("/").includes(".."), { message: "must not contain `..`" })
         .optional(),
@@ -92,7 +97,24 @@ export function requiredError(path: string, configName = "pipeline.yaml"): Confi
   return new ConfigError(`${path}: required (set it in ${configName}${flag ? ` or pass ${flag}` : ""})`);
 }
 
-function formatIssue(issue: z.core.$ZodIssue, configName: string): string {
+/** The value the config (after overrides) holds at an issue's path. */
+function valueAt(raw: unknown, path: PropertyKey[]): unknown {
+  let cur = raw;
+  for (const p of path)
+    cur = cur !== null && typeof cur === "object" ? (cur as Record<PropertyKey, unknown>)[p] : undefined;
+  return cur;
+}
+
+/** `a string ("22")`: what a wrongly typed value is, short enough for one line. */
+function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  const shown = JSON.stringify(v) ?? String(v);
+  return `a ${typeof v} (${shown.length > 40 ? `${shown.slice(0, 40)}…` : shown})`;
+}
+
+function formatIssue(issue: z.core.$ZodIssue, configName: string, raw: unknown): string {
   const path = issue.path.map(String).join("/");
   if (issue.code === "unrecognized_keys") {
     const parent = issue.path.map(String);
@@ -105,8 +127,14 @@ function formatIssue(issue: z.core.$ZodIssue, configName: string): string {
       })
       .join("\n");
   }
-  if (issue.code === "invalid_type" && issue.input === undefined) return requiredError(path, configName).message;
   const flag = flagFor(path);
+  if (issue.code === "invalid_type") {
+    const value = valueAt(raw, issue.path);
+    if (value === undefined) return requiredError(path, configName).message;
+    const fix = typeof value === "string" && issue.expected === "number" ? ` — write it without quotes` : "";
+    const expected = { object: "mapping", array: "list" }[issue.expected as string] ?? issue.expected;
+    return `${path || "(top level)"}: must be a ${expected}, got ${describeValue(value)}${fix} (in ${configName}${flag ? ` or ${flag}` : ""})`;
+  }
   return `${path || "(top level)"}: ${issue.message}${flag ? ` (in ${configName} or ${flag})` : ""}`;
 }
 
@@ -144,18 +172,7 @@ export function schemaPaths(prefix: string[] = []): string[] {
  * Throws ConfigError naming the path and the fix; YAML syntax errors carry line and column.
  */
 export function parseConfig(text: string, configName = "pipeline.yaml", overrides: Overrides = {}): PipelineConfig {
-  let raw: unknown = {};
-  if (text.trim() !== "") {
-    const lineCounter = new LineCounter();
-    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
-    if (doc.errors.length > 0) {
-      const e = doc.errors[0]!;
-      const pos = lineCounter.linePos(e.pos[0]);
-      const where = `${configName}:${pos.line}:${pos.col}`;
-      throw new ConfigError(`${where}: YAML syntax error: ${e.message.split("\n")[0]} — fix the file and run again`);
-    }
-    raw = doc.toJS() ?? {};
-  }
+  const raw = readConfigYaml(text, configName);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${configName}: the top level must be a mapping (image:, deploy:, ...)`);
   }
@@ -163,7 +180,7 @@ export function parseConfig(text: string, configName = "pipeline.yaml", override
   applyOverrides(obj, overrides, configName);
   const parsed = ConfigSchema.safeParse(obj);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => formatIssue(i, configName)).join("\n"));
+    throw new ConfigError(parsed.error.issues.map((i) => formatIssue(i, configName, obj)).join("\n"));
   }
   const cfg = parsed.data;
   cfg.image.registry = validateRegistry(cfg.image.registry, "image/registry");
