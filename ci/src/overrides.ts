@@ -1,7 +1,7 @@
 // The one table of config fields, and overriding them. Each field is named by its config path (`deploy/health/url`,
 // the name errors use); the CLI declares one flag per field from this table, the Dagger door takes `--set PATH=VALUE`,
 // and docs/config.md is generated from it (npm run docs). Validation and defaults live in config.ts's schema.
-import { ConfigError } from "./errors.js";
+import { ConfigError, InternalError } from "./errors.js";
 import { parseReference } from "./reference.js";
 import { closest } from "./similar.js";
 
@@ -220,7 +220,7 @@ export function applyOverrides(raw: Record<string, unknown>, overrides: Override
       continue;
     }
     const field = byPath.get(path);
-    if (!field || field.kind === "file") throw new Error(`internal: no overridable config field ${path}`);
+    if (!field || field.kind === "file") throw new InternalError(`no overridable config field ${path}`);
     setPath(raw, path, valueOf(field, value!, configName));
   }
 }

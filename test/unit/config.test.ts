@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseConfig, requireDeploy, requireImage, schemaPaths } from "../../ci/src/config.js";
 import { FIELDS, mergeOverrides, parseSetPairs } from "../../ci/src/overrides.js";
-import { ConfigError } from "../../ci/src/errors.js";
+import { ConfigError, InternalError } from "../../ci/src/errors.js";
 import { ROOT } from "../helpers/cli.js";
 
 const hamalogExample = readFileSync(`${ROOT}/pipeline.yaml`, "utf8");
@@ -161,6 +161,10 @@ describe("--set PATH=VALUE (the Dagger door's override for every field)", () => 
 });
 
 describe("the field table (overrides.ts FIELDS)", () => {
+  it("an override key no door can produce is a bug, reported as one", () => {
+    expect(() => parseConfig("", "pipeline.yaml", { "deploy/nope": "x" })).toThrow(InternalError);
+  });
+
   it("lists exactly the schema's fields, each flag once", () => {
     expect(FIELDS.map((f) => f.path).sort()).toEqual(schemaPaths().sort());
     const flags = FIELDS.flatMap((f) => (f.flag ? [f.flag] : []));
