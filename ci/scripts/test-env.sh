@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the real components the integration tests and the demo use, exactly as measured in
 # ../shared/ENVIRONMENT.md: Docker engine (docker.io), compose v2 (from Debian trixie), distribution registry,
-# OpenSSH server/client, busybox-static (test images), skopeo/umoci/jq/htpasswd.
+# OpenSSH server/client, busybox-static (test images), skopeo/umoci/jq/htpasswd, and a Caddy 2 edge-proxy image
+# built from Debian's caddy package (the blue/green tests and the demo; no Docker Hub here).
 # Registries and sshd are NOT started here: each test (and the demo) starts its own on 127.0.0.1 and stops it.
 #
 #   test-env.sh up      install what is missing (idempotent) and start dockerd
@@ -12,6 +13,8 @@ set -euo pipefail
 STATE_DIR=${HAMALOG_TEST_STATE:-/var/tmp/hamalog-test-env}
 DOCKERD_PID_FILE=$STATE_DIR/dockerd.pid
 COMPOSE_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
+# The local stand-in for the official caddy:2 image (deploy/proxy/image in the tests and the demo).
+CADDY_IMAGE=${HAMALOG_CADDY_IMAGE:-hamalog-test/caddy:2.6.2}
 PACKAGES=(docker-registry openssh-server openssh-client busybox-static skopeo umoci jq apache2-utils)
 # Only install Debian's engine where there is none: a host with Docker CE (e.g. GitHub's runners) keeps its own.
 command -v dockerd >/dev/null || PACKAGES+=(docker.io)
@@ -31,6 +34,7 @@ missing() {
   command -v htpasswd >/dev/null || out+=("htpasswd (apt-get install apache2-utils)")
   docker compose version >/dev/null 2>&1 || out+=("docker compose v2 plugin at $COMPOSE_PLUGIN")
   docker info >/dev/null 2>&1 || out+=("a running Docker engine (test-env.sh up starts one)")
+  docker image inspect "$CADDY_IMAGE" >/dev/null 2>&1 || out+=("the Caddy test image $CADDY_IMAGE (test-env.sh up builds it)")
   printf '%s\n' "${out[@]+"${out[@]}"}"
 }
 
@@ -72,6 +76,30 @@ install_compose() {
   rm -rf "$tmp"
 }
 
+# A tiny image from Debian's caddy binary: it needs only libc, libzstd and the loader (checked with ldd), so a
+# rootfs of those plus /etc/caddy, /config and /data is enough for `docker import`.
+build_caddy_image() {
+  if docker image inspect "$CADDY_IMAGE" >/dev/null 2>&1; then return; fi
+  log "building $CADDY_IMAGE from Debian's caddy package"
+  local tmp; tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true
+  (cd "$tmp" && apt-get download -qq caddy && dpkg -x caddy_*.deb x)
+  local root=$tmp/rootfs
+  mkdir -p "$root/bin" "$root/etc/caddy" "$root/config" "$root/data" "$root/tmp"
+  install -m 0755 "$tmp/x/usr/bin/caddy" "$root/bin/caddy"
+  local lib
+  for lib in $(ldd "$root/bin/caddy" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
+  done
+  printf ':80 {\n\trespond "hamalog edge proxy: no upstream yet" 503\n}\n' > "$root/etc/caddy/Caddyfile"
+  tar -C "$root" -cf "$tmp/rootfs.tar" .
+  docker import \
+    --change 'ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data' \
+    --change 'CMD ["/bin/caddy","run","--config","/etc/caddy/Caddyfile","--adapter","caddyfile"]' \
+    "$tmp/rootfs.tar" "$CADDY_IMAGE" >/dev/null
+  rm -rf "$tmp"
+}
+
 start_dockerd() {
   if docker info >/dev/null 2>&1; then return; fi
   mkdir -p "$STATE_DIR"
@@ -90,6 +118,7 @@ case "${1:-up}" in
     install_packages
     install_compose
     start_dockerd
+    build_caddy_image
     m=$(missing)
     if [ -n "$m" ]; then log "still missing:"; echo "$m" | sed 's/^/  - /' >&2; exit 1; fi
     log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker compose version --short | sed 's/^/compose /')"

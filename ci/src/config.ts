@@ -35,6 +35,24 @@ const HealthSchema = z.strictObject({
   expectStatus: z.number().int().min(100).max(599).default(200),
 });
 
+/** `[IP:]HOST_PORT:CONTAINER_PORT`, as compose's short `ports:` syntax. */
+const PUBLISH = /^(?:\d{1,3}(?:\.\d{1,3}){3}:)?\d{1,5}:\d{1,5}$/;
+
+/** The blue/green edge proxy (Caddy 2), a container of the deploy's compose project. */
+const ProxySchema = z.strictObject({
+  image: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._\/:@-]*$/, {
+      message: "must be an image reference, e.g. caddy:2 or caddy:2@sha256:…",
+    })
+    .default("caddy:2"),
+  publish: str(PUBLISH, "must be [IP:]HOST_PORT:CONTAINER_PORT, e.g. 127.0.0.1:8080:80").optional(),
+  drainSeconds: z.number().int().min(0).max(3600).default(10),
+  domain: str(HOSTNAME, "must be a host name, e.g. hamalog.example.com").optional(),
+  tls: z.enum(["acme", "internal"]).default("acme"),
+});
+
 const ConfigSchema = z.strictObject({
   image: z
     .strictObject({
@@ -85,6 +103,8 @@ const ConfigSchema = z.strictObject({
       waitTimeout: seconds.default(180),
       fallback: z.enum(["none", "latest"]).default("none"),
       keepImages: z.number().int().min(1).max(100).default(5),
+      strategy: z.enum(["recreate", "blue-green"]).default("recreate"),
+      proxy: ProxySchema.prefault({}),
     })
     .prefault({}),
 });
@@ -215,6 +235,17 @@ export function requireDeploy(cfg: PipelineConfig, configName = "pipeline.yaml")
   }
   if (!d.composeFile && !d.services) {
     missing.push(`deploy/composeFile: required (set it or deploy/services in ${configName}, or pass --compose-file)`);
+  }
+  if (d.strategy === "blue-green") {
+    const why = "with deploy/strategy blue-green";
+    if (!d.proxy.publish)
+      missing.push(
+        `deploy/proxy/publish: required ${why} — the proxy's public port, e.g. 127.0.0.1:8080:80 (set it in ${configName} or pass --proxy-publish)`,
+      );
+    if (!d.health.url)
+      missing.push(
+        `deploy/health/url: required ${why} — the candidate is health-gated over HTTP before it gets traffic; its path is probed through the proxy (set it in ${configName} or pass --health-url)`,
+      );
   }
   if (missing.length > 0) throw new ConfigError(missing.join("\n"));
   return d as DeployConfig;

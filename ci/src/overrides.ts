@@ -146,6 +146,38 @@ export const FIELDS: readonly Field[] = [
     help: "deployed digests to keep on the host",
     doc: "older images of this repository are pruned; the running one never",
   },
+  {
+    path: "deploy/strategy",
+    flag: "strategy",
+    kind: "string",
+    help: "blue-green (zero downtime behind a Caddy proxy) or recreate",
+    doc: "blue-green needs deploy/proxy/publish and deploy/health/url; see docs/deploy.md",
+  },
+  { path: "deploy/proxy/image", flag: "proxy-image", kind: "string", help: "blue-green: the Caddy 2 image" },
+  {
+    path: "deploy/proxy/publish",
+    flag: "proxy-publish",
+    kind: "string",
+    help: "blue-green: the proxy's public port, [IP:]HOST_PORT:CONTAINER_PORT, e.g. 127.0.0.1:8080:80",
+  },
+  {
+    path: "deploy/proxy/drainSeconds",
+    flag: "drain-seconds",
+    kind: "int",
+    help: "blue-green: seconds the old colour keeps serving in-flight requests after the switch",
+  },
+  {
+    path: "deploy/proxy/domain",
+    flag: "proxy-domain",
+    kind: "string",
+    help: "blue-green: serve this domain over HTTPS",
+  },
+  {
+    path: "deploy/proxy/tls",
+    flag: "proxy-tls",
+    kind: "string",
+    help: "blue-green with a domain: acme (a public CA) or internal (Caddy's own CA)",
+  },
 ];
 
 /** `image` = REGISTRY/REPOSITORY: a shorthand override that sets image/registry and image/repository. */

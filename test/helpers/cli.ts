@@ -13,7 +13,14 @@ export interface CliResult {
 
 export function hamalog(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    input?: string;
+    timeoutMs?: number;
+    /** Called with all stdout so far on each chunk, and a way to signal the CLI (interruption tests). */
+    onStdout?: (stdout: string, signal: (sig: NodeJS.Signals) => void) => void;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
@@ -23,7 +30,10 @@ export function hamalog(
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      opts.onStdout?.(stdout, (sig) => child.kill(sig));
+    });
     child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
     child.on("error", reject);

@@ -78,6 +78,8 @@ describe("pipeline config", () => {
         waitTimeout: 180,
         fallback: "none",
         keepImages: 5,
+        strategy: "recreate",
+        proxy: { image: "caddy:2", drainSeconds: 10, tls: "acme" },
       },
     });
     expect(parseConfig("deploy:\n  health:\n    url: http://127.0.0.1/h\n").deploy.health).toEqual({
@@ -86,6 +88,31 @@ describe("pipeline config", () => {
       interval: 2,
       expectStatus: 200,
     });
+  });
+
+  it("blue-green needs the proxy's public port and a health URL, named with their flags", () => {
+    const base =
+      "image: {repository: a/b}\ndeploy: {host: h, user: u, directory: /srv/x, service: app, composeFile: c.yaml";
+    const err = (() => {
+      try {
+        requireDeploy(parseConfig(`${base}, strategy: blue-green}\n`));
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    })();
+    expect(err).toMatch(/deploy\/proxy\/publish: required with deploy\/strategy blue-green .*--proxy-publish/);
+    expect(err).toMatch(/deploy\/health\/url: required with deploy\/strategy blue-green .*--health-url/);
+    const ok = requireDeploy(
+      parseConfig(
+        `${base}, strategy: blue-green, proxy: {publish: "127.0.0.1:8080:80"}, health: {url: "http://127.0.0.1:8080/h"}}\n`,
+      ),
+    );
+    expect(ok.proxy).toEqual({ image: "caddy:2", publish: "127.0.0.1:8080:80", drainSeconds: 10, tls: "acme" });
+    expect(() => parseConfig("deploy: {strategy: rolling}\n")).toThrow(/deploy\/strategy/);
+    expect(() => parseConfig('deploy: {proxy: {publish: "8080"}}\n')).toThrow(
+      /deploy\/proxy\/publish: must be \[IP:\]HOST_PORT/,
+    );
   });
 
   it.each([

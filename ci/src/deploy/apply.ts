@@ -24,7 +24,7 @@ export async function apply(s: Session, release: Release, action: Action): Promi
       await renderAndSwitch(s, held, rendered);
       switched = true;
       await pullIfMissing(s, release);
-      await upAndHealthy(s);
+      await upAndHealthy(s, false, held.attempt.previous?.colour !== undefined);
     } catch (e) {
       throw await recover(s, held, e, switched);
     }
@@ -109,14 +109,14 @@ async function renderAndSwitch(s: Session, held: Held, rendered: string): Promis
 }
 
 /** Bring the app service up from the current compose file and pass the health gate; throws a phase error. */
-async function upAndHealthy(s: Session, recovering = false): Promise<void> {
+async function upAndHealthy(s: Session, recovering = false, leavingBlueGreen = false): Promise<void> {
   const d = s.input.deploy;
   const up = recovering ? "rollback-up" : "up";
   const health = recovering ? "rollback-health" : "health";
   await s.rep.phase(up, async () => {
     await must(
       s,
-      cmd.compose(s.project, s.l.compose, composeArgs.up(d.service, d.waitTimeout)),
+      cmd.compose(s.project, s.l.compose, composeArgs.up(d.service, d.waitTimeout, leavingBlueGreen)),
       "`docker compose up --wait`",
       up,
       {

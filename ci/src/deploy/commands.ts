@@ -24,6 +24,9 @@ export interface Layout {
    * under it — it finds the image already pulled by digest.
    */
   dockerConfig: string;
+  /** Blue/green: the proxy's directory (bind-mounted into the proxy container) and its Caddyfile. */
+  proxyDir: string;
+  caddyfile: string;
 }
 
 export function layout(dir: string): Layout {
@@ -39,6 +42,8 @@ export function layout(dir: string): Layout {
     lock: j(".deploy.lock"),
     lockHolder: j(".deploy.lock/holder.json"),
     dockerConfig: j(".docker"),
+    proxyDir: j("proxy"),
+    caddyfile: j("proxy/Caddyfile"),
   };
 }
 
@@ -243,12 +248,14 @@ export const cmd = {
 
 /** The compose subcommands the procedure uses. */
 export const composeArgs = {
-  up: (service: string, waitTimeout: number) => [
+  /** `removeOrphans`: leaving blue/green, the proxy and the colours go (they hold the public port). */
+  up: (service: string, waitTimeout: number, removeOrphans = false) => [
     "up",
     "--detach",
     "--wait",
     "--wait-timeout",
     String(waitTimeout),
+    ...(removeOrphans ? ["--remove-orphans"] : []),
     service,
   ],
   stop: (service: string) => ["stop", service],

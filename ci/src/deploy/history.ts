@@ -11,6 +11,8 @@ export interface Running {
   image: string;
   /** True when `latest` was deployed because the sha tag was missing: `sha` is what was asked for, not what runs. */
   fallback?: boolean;
+  /** Blue/green: the colour it runs as. */
+  colour?: "blue" | "green";
 }
 
 export interface HistoryEntry {
@@ -32,6 +34,10 @@ export interface HistoryEntry {
   error?: string;
   /** The attempt was stopped by SIGINT/SIGTERM (Ctrl-C), not by a failure of its own. */
   interrupted?: boolean;
+  /** Blue/green: the colour the release was started in, when the live route switched to it, and the stopped colour kept for an instant rollback. */
+  colour?: "blue" | "green";
+  switchedAt?: string;
+  kept?: Running | null;
 }
 
 /** What an attempt was: known once the lock is held. */
@@ -44,7 +50,10 @@ export interface Attempt {
 }
 
 /** How it ended. */
-export type Ending = Pick<HistoryEntry, "result" | "running" | "failedPhase" | "error" | "interrupted">;
+export type Ending = Pick<
+  HistoryEntry,
+  "result" | "running" | "failedPhase" | "error" | "interrupted" | "colour" | "switchedAt" | "kept"
+>;
 
 /** Longest error text kept in a history line (the full text was printed). */
 export const HISTORY_ERROR_MAX = 600;
@@ -145,5 +154,8 @@ export function digestsToKeep(entries: readonly HistoryEntry[], keep: number): S
   );
   const current = currentRelease(entries);
   if (current) out.add(current.digest);
+  // Blue/green's stopped colour is an instant rollback: its image stays as long as it is kept.
+  const kept = entries.length > 0 ? entries[entries.length - 1]!.kept : null;
+  if (kept) out.add(kept.digest);
   return out;
 }

@@ -5,12 +5,16 @@ import { ConfigError, PipelineError } from "../errors.js";
 import { validateDigest } from "../reference.js";
 import type { Sha } from "../tags.js";
 import { apply } from "./apply.js";
+import { applyBlueGreen } from "./bluegreen.js";
 import { rollbackTarget, successfulReleases } from "./history.js";
 import { preflight, probeHost } from "./preflight.js";
 import { releaseOf } from "./release.js";
-import { readHistory, withSession, type DeployEnv, type DeployInput, type Outcome } from "./session.js";
+import { readHistory, withSession, type DeployEnv, type DeployInput, type Outcome, type Session } from "./session.js";
 
 export type { DeployEnv, DeployInput, Outcome } from "./session.js";
+
+/** The procedure deploy/strategy names: blue/green behind the proxy, or recreate in place. */
+const procedure = (s: Session) => (s.input.deploy.strategy === "blue-green" ? applyBlueGreen : apply);
 
 /** Deploy the image built from `sha` (its sha tag, verified to a digest first). */
 export function deploy(input: DeployInput & { sha: Sha }, env: DeployEnv): Promise<Outcome> {
@@ -31,7 +35,7 @@ export function deploy(input: DeployInput & { sha: Sha }, env: DeployEnv): Promi
       );
       return { value: r, summary: `${r.image}${r.fallback ? " (FALLBACK to latest)" : ""}` };
     });
-    return apply(s, release, "deploy");
+    return procedure(s)(s, release, "deploy");
   });
 }
 
@@ -65,6 +69,6 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
       const release = releaseOf(r);
       return { value: release, summary: `${release.image} from history (sha ${release.sha.slice(0, 12)})` };
     });
-    return apply(s, release, "rollback");
+    return procedure(s)(s, release, "rollback");
   });
 }

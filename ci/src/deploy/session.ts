@@ -28,7 +28,17 @@ export type DeployPhase =
   | "diagnostics"
   | "rollback"
   | "rollback-up"
-  | "rollback-health";
+  | "rollback-health"
+  // blue/green (bluegreen.ts)
+  | "proxy"
+  | "candidate"
+  | "candidate-health"
+  | "switch"
+  | "live-health"
+  | "drain"
+  | "retire"
+  | "discard"
+  | "switch-back";
 
 export interface DeployInput {
   image: ImageName;

@@ -12,6 +12,7 @@ import {
   type Attempt,
   type Ending,
   type HistoryEntry,
+  type Running,
 } from "./history.js";
 import { acquireLock, releaseLock } from "./lock.js";
 import type { Release } from "./release.js";
@@ -25,6 +26,8 @@ export interface Held {
   hadCompose: boolean;
   /** The deploy's registry login was made (the unlock logs it out). */
   loggedIn: boolean;
+  /** Blue/green: the stopped colour the last attempt kept (for an instant rollback), from history. */
+  kept: Running | null;
 }
 
 export async function lock(s: Session, release: Release, action: HistoryEntry["action"]): Promise<Held> {
@@ -40,13 +43,15 @@ export async function lock(s: Session, release: Release, action: HistoryEntry["a
       onWait: (who) => rep.out(`[lock] waiting up to ${input.lockWaitSeconds}s for the lock ${l.lock}, held by ${who}`),
     });
     if (got.note) rep.warn(`WARNING: ${got.note}`);
-    const previous = currentRelease(parseHistory(got.history));
+    const entries = parseHistory(got.history);
+    const previous = currentRelease(entries);
     return {
       value: {
         attempt: { action, release, previous, holder: input.holder },
         lockId,
         hadCompose: got.hadCompose,
         loggedIn: false,
+        kept: entries.at(-1)?.kept ?? null,
       },
       summary: `${l.lock} held by ${input.holder}`,
     };

@@ -64,6 +64,79 @@ export function buildAppImage(name: string, opts: AppImageOptions): string {
   }
 }
 
+export interface SlowAppOptions {
+  /** Text served at /version. */
+  version: string;
+  /** Seconds the port stays closed after start (a JVM loading classes). */
+  closedSeconds: number;
+  /** Then seconds /cgi-bin/health answers 503 (Spring's DOWN while the context starts); -1: forever (a broken build). */
+  unhealthySeconds: number;
+}
+
+/** The slow app's health path: busybox httpd runs CGI only under /cgi-bin/. */
+export const SLOW_HEALTH_PATH = "/cgi-bin/health";
+
+// PID 1 of the slow app. Sleeps run in the background and are waited for, so a TERM is handled at once. On TERM
+// the listener stops accepting, requests already being served (httpd's forked children) finish, then it exits —
+// Spring Boot's graceful shutdown in a few lines of sh.
+const SLOW_START = `#!/bin/sh
+term() {
+  [ -n "$listener" ] && kill "$listener" 2>/dev/null
+  i=0; while [ "$(pgrep httpd | wc -l)" -gt 0 ] && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done
+  exit 0
+}
+trap term TERM INT
+sleep "$CLOSED" & wait $!
+httpd -f -p 8080 -h /www & listener=$!
+if [ "$UNHEALTHY" -ge 0 ]; then sleep "$UNHEALTHY" & wait $!; : > /tmp/ready; fi
+while :; do sleep 3600 & wait $!; done
+`;
+
+const SLOW_HEALTH = `#!/bin/sh
+if [ -e /tmp/ready ]; then
+  printf 'Status: 200 OK\r\nContent-Type: application/json\r\n\r\n{"status":"UP"}\n'
+else
+  printf 'Status: 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{"status":"DOWN"}\n'
+fi
+`;
+
+/**
+ * An app that starts like Spring Boot: port closed for `closedSeconds`, then /cgi-bin/health 503 for
+ * `unhealthySeconds`, then 200; /version serves `version`; SIGTERM finishes in-flight requests. Returns the image id.
+ */
+export function buildSlowAppImage(name: string, opts: SlowAppOptions): string {
+  const dir = mkdtempSync(join(tmpdir(), "hamalog-slow-image-"));
+  try {
+    const root = join(dir, "rootfs");
+    for (const d of ["bin", "www/cgi-bin", "tmp", "etc"]) mkdirSync(join(root, d), { recursive: true });
+    copyFileSync("/bin/busybox", join(root, "bin/busybox"));
+    chmodSync(join(root, "bin/busybox"), 0o755);
+    for (const tool of ["sh", "wget", "httpd", "cat", "sleep", "usleep", "echo", "ls", "kill", "pgrep", "wc"])
+      symlinkSync("busybox", join(root, "bin", tool));
+    writeFileSync(join(root, "www/version"), `${opts.version}\n`);
+    writeFileSync(join(root, "www/cgi-bin/health"), SLOW_HEALTH, { mode: 0o755 });
+    writeFileSync(join(root, "start.sh"), SLOW_START, { mode: 0o755 });
+    writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/:/bin/sh\n");
+    const tar = join(dir, "rootfs.tar");
+    execFileSync("tar", ["-C", root, "-cf", tar, "."]);
+    return docker([
+      "import",
+      "--change",
+      `ENV CLOSED=${opts.closedSeconds} UNHEALTHY=${opts.unhealthySeconds}`,
+      "--change",
+      'CMD ["/bin/sh","/start.sh"]',
+      "--change",
+      "EXPOSE 8080",
+      "--change",
+      `LABEL org.opencontainers.image.version=${JSON.stringify(opts.version)}`,
+      tar,
+      name,
+    ]).trim();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Tag a local image as `ref` and push it; returns the digest the push reported. */
 export function pushImage(localName: string, ref: string): string {
   docker(["tag", localName, ref]);

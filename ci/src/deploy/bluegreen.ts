@@ -1,0 +1,331 @@
+// The blue/green procedure (deploy/strategy blue-green), shared by deploy and rollback: lock → login → pull →
+// proxy → candidate (the idle colour, pinned by digest) → candidate-health (through the proxy's check site for
+// that colour, before any live traffic) → switch (atomic Caddyfile + graceful reload) → live-health (through the
+// public route) → drain → retire (stop, but keep, the old colour) → history → prune. A candidate that fails never
+// gets traffic; after the switch, a failure switches back to the old colour, which runs until the drain ends.
+// Journal transition points (issue 9): before `candidate`, before `switch`, after `live-health`, after `drain`.
+import { PipelineError } from "../errors.js";
+import { cmd, STEP_MARK } from "./commands.js";
+import {
+  caddyfile,
+  colourService,
+  other,
+  PROXY_SERVICE,
+  publicProbe,
+  renderColours,
+  upstreamPort,
+  type Colour,
+} from "./colours.js";
+import { collectDiagnostics } from "./diagnostics.js";
+import type { HistoryEntry, Running } from "./history.js";
+import { checkUrls, composeRun, observe, writeCaddyfile } from "./proxy.js";
+import { runningOf, type Release } from "./release.js";
+import { seconds } from "./report.js";
+import { must, type Outcome, type Session } from "./session.js";
+import { healthGate, lock, login, pullIfMissing, record, recordAndPrune, unlock, type Held } from "./steps.js";
+
+type Action = HistoryEntry["action"];
+
+/** Where the host stands when the attempt starts, and what the attempt has changed so far. */
+interface Plan {
+  release: Release;
+  port: number;
+  healthPath: string;
+  /** The colour the public route serves now (null: nothing is live yet). */
+  live: Colour | null;
+  liveRelease: Running | null;
+  candidate: Colour;
+  /** A recreate-layout container that serves the public port itself (the first blue/green deploy migrates it). */
+  legacy: string | null;
+  /** A compose file is on the host (kept as compose.previous.yaml when replaced). */
+  hadCompose: boolean;
+  /** Progress, for recovery: the candidate container was started; the legacy app was stopped; the route switched. */
+  candidateStarted?: boolean;
+  legacyStopped?: boolean;
+  switchedAt?: string;
+}
+
+export async function applyBlueGreen(s: Session, release: Release, action: Action): Promise<Outcome> {
+  const d = s.input.deploy;
+  const port = upstreamPort(s.input.compose, d.service);
+  const healthPath = new URL(d.health.url!).pathname + new URL(d.health.url!).search;
+  if (s.input.dryRun) return plan(s, release, action);
+  const held = await lock(s, release, action);
+  try {
+    const p = await survey(s, held, release, port, healthPath);
+    try {
+      await login(s, held);
+      await pullIfMissing(s, release);
+      await proxyUp(s, p);
+      const urls = await checkUrls(s, healthPath);
+      await startCandidate(s, p);
+      await candidateHealth(s, urls[p.candidate]);
+      await switchTo(s, p);
+      await liveHealth(s, p);
+    } catch (e) {
+      throw await recover(s, held, p, e);
+    }
+    await drain(s);
+    await retire(s, p);
+    const running = { ...runningOf(release), colour: p.candidate };
+    const kept = p.live && p.liveRelease ? { ...p.liveRelease, colour: p.live } : null;
+    await recordAndPrune(s, held, {
+      result: "success",
+      running,
+      colour: p.candidate,
+      ...(p.switchedAt ? { switchedAt: p.switchedAt } : {}),
+      kept,
+      ...(s.input.signal?.aborted ? { interrupted: true } : {}),
+    });
+    const durationMs = s.rep.clock.monotonic() - s.started;
+    s.rep.out(
+      `${action === "deploy" ? "deployed" : "rolled back to"} ${release.image} (sha ${release.sha}) as ${p.candidate} in ${seconds(durationMs)}, no request dropped by the switch${kept ? `; ${p.live} is stopped and kept for an instant rollback` : ""}`,
+    );
+    return { result: "success", running, fallback: release.fallback, durationMs, compose: "" };
+  } finally {
+    await unlock(s, held);
+  }
+}
+
+/** What serves now: the Caddyfile's live colour (else history's), its release, and a recreate-layout app to migrate. */
+async function survey(s: Session, held: Held, release: Release, port: number, healthPath: string): Promise<Plan> {
+  const view = await observe(s);
+  const prev = held.attempt.previous;
+  const live = view.caddyLive ?? prev?.colour ?? null;
+  const legacyC = view.containers.get(s.input.deploy.service);
+  const legacy = !live && legacyC?.state === "running" ? legacyC.id : null;
+  if (legacy)
+    s.rep.out(`[migrate] ${s.input.deploy.service} runs in the recreate layout; it is stopped once, at the switch`);
+  return {
+    release,
+    port,
+    healthPath,
+    live,
+    liveRelease: prev && (prev.colour === live || !prev.colour) ? prev : null,
+    candidate: live ? other(live) : "blue",
+    legacy,
+    hadCompose: held.hadCompose,
+  };
+}
+
+/** Render both colours and the proxy, then make sure the proxy runs, routing the public port to what is live now. */
+async function proxyUp(s: Session, p: Plan, withPublic = !p.legacy): Promise<void> {
+  const d = s.input.deploy;
+  await s.rep.phase("proxy", async () => {
+    await writeFiles(s, p, withPublic, p.legacy ? null : p.live);
+    await must(s, composeRun(s, ["up", "--detach", "--no-deps", PROXY_SERVICE]), "starting the proxy", "proxy", {
+      timeoutMs: 120_000,
+    });
+    return {
+      value: undefined,
+      summary: `${PROXY_SERVICE} (${d.proxy.image}) routes ${d.proxy.publish} → ${p.live ?? "nothing yet"}`,
+    };
+  });
+}
+
+/** The compose file (both colours' pins, the proxy; previous kept) and the Caddyfile routing to `route`. */
+async function writeFiles(s: Session, p: Plan, withPublic: boolean, route: Colour | null): Promise<void> {
+  const d = s.input.deploy;
+  const pins = {
+    [p.candidate]: p.release.image,
+    ...(p.live && p.liveRelease ? { [p.live]: p.liveRelease.image } : {}),
+  };
+  const rendered = renderColours(
+    s.input.compose,
+    d,
+    pins,
+    [
+      `rendered by hamalog (blue/green): ${p.candidate} → sha ${p.release.sha}${p.live ? `, ${p.live} live` : ""}`,
+      "do not edit: the next deploy replaces this file",
+    ],
+    withPublic,
+  );
+  for (const w of rendered.warnings) s.rep.warn(`WARNING: ${w}`);
+  await must(s, cmd.write(s.l.next), `writing ${s.l.next}`, "proxy", { stdin: rendered.yaml });
+  await must(s, cmd.switchCompose(s.project, s.l, p.hadCompose), "checking and switching the compose file", "proxy", {
+    timeoutMs: 60_000,
+  });
+  p.hadCompose = true;
+  // Written before the proxy (re)starts, so it starts with the routes that are true now.
+  await writeCaddyfile(s, caddyfile(d, route, p.port), false, "proxy");
+}
+
+async function startCandidate(s: Session, p: Plan): Promise<void> {
+  const d = s.input.deploy;
+  const svc = colourService(d.service, p.candidate);
+  await s.rep.phase("candidate", async () => {
+    p.candidateStarted = true;
+    await must(
+      s,
+      composeRun(s, ["up", "--detach", "--no-deps", "--wait", "--wait-timeout", String(d.waitTimeout), svc]),
+      `starting ${svc}`,
+      "candidate",
+      {
+        timeoutMs: (d.waitTimeout + 120) * 1000,
+      },
+    );
+    return {
+      value: undefined,
+      summary: `${svc} runs ${p.release.image.split("@")[1]?.slice(0, 19)}… (no live traffic yet)`,
+    };
+  });
+}
+
+async function candidateHealth(s: Session, url: string): Promise<void> {
+  await s.rep.phase("candidate-health", async () => ({
+    value: undefined,
+    summary: `${await healthGate(s, url, "candidate-health")} (check site, never the live route)`,
+  }));
+}
+
+/** Remove the check-only proxy, stop the recreate app (its one stop), start the proxy with the public port. */
+function migrateCmd(s: Session, legacy: string): string[] {
+  return [
+    "sh",
+    "-c",
+    `echo ${STEP_MARK}remove-check-proxy >&2; docker compose --project-name "$1" --file "$2" rm --stop --force ${PROXY_SERVICE} || exit; ` +
+      `echo ${STEP_MARK}stop-recreate-app >&2; docker stop "$3" >/dev/null || exit; ` +
+      `echo ${STEP_MARK}start-proxy >&2; docker compose --project-name "$1" --file "$2" up --detach --no-deps ${PROXY_SERVICE}`,
+    "hamalog-migrate",
+    s.project,
+    s.l.compose,
+    legacy,
+  ];
+}
+
+/** Route the public port to the candidate: one atomic Caddyfile replacement and a graceful reload; never interrupted halfway. */
+async function switchTo(s: Session, p: Plan): Promise<void> {
+  const d = s.input.deploy;
+  await s.rep.phase("switch", async () => {
+    if (p.legacy) {
+      // Migration: the recreate app holds the public port until now. Its one stop, then the proxy (re-created
+      // with the public port, routing to the candidate) takes the port.
+      // Everything is written first and the check-only proxy removed (it serves nobody yet), so the outage is
+      // just the old app's stop and the new proxy's start, in one remote command.
+      await writeFiles(s, { ...p, live: p.candidate, liveRelease: null }, true, p.candidate);
+      p.legacyStopped = true;
+      await must(s, migrateCmd(s, p.legacy), (step) => `${step ?? "migrating"} on the way to blue/green`, "switch", {
+        timeoutMs: 180_000,
+      });
+    } else {
+      await writeCaddyfile(s, caddyfile(d, p.candidate, p.port), true, "switch");
+    }
+    p.switchedAt = s.rep.clock.now().toISOString();
+    return { value: undefined, summary: `${d.proxy.publish} → ${p.candidate}${p.live ? ` (was ${p.live})` : ""}` };
+  });
+}
+
+async function liveHealth(s: Session, p: Plan): Promise<void> {
+  const { host, port } = publicProbe(s.input.deploy.proxy.publish!);
+  const url = `http://${host}:${port}${p.healthPath}`;
+  await s.rep.phase("live-health", async () => ({
+    value: undefined,
+    summary: s.input.deploy.proxy.domain
+      ? "domain site: checked through the check site"
+      : await healthGate(s, url, "live-health"),
+  }));
+}
+
+/** Let the old colour finish what it serves; Ctrl-C cuts the wait short (the new colour is live and healthy). */
+async function drain(s: Session): Promise<void> {
+  const secs = s.input.deploy.proxy.drainSeconds;
+  await s.rep.phase("drain", async () => {
+    const end = s.rep.clock.monotonic() + secs * 1000;
+    while (s.rep.clock.monotonic() < end && !s.input.signal?.aborted)
+      await s.rep.clock.sleep(Math.min(250, end - s.rep.clock.monotonic()));
+    const cut = s.input.signal?.aborted ? " (interrupted: cut short, the new colour is live)" : "";
+    return { value: undefined, summary: `${secs}s for in-flight requests on the old colour${cut}` };
+  });
+}
+
+/** Stop the old colour but keep its container (an instant rollback); a migrated recreate container is removed. */
+async function retire(s: Session, p: Plan): Promise<void> {
+  const d = s.input.deploy;
+  await s.rep.phase("retire", async () => {
+    if (p.legacy) {
+      await s.remote.run(["docker", "rm", "--force", p.legacy], { timeoutMs: 120_000 });
+      return { value: undefined, summary: `removed the recreate-layout container of ${d.service} (migrated)` };
+    }
+    if (!p.live) return { value: undefined, summary: "first blue/green release: no old colour" };
+    const svc = colourService(d.service, p.live);
+    await s.remote.run(composeRun(s, ["stop", svc]), { timeoutMs: 300_000 });
+    return { value: undefined, summary: `${svc} stopped and kept (rollback starts it again)` };
+  });
+}
+
+/** Anything failed before the candidate was proven live: it is removed, the old colour (or app) serves. */
+async function recover(s: Session, held: Held, p: Plan, e: unknown): Promise<PipelineError> {
+  const { rep } = s;
+  const d = s.input.deploy;
+  const err = e instanceof PipelineError ? e : new PipelineError((e as Error).message);
+  const phase = err.phase ?? "?";
+  const interrupted = s.input.signal?.aborted === true;
+  rep.warn(`FAILED in phase ${phase}: ${rep.clean(err.message)}`);
+  const calm: Session = { ...s, input: (({ signal: _s, ...rest }) => rest)(s.input) };
+  const svc = colourService(d.service, p.candidate);
+  const started = p.candidateStarted === true;
+  if (started) {
+    const diag = await rep.phase("diagnostics", async () => ({
+      value: await collectDiagnostics(s.remote, {
+        layout: s.l,
+        project: s.project,
+        composeFile: s.l.compose,
+        service: svc,
+        name: p.release.name,
+        registry: s.input.image.registry,
+        image: p.release.image,
+        loggedIn: held.loggedIn,
+      }),
+      summary: `what ${s.remote.label} looked like:`,
+    }));
+    for (const line of diag) rep.out(line);
+  }
+  const old = p.legacy
+    ? "the recreate-layout app"
+    : p.live
+      ? `${p.live} (${p.liveRelease?.sha.slice(0, 12) ?? "?"})`
+      : null;
+  if (p.switchedAt || p.legacyStopped) {
+    await rep.phase("switch-back", async () => {
+      if (p.legacy) {
+        await proxyUp(calm, p, false);
+        await calm.remote.run(["docker", "start", p.legacy], { timeoutMs: 120_000 });
+      } else await writeCaddyfile(calm, caddyfile(d, p.live, p.port), true, "switch-back");
+      return { value: undefined, summary: `${d.proxy.publish} → ${old ?? "nothing (first release)"}` };
+    });
+  }
+  if (started)
+    await rep.phase("discard", async () => {
+      await calm.remote.run(composeRun(calm, ["rm", "--stop", "--force", svc]), { timeoutMs: 300_000 });
+      return { value: undefined, summary: `${svc} stopped and removed` };
+    });
+  // The candidate takes the idle colour, where the kept release was: once started, that one is gone.
+  const kept = started ? null : held.kept;
+  await record(calm, held, {
+    result: "failed",
+    running: held.attempt.previous,
+    failedPhase: phase,
+    error: rep.clean(err.message),
+    colour: p.candidate,
+    kept,
+    ...(interrupted ? { interrupted } : {}),
+  });
+  const said = old
+    ? `${p.release.image} never went live; ${old} kept serving`
+    : `${p.release.image} never went live; nothing was live before it`;
+  return new PipelineError(`${held.attempt.action} failed in phase ${phase}: ${err.message}\n${said}`, err.phase);
+}
+
+/** --dry-run: what would happen; nothing on the host changes. */
+async function plan(s: Session, release: Release, action: Action): Promise<Outcome> {
+  const d = s.input.deploy;
+  const view = await observe(s);
+  const live = view.caddyLive;
+  const cand = live ? other(live) : "blue";
+  s.rep.out(`[plan] would ${action} ${release.image} on ${s.remote.label} as ${cand} (live now: ${live ?? "nothing"})`);
+  s.rep.out(
+    `[plan] phases: lock → login → pull → proxy (${d.proxy.image}, ${d.proxy.publish}) → candidate ${colourService(d.service, cand)} → candidate-health → switch → live-health → drain ${d.proxy.drainSeconds}s → retire ${live ?? "nothing"} → history → prune → unlock`,
+  );
+  s.rep.out("[plan] dry run: nothing on the host was changed");
+  return { result: "dry-run", running: runningOf(release), fallback: release.fallback, durationMs: 0, compose: "" };
+}

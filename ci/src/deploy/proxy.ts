@@ -1,0 +1,116 @@
+// The edge proxy's remote side for blue/green: what the host runs (one session), switching the Caddyfile
+// atomically with a graceful `caddy reload`, and where Docker published the check sites. Scripts are constants;
+// every value arrives as a positional argument, quoted by shell.ts.
+import { PipelineError } from "../errors.js";
+import { cmd, lastStep, STEP_MARK, type Layout } from "./commands.js";
+import { CHECK_PORT, COLOURS, colourService, liveOf, PROXY_SERVICE, type Colour } from "./colours.js";
+import type { Session } from "./session.js";
+
+const PS_MARK = "hamalog-containers";
+
+/** What the host runs in the deploy's compose project, by service: state (`running`, `exited`, …) and container id. */
+export interface HostView {
+  /** The colour the Caddyfile on the host routes the public port to. */
+  caddyLive: Colour | null;
+  containers: Map<string, { state: string; id: string }>;
+}
+
+export const proxyCmd = {
+  /** Print the Caddyfile (if any), then every container of the project as `SERVICE STATE ID`. */
+  observe: (l: Layout, project: string) => [
+    "sh",
+    "-c",
+    'cat -- "$1" 2>/dev/null; echo; echo ' +
+      PS_MARK +
+      '; docker ps --all --filter "label=com.docker.compose.project=$2" --format "$3"',
+    "hamalog-observe",
+    l.caddyfile,
+    project,
+    '{{.Label "com.docker.compose.service"}} {{.State}} {{.ID}}',
+  ],
+  /**
+   * Replace the Caddyfile with stdin atomically (temp file + rename inside the bind-mounted directory), then, with
+   * `reload`, have the running proxy load it gracefully; a reload that fails puts the old file back (Caddy keeps
+   * serving its old config then). Steps `write`, `reload`.
+   */
+  caddySwitch: (l: Layout, project: string, composeFile: string, reload: boolean) => [
+    "sh",
+    "-c",
+    `echo ${STEP_MARK}write >&2; mkdir -p -m 0755 -- "$1" && (umask 022 && cat > "$1/.Caddyfile.next") || exit; ` +
+      'rm -f -- "$1/.Caddyfile.prev"; if [ -e "$1/Caddyfile" ]; then cp -p -- "$1/Caddyfile" "$1/.Caddyfile.prev" || exit; fi; ' +
+      'mv -f -- "$1/.Caddyfile.next" "$1/Caddyfile" || exit; [ "$4" = reload ] || exit 0; ' +
+      `echo ${STEP_MARK}reload >&2; ` +
+      `docker compose --project-name "$2" --file "$3" exec -T ${PROXY_SERVICE} caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile && exit 0; ` +
+      'r=$?; if [ -e "$1/.Caddyfile.prev" ]; then mv -f -- "$1/.Caddyfile.prev" "$1/Caddyfile"; fi; exit "$r"',
+    "hamalog-caddy",
+    l.proxyDir,
+    project,
+    composeFile,
+    reload ? "reload" : "",
+  ],
+  /** The host ports Docker picked for the check sites, one `127.0.0.1:PORT` line per colour (blue, then green). */
+  checkPorts: (project: string, composeFile: string) => [
+    "sh",
+    "-c",
+    `for p in ${COLOURS.map((c) => CHECK_PORT[c]).join(" ")}; do ` +
+      `docker compose --project-name "$1" --file "$2" port ${PROXY_SERVICE} "$p" || exit; done`,
+    "hamalog-check-ports",
+    project,
+    composeFile,
+  ],
+};
+
+export async function observe(s: Session): Promise<HostView> {
+  const r = await s.remote.run(proxyCmd.observe(s.l, s.project), { timeoutMs: 30_000 });
+  const at = r.stdout.lastIndexOf(`\n${PS_MARK}\n`);
+  const caddy = at >= 0 ? r.stdout.slice(0, at) : "";
+  const containers = new Map<string, { state: string; id: string }>();
+  for (const line of (at >= 0 ? r.stdout.slice(at + PS_MARK.length + 2) : "").split("\n")) {
+    const [service, state, id] = line.trim().split(" ");
+    if (!service || !state || !id) continue;
+    // One container per service here; a running one wins over a leftover stopped one.
+    if (!containers.has(service) || state === "running") containers.set(service, { state, id });
+  }
+  return { caddyLive: liveOf(caddy), containers };
+}
+
+/** Whether `colour`'s container runs. */
+export const runs = (v: HostView, service: string, c: Colour) =>
+  v.containers.get(colourService(service, c))?.state === "running";
+
+/** Write the Caddyfile routing the public port to `live`; with `reload`, switch the running proxy to it. */
+export async function writeCaddyfile(
+  s: Session,
+  text: string,
+  reload: boolean,
+  phase: "proxy" | "switch" | "switch-back",
+) {
+  const r = await s.remote.run(proxyCmd.caddySwitch(s.l, s.project, s.l.compose, reload), {
+    stdin: text,
+    timeoutMs: 60_000,
+  });
+  if (r.code !== 0) {
+    const { step, stderr } = lastStep(r.stderr);
+    throw new PipelineError(
+      `${step === "reload" ? "`caddy reload`" : `writing ${s.l.caddyfile}`} failed on ${s.remote.label} (exit ${r.code}): ${s.rep.clean(stderr.trim().split("\n").slice(-6).join("\n"))} — the proxy keeps its previous routes`,
+      phase,
+    );
+  }
+}
+
+/** The check site's URL for `colour`: the health URL's path on the port Docker published it at. */
+export async function checkUrls(s: Session, healthPath: string): Promise<Record<Colour, string>> {
+  const r = await s.remote.run(proxyCmd.checkPorts(s.project, s.l.compose), { timeoutMs: 30_000 });
+  const lines = r.stdout.trim().split("\n");
+  if (r.code !== 0 || lines.length !== COLOURS.length) {
+    throw new PipelineError(
+      `cannot read the proxy's check ports on ${s.remote.label} (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`,
+      "proxy",
+    );
+  }
+  const url = (hostPort: string) => `http://127.0.0.1:${hostPort.trim().split(":").pop()}${healthPath}`;
+  return { blue: url(lines[0]!), green: url(lines[1]!) };
+}
+
+/** `docker compose` on the deploy's current file. */
+export const composeRun = (s: Session, args: string[]) => cmd.compose(s.project, s.l.compose, args);
