@@ -11,6 +11,7 @@
 // hamalog's `prune` never touches the peer's images. Every timed run is a real image change: a round is
 // X→Y (Y removed first: cold) then Y→X (X still on the host: warm), for each side, sides alternating order.
 // Run: npx tsx ci/bench/deploy.ts [--runs N] [--fast-shell]   (needs docker, compose v2, docker-registry, sshd)
+// Or:  npx tsx ci/bench/deploy.ts --strategies [--slow-seconds 20]: blue-green vs recreate vs the peer (strategies.ts).
 // --fast-shell: the test sshd sets SHLVL=1 for its sessions, so bash (root's login shell) skips ~/.bashrc, which on
 // these machines runs `pyenv init` (~100 ms per command) — like a server whose ~/.bashrc returns early when
 // non-interactive. Both sides use the same sshd either way.
@@ -464,8 +465,12 @@ async function main(): Promise<void> {
   console.log(lines.join("\n"));
 }
 
+const slowArg = process.argv.indexOf("--slow-seconds");
 try {
-  await main();
+  if (process.argv.includes("--strategies")) {
+    const { benchStrategies } = await import("./strategies.js");
+    await benchStrategies(slowArg >= 0 ? Number(process.argv[slowArg + 1]) : 20);
+  } else await main();
 } catch (e) {
   console.error((e as Error).message);
   process.exitCode = 1;

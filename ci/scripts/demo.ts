@@ -2,7 +2,7 @@
 // 127.0.0.1 stand in for GHCR and Hamalog's server. Every step runs the `hamalog` CLI exactly as a user would;
 // the "push" step uses `docker push` to the tags `hamalog tag` printed (in CI, the Dagger module's `push` does it).
 // Everything it starts is stopped at the end (pass --keep to leave the app running and print how to stop it).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { CLI } from "../../test/helpers/cli.js";
 import { buildAppImage, docker } from "../../test/integration/helpers/images.js";
 import { freePort } from "../../test/integration/helpers/ports.js";
+import { startLoop } from "../../test/integration/helpers/request-loop.js";
 import { startRegistry } from "../../test/integration/helpers/registry.js";
 import { startSshd } from "../../test/integration/helpers/sshd.js";
 import { composeTemplate, pipelineYaml } from "../../test/integration/helpers/stack-files.js";
@@ -28,6 +29,15 @@ function hamalog(args: string[], opts: { capture?: boolean } = {}): { code: numb
   });
   if (opts.capture) process.stdout.write(r.stdout);
   return { code: r.status ?? 1, stdout: r.stdout ?? "" };
+}
+
+/** Run the CLI without blocking this process, so the request loop keeps running beside it. */
+function hamalogAsync(args: string[]): Promise<{ code: number }> {
+  console.log(`$ hamalog ${args.join(" ")}`);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("close", (code) => resolve({ code: code ?? 1 }));
+  });
 }
 
 function must(r: { code: number; stdout: string }, what: string): string {
@@ -82,8 +92,16 @@ try {
       composeFile: "docker-compose.prod.yml",
       project,
       service: "hamalog-app",
-      health: { url: `http://127.0.0.1:${appPort}/actuator/health`, timeout: 15, interval: 1 },
+      health: { url: `http://127.0.0.1:${appPort}/actuator/health`, timeout: 15, interval: 0.5 },
       fallback: "none",
+      // Zero downtime, as Hamalog's own pipeline.yaml: the local Caddy image test-env.sh builds stands in for caddy:2.
+      extra: [
+        "  strategy: blue-green",
+        "  proxy:",
+        `    publish: 127.0.0.1:${appPort}:80`,
+        `    image: ${process.env.HAMALOG_CADDY_IMAGE ?? "hamalog-test/caddy:2.6.2"}`,
+        "    drainSeconds: 1",
+      ],
     }),
   );
   console.log(`\nconfig ${config}:\n${readFileSync(config, "utf8")}`);
@@ -114,11 +132,17 @@ try {
     step(n++, `verify-manifest ${v.name}: prove the tag exists before touching the host`);
     must(hamalog(["verify-manifest", "--config", config, "--sha", sha]), "verify-manifest");
 
-    step(n++, `deploy ${v.name}`);
-    const r = hamalog(["deploy", "--config", config, "--sha", sha, "--ssh-key-file", sshd.keyFile]);
+    step(n++, `deploy ${v.name} (blue/green), while a loop requests the app every 20 ms`);
+    // v1 is the first release: there is nothing to ask before it.
+    const loop = v.name !== "v1" ? startLoop(`http://127.0.0.1:${appPort}/version`) : undefined;
+    const r = await hamalogAsync(["deploy", "--config", config, "--sha", sha, "--ssh-key-file", sshd.keyFile]);
     console.log(`→ exit ${r.code}; the app now answers: ${await appVersion(appPort)}`);
+    if (loop) {
+      const st = await loop.stop();
+      console.log(`→ dropped requests: ${st.failed} of ${st.requests} (answers seen: ${st.answers.join(", ")})`);
+    }
     if (v.healthy && r.code !== 0) throw new Error(`demo: deploy ${v.name} should have succeeded`);
-    if (!v.healthy && r.code === 0) throw new Error("demo: the broken v3 should have been rolled back");
+    if (!v.healthy && r.code === 0) throw new Error("demo: the broken v3 should never have gone live");
   }
 
   step(n++, "the seed's incident: CI pushed `main-<sha>` (metadata-action), the server asked for `<sha>`");
@@ -158,7 +182,7 @@ try {
   console.log(
     failed
       ? "\ndemo FAILED"
-      : "\ndemo done: tag → push → verify-manifest → deploy v1 → v2 → broken v3 rolled back → seed near-miss caught → status",
+      : "\ndemo done: tag → push → verify-manifest → deploy v1 → v2 (blue/green, 0 dropped) → broken v3 never went live → seed near-miss caught → status",
   );
   process.exitCode = failed ? 1 : 0;
 }

@@ -1,17 +1,18 @@
 // The README's first command (`npm run demo`, whose work is ci/scripts/demo.ts) runs end to end and shows what
-// the product does: v1 and v2 deployed, the broken v3 rolled back, the seed's `main-<sha>` near miss caught.
+// the product does: v1 and v2 deployed, the broken v3 never going live (blue/green), 0 dropped requests, the seed's `main-<sha>` near miss caught.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/cli.js";
 
 describe("npm run demo (ci/scripts/demo.ts)", () => {
-  it("deploys v1 and v2, rolls back the broken v3, catches the seed's near miss, and cleans up", () => {
+  it("deploys v1 and v2 blue/green with 0 dropped requests, keeps the broken v3 from going live, catches the seed's near miss, and cleans up", () => {
     const r = spawnSync("npx", ["tsx", "ci/scripts/demo.ts"], { cwd: ROOT, encoding: "utf8", timeout: 200_000 });
     const out = `${r.stdout}\n${r.stderr}`;
     expect(r.status, out).toBe(0);
     expect(out).toMatch(/→ exit 0; the app now answers: hamalog v1/);
     expect(out).toMatch(/→ exit 0; the app now answers: hamalog v2/);
-    expect(out).toMatch(/rolled back to sha256:[0-9a-f]{64} \(sha [0-9a-f]{40}\)/);
+    expect(out).toMatch(/never went live; (blue|green) \([0-9a-f]{12}\) kept serving/);
+    expect(out.match(/→ dropped requests: 0 of \d+/g)).toHaveLength(2); // v2 and the broken v3
     expect(out).toMatch(/→ exit 1; the app now answers: hamalog v2/);
     expect(out).toMatch(/main-[0-9a-f]{40} — the same commit/);
     expect(out).toMatch(/stopped in preflight, the host was not touched; the app still answers: hamalog v2/);

@@ -1,0 +1,210 @@
+// `ci/bench/deploy.ts --strategies`: blue-green vs recreate vs the bare compose peer, in one run, with a fast app
+// and a slow one (port closed, then /health 503, then 200, like a Spring Boot start). Not a test: it prints a
+// table for docs/benchmarks.md. Each side deploys X untimed, then X→Y under a request loop (one GET /version every
+// 20 ms, a new connection each, 127.0.0.1 only); blue-green also rolls back. Measured per deploy: failed requests,
+// the longest outage, time until Y answers (from the deploy's start), the tool's overhead beyond the container
+// start and health wait (and the drain, a wait by design), and the rollback's time.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { CLI } from "../../test/helpers/cli.js";
+import { buildSlowAppImage, pushImage, SLOW_HEALTH_PATH } from "../../test/integration/helpers/images.js";
+import { freePort, waitFor } from "../../test/integration/helpers/ports.js";
+import { startRegistry } from "../../test/integration/helpers/registry.js";
+import { startLoop, type LoopStats } from "../../test/integration/helpers/request-loop.js";
+import { startSshd } from "../../test/integration/helpers/sshd.js";
+import { pipelineYaml } from "../../test/integration/helpers/stack-files.js";
+import { timedSpawn } from "./timing.js";
+
+type Strategy = "blue-green" | "recreate" | "peer";
+const CADDY = process.env.HAMALOG_CADDY_IMAGE ?? "hamalog-test/caddy:2.6.2";
+const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+interface Row {
+  app: string;
+  strategy: Strategy;
+  loop: LoopStats;
+  wallMs: number;
+  servesMs: number;
+  overheadMs: number | null;
+  rollbackMs: number | null;
+  rollbackFailed: number | null;
+}
+
+/** Seconds per phase from the CLI's `[phase] … 1.2s` lines. */
+function phases(stdout: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of stdout.matchAll(/^\[([a-z-]+)\] .* (\d+\.\d)s$/gm))
+    out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]) * 1000;
+  return out;
+}
+
+export async function benchStrategies(slowSeconds: number): Promise<void> {
+  const [registry, sshd] = await Promise.all([startRegistry(), startSshd()]);
+  const tmp = mkdtempSync(join(tmpdir(), "hamalog-bench-strategies-"));
+  const id = `hamalog-bench-bg-${process.pid}`;
+  const projects: { project: string; dir: string }[] = [];
+  const images: string[] = [];
+  const rows: Row[] = [];
+  try {
+    const known = join(tmp, "known_hosts");
+    writeFileSync(known, `[127.0.0.1]:${sshd.port} ${readFileSync(join(sshd.dir, "host_key.pub"), "utf8")}`);
+    const ssh = (remote: string) =>
+      timedSpawn("ssh", [
+        ...["-p", String(sshd.port), "-i", sshd.keyFile, "-o", "StrictHostKeyChecking=yes"],
+        ...["-o", `UserKnownHostsFile=${known}`, "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"],
+        `${sshd.user}@127.0.0.1`,
+        remote,
+      ]);
+    await waitFor("sshd accepting sessions", async () => (await ssh("true")).code === 0);
+    for (const [app, closed, unhealthy] of [
+      ["fast", 0, 0],
+      ["slow", Math.max(0, slowSeconds - 5), Math.min(5, slowSeconds)],
+    ] as const) {
+      for (const strategy of ["blue-green", "recreate", "peer"] as const) {
+        const name = `${app}-${strategy}`;
+        const repo = `bench-bg/${name}`;
+        const port = await freePort();
+        const dir = join(tmp, name);
+        const project = `${id}-${name}`;
+        projects.push({ project, dir });
+        const ver: Record<"X" | "Y", { sha: string; ref: string }> = {
+          X: { sha: "", ref: "" },
+          Y: { sha: "", ref: "" },
+        };
+        for (const v of ["X", "Y"] as const) {
+          const local = `${id}/${name}:${v}`;
+          buildSlowAppImage(local, { version: `${name} ${v}`, closedSeconds: closed, unhealthySeconds: unhealthy });
+          const sha = (v === "X" ? "a" : "b").repeat(40);
+          const ref = `${registry.host}/${repo}:${sha}`;
+          pushImage(local, ref);
+          images.push(local, ref);
+          ver[v] = { sha, ref };
+        }
+        mkdirSync(dir, { recursive: true });
+        const template = (image: string) =>
+          [
+            ...(strategy === "peer" ? [`name: ${project}`] : []),
+            "services:",
+            "  app:",
+            `    image: ${image}`,
+            `    ports: ["127.0.0.1:${port}:8080"]`,
+            "    stop_grace_period: 5s",
+            "",
+          ].join("\n");
+        writeFileSync(join(tmp, `${name}.template.yml`), template("placeholder"));
+        const config = join(tmp, `${name}.pipeline.yaml`);
+        writeFileSync(
+          config,
+          pipelineYaml({
+            registry: registry.host,
+            repository: repo,
+            sshd,
+            directory: join(dir, "srv"),
+            composeFile: `${name}.template.yml`,
+            project,
+            health: { url: `http://127.0.0.1:${port}${SLOW_HEALTH_PATH}`, timeout: slowSeconds + 60, interval: 0.5 },
+            waitTimeout: slowSeconds + 60,
+            keepImages: 10,
+            extra:
+              strategy === "blue-green"
+                ? [
+                    "  strategy: blue-green",
+                    "  proxy:",
+                    `    publish: 127.0.0.1:${port}:80`,
+                    `    image: ${CADDY}`,
+                    "    drainSeconds: 2",
+                  ]
+                : [],
+          }),
+        );
+        writeFileSync(join(dir, "compose.yaml"), template(ver.X.ref));
+        const run = (v: "X" | "Y" | "rollback") =>
+          strategy === "peer"
+            ? ssh(
+                `cd ${dir} && sed -i 's#^    image: .*#    image: ${ver[v as "X"].ref}#' compose.yaml && docker compose pull -q && docker compose up -d --wait`,
+              )
+            : timedSpawn(process.execPath, [
+                CLI,
+                ...(v === "rollback" ? ["rollback"] : ["deploy", "--sha", ver[v].sha]),
+                "--config",
+                config,
+                "--ssh-key-file",
+                sshd.keyFile,
+              ]);
+        const first = await run("X");
+        if (first.code !== 0) throw new Error(`bench: first ${name} deploy failed:\n${first.stdout}\n${first.stderr}`);
+        await waitFor(
+          `${name} X answering`,
+          async () => (await answer(port)) === `${name} X`,
+          (slowSeconds + 60) * 1000,
+        );
+
+        const timed = async (v: "Y" | "rollback", want: string) => {
+          const loop = startLoop(`http://127.0.0.1:${port}/version`, 20, (slowSeconds + 120) * 1000);
+          const t0 = performance.now();
+          const r = await run(v);
+          if (r.code !== 0) throw new Error(`bench: ${name} ${v} failed:\n${r.stdout}\n${r.stderr}`);
+          await waitFor(
+            `${name} answering ${want}`,
+            async () => (await answer(port)) === want,
+            (slowSeconds + 60) * 1000,
+          );
+          const servesMs = performance.now() - t0;
+          await new Promise((res) => setTimeout(res, 500));
+          return { r, servesMs, loop: await loop.stop() };
+        };
+        const d = await timed("Y", `${name} Y`);
+        const ph = phases(d.r.stdout);
+        const waited =
+          strategy === "blue-green"
+            ? (ph.candidate ?? 0) + (ph["candidate-health"] ?? 0) + (ph.drain ?? 0)
+            : (ph.up ?? 0) + (ph.health ?? 0);
+        const back = strategy === "blue-green" ? await timed("rollback", `${name} X`) : null;
+        rows.push({
+          app,
+          strategy,
+          loop: d.loop,
+          wallMs: d.r.ms,
+          servesMs: d.servesMs,
+          overheadMs: strategy === "peer" ? null : d.r.ms - waited,
+          rollbackMs: back ? back.r.ms : null,
+          rollbackFailed: back ? back.loop.failed : null,
+        });
+        console.error(`[bench] ${name}: ${d.loop.failed}/${d.loop.requests} failed, deploy ${sec(d.r.ms)}`);
+      }
+    }
+  } finally {
+    for (const p of projects) {
+      for (const f of [join(p.dir, "srv", "compose.yaml"), join(p.dir, "compose.yaml")])
+        spawnSync("docker", ["compose", "-p", p.project, "-f", f, "down", "--remove-orphans", "--timeout", "1"], {
+          stdio: "ignore",
+        });
+    }
+    for (const i of images) spawnSync("docker", ["rmi", "-f", i], { stdio: "ignore" });
+    await Promise.all([registry.stop(), sshd.stop()]);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  console.log(
+    `\nstrategies (slow app: ${slowSeconds} s start), one run each, ${new Date().toISOString().slice(0, 10)}:\n`,
+  );
+  console.log(
+    "| app | strategy | failed requests | longest outage | new version serves after | deploy wall | tool overhead | rollback |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const r of rows) {
+    console.log(
+      `| ${r.app} | ${r.strategy} | ${r.loop.failed} of ${r.loop.requests} | ${sec(r.loop.longestOutageMs)} | ${sec(r.servesMs)} | ${sec(r.wallMs)} | ${r.overheadMs === null ? "—" : sec(r.overheadMs)} | ${r.rollbackMs === null ? "—" : `${sec(r.rollbackMs)}, ${r.rollbackFailed} failed`} |`,
+    );
+  }
+}
+
+async function answer(port: number): Promise<string> {
+  try {
+    return (await (await fetch(`http://127.0.0.1:${port}/version`)).text()).trim();
+  } catch {
+    return "";
+  }
+}
