@@ -19,7 +19,9 @@ const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const SAFE_PATH = /^\/(?:[A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/;
 const SERVICE = /^[a-z0-9][a-z0-9_.-]*$/;
 // `ssh-keygen -lf` prints 43 characters; base64 tools add `=` padding. Both are accepted, the pin is kept bare.
-const HOST_KEY = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+// The placeholder passes here (so `tag` and `verify-manifest` still read the file) and stops every deploy.
+const HOST_KEY = /^(?:SHA256:[A-Za-z0-9+/]{43}=?|CHANGE-ME)$/;
+export const HOST_KEY_PLACEHOLDER = "CHANGE-ME";
 const SAFE_URL = /^http:\/\/[A-Za-z0-9.:[\]_-]+(?:\/[A-Za-z0-9._~\/%+=&?-]*)?$/;
 
 const str = (re: RegExp, what: string) => z.string().trim().regex(re, { message: what });
@@ -82,7 +84,10 @@ const ConfigSchema = z.strictObject({
       host: str(HOSTNAME, "must be a host name or IP address").optional(),
       port: z.number().int().min(1).max(65535).default(22),
       user: str(USER, "must be a plain user name (lowercase letters, digits, _ and -)").optional(),
-      hostKey: str(HOST_KEY, "must be a SHA256 fingerprint as printed by `ssh-keygen -lf`, e.g. SHA256:…")
+      hostKey: str(
+        HOST_KEY,
+        "must be a SHA256 fingerprint as printed by `ssh-keygen -lf` or `hamalog host-key`, e.g. SHA256:…",
+      )
         .transform((k) => k.replace(/=$/, ""))
         .optional(),
       directory: str(SAFE_PATH, "must be an absolute path of letters, digits, . _ - and /")
@@ -93,6 +98,9 @@ const ConfigSchema = z.strictObject({
         .string()
         .trim()
         .refine((p) => !p.split("/").includes(".."), { message: "must not contain `..`" })
+        .refine((p) => !p.startsWith("/") && !p.startsWith("~"), {
+          message: "must be relative to the config file (the CLI) or --source's root (Dagger), not absolute",
+        })
         .optional(),
       /** Or: the compose `services:` mapping inline. */
       services: z.record(z.string(), z.unknown()).optional(),

@@ -23,6 +23,7 @@ import {
 import { deploy as deployRelease, rollback as rollbackRelease } from "./deploy/run.js";
 import { status as deployStatus } from "./deploy/status.js";
 import { openDoor, remoteTarget } from "./deploy/door.js";
+import { keygenLine, scanHostKey } from "./deploy/host-key.js";
 import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
 import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "./ship.js";
 
@@ -174,6 +175,9 @@ export class Hamalog {
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
    * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param deployToken Read-only registry token the host logs in with (a Secret); without it the host gets registryToken, the push token.
+   * @param deployUsername Registry user for deployToken (default: registryUsername / image.username).
+   * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
   async ship(
@@ -197,6 +201,9 @@ export class Hamalog {
     user?: string,
     hostKey?: string,
     set: string[] = [],
+    deployToken?: Secret,
+    deployUsername?: string,
+    insecureAcceptHostKey = false,
   ): Promise<string> {
     // Every config, key and template error surfaces here, before anything is built: ship opens the deploy through
     // the same door as `deploy`, and renders the compose file with a placeholder digest.
@@ -219,7 +226,14 @@ export class Hamalog {
       },
       set,
     );
-    const door = await this.openRemote(cfg, source, sshKey, registryToken);
+    // The host keeps what it logs in with in its Docker config while it pulls: a read-only token limits what
+    // a compromised host can do with it. Without one, the push token goes there, and ship says so.
+    const hostCfg = deployUsername ? { ...cfg, image: { ...cfg.image, username: deployUsername } } : cfg;
+    const door = await this.openRemote(hostCfg, source, sshKey, deployToken ?? registryToken, insecureAcceptHostKey);
+    if (!deployToken)
+      door.say(
+        "[ship] note: the host logs in with the push token (--registry-token); give it a read-only one with --deploy-token",
+      );
     const { image, deploy: target } = door.input;
     precheckCompose(door.input.compose, target.service, image, commit);
     const username = registryUser(cfg.image.username);
@@ -290,6 +304,7 @@ export class Hamalog {
    * @param lockWait Seconds to wait for another deploy's lock (0: fail fast naming the holder).
    * @param breakLock Remove a stale lock first (and say whose it was).
    * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
   async deploy(
@@ -308,6 +323,7 @@ export class Hamalog {
     lockWait = 0,
     breakLock = false,
     set: string[] = [],
+    insecureAcceptHostKey = false,
   ): Promise<string> {
     const commit = parseSha(sha);
     const door = await this.remoteDoor(
@@ -324,6 +340,7 @@ export class Hamalog {
       set,
       sshKey,
       registryToken,
+      insecureAcceptHostKey,
     );
     await deployRelease(
       {
@@ -357,6 +374,7 @@ export class Hamalog {
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
    * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
   async rollback(
@@ -371,6 +389,7 @@ export class Hamalog {
     hostKey?: string,
     dryRun = false,
     set: string[] = [],
+    insecureAcceptHostKey = false,
   ): Promise<string> {
     const door = await this.remoteDoor(
       source,
@@ -379,6 +398,7 @@ export class Hamalog {
       set,
       sshKey,
       registryToken,
+      insecureAcceptHostKey,
     );
     await rollbackRelease({ ...door.input, ...(to ? { to } : {}), dryRun, holder: "dagger rollback" }, door.env);
     return door.log.join("\n");
@@ -398,6 +418,7 @@ export class Hamalog {
    * @param user SSH user (default: deploy.user from the config).
    * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
    * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
   async status(
@@ -410,6 +431,7 @@ export class Hamalog {
     user?: string,
     hostKey?: string,
     set: string[] = [],
+    insecureAcceptHostKey = false,
   ): Promise<string> {
     const door = await this.remoteDoor(
       source,
@@ -417,9 +439,27 @@ export class Hamalog {
       { "deploy/host": host, "deploy/port": port, "deploy/user": user, "deploy/hostKey": hostKey },
       set,
       sshKey,
+      undefined,
+      insecureAcceptHostKey,
     );
     await deployStatus({ ...door.input, lines, holder: "dagger status" }, door.env);
     return door.log.join("\n");
+  }
+
+  /**
+   * Print the deploy host's SSH key fingerprint to pin as deploy.hostKey, as `ssh-keyscan | ssh-keygen -lf -` shows it.
+   *
+   * The scan trusts the network between the engine and the host: check the fingerprint on the host's console
+   * (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) before pinning it.
+   *
+   * Example: dagger call host-key --host=hamalog.example.com
+   *
+   * @param host The deploy host.
+   * @param port Its SSH port.
+   */
+  @func({ cache: "never" })
+  async hostKey(host: string, port = 22): Promise<string> {
+    return keygenLine(await scanHostKey(host, port), host, port);
   }
 
   /** Read the config for deploy/rollback/status and open the door onto the deploy core (openRemote). */
@@ -430,15 +470,28 @@ export class Hamalog {
     set: string[],
     sshKey: Secret,
     registryToken?: Secret,
+    insecureAcceptHostKey = false,
   ) {
-    return this.openRemote(await this.settings(config, overrides, set), source, sshKey, registryToken);
+    return this.openRemote(
+      await this.settings(config, overrides, set),
+      source,
+      sshKey,
+      registryToken,
+      insecureAcceptHostKey,
+    );
   }
 
   /**
    * The one way into the deploy core (deploy, rollback, status, ship): read the compose template and Secrets and
    * open the door (deploy/door.ts), which checks the config, the key and the login; output is streamed and collected.
    */
-  private async openRemote(cfg: PipelineConfig, source: Directory, sshKey: Secret, registryToken?: Secret) {
+  private async openRemote(
+    cfg: PipelineConfig,
+    source: Directory,
+    sshKey: Secret,
+    registryToken?: Secret,
+    insecureAcceptHostKey = false,
+  ) {
     const target = remoteTarget(cfg);
     const template = target.deploy.composeFile ? await source.file(target.deploy.composeFile).contents() : "";
     const log: string[] = [];
@@ -449,6 +502,7 @@ export class Hamalog {
       sshKeyFrom: "--ssh-key",
       tokenFlag: "--registry-token",
       usernameFlag: "--set image/username=NAME",
+      insecureAcceptHostKey,
     };
     const door = openDoor(
       target,

@@ -73,7 +73,8 @@ export const FIELDS: readonly Field[] = [
     flag: "host-key",
     kind: "string",
     help: "pinned SHA256 host key fingerprint",
-    doc: "`SHA256:…` as `ssh-keygen -lf` prints it; unset, the first connection prints it and warns",
+    doc: "`SHA256:…` as `hamalog host-key` or `ssh-keygen -lf` prints it; unset (or `CHANGE-ME`), deploy, rollback and status refuse to connect",
+    unset: REQUIRED_TO_DEPLOY,
   },
   {
     path: "deploy/directory",

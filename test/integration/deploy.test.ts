@@ -270,14 +270,29 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     expect(history()).toBe(before);
   });
 
-  it("an unpinned host key is used with a loud warning that prints the fingerprint to pin", async () => {
+  it("without a pinned host key nothing connects (exit 2); --insecure-accept-host-key connects, loudly", async () => {
     const cfg = readFileSync(configFile, "utf8").replace(/^ {2}hostKey: .*\n/m, "");
     const unpinned = join(tmp, "unpinned.yaml");
     writeFileSync(unpinned, cfg);
-    const u = await hamalog(["status", "--config", unpinned, "--ssh-key-file", sshd.keyFile]);
+    const refused = await hamalog(["status", "--config", unpinned, "--ssh-key-file", sshd.keyFile]);
+    outputs.push(refused);
+    expect(refused.code, text(refused)).toBe(2);
+    expect(refused.stderr).toContain("deploy/hostKey: required — no host key is pinned for 127.0.0.1");
+    expect(refused.stderr).toContain(`npx hamalog host-key --host 127.0.0.1 --port ${sshd.port}`);
+    expect(refused.stdout).toBe("");
+    const u = await hamalog([
+      "status",
+      "--config",
+      unpinned,
+      "--ssh-key-file",
+      sshd.keyFile,
+      "--insecure-accept-host-key",
+    ]);
     outputs.push(u);
     expect(u.code, text(u)).toBe(0);
-    expect(u.stderr).toContain(`host key ${sshd.hostKeyFingerprint} is NOT pinned`);
+    expect(u.stderr).toContain(
+      `--insecure-accept-host-key: ${sshd.user}@127.0.0.1:${sshd.port} host key ${sshd.hostKeyFingerprint} was accepted without a pin`,
+    );
     expect(u.stderr).toContain(`deploy/hostKey: ${sshd.hostKeyFingerprint}`);
   });
 

@@ -20,8 +20,13 @@ const SSH_KEY_PLAINTEXT = "-----BEGIN OPENSSH PRIVATE KEY-----contract-test-key-
 const IMAGE = "ghcr.io/daemin-kim/hamalog-backend";
 const SOURCE_URL = "https://github.com/daemin-kim/hamalog-backend";
 
-/** Hamalog's own pipeline.yaml (platforms: [linux/amd64], so push publishes one index). */
-const PIPELINE_YAML = readFileSync(join(ROOT, "pipeline.yaml"), "utf8");
+/**
+ * Hamalog's own pipeline.yaml (platforms: [linux/amd64], so push publishes one index), with its host key pinned
+ * as a user does before the first deploy (the file ships the CHANGE-ME placeholder, which stops every deploy).
+ */
+const OWN_PIPELINE_YAML = readFileSync(join(ROOT, "pipeline.yaml"), "utf8");
+const PINNED = `SHA256:${"x".repeat(43)}`;
+const PIPELINE_YAML = OWN_PIPELINE_YAML.replace(/^( {2}hostKey:) CHANGE-ME$/m, `$1 ${PINNED}`);
 /** The same image without platforms: one image for the engine's platform. */
 const SINGLE_PLATFORM_YAML = `image:\n  registry: ghcr.io\n  repository: daemin-kim/hamalog-backend\n  source: ${SOURCE_URL}\n  username: hamalog-bot\nbuild:\n  dockerfile: docker/Dockerfile\n  buildArgs: { JAR_FILE: app.jar }\n`;
 const MULTI_PLATFORM_YAML = `${SINGLE_PLATFORM_YAML}  platforms: [linux/amd64, linux/arm64]\n`;
@@ -38,7 +43,12 @@ const REAL_KEY = (() => {
 })();
 
 const standIn = new DaggerStandIn({
-  files: { "file-pipeline": PIPELINE_YAML, "file-single": SINGLE_PLATFORM_YAML, "file-multi": MULTI_PLATFORM_YAML },
+  files: {
+    "file-pipeline": PIPELINE_YAML,
+    "file-own": OWN_PIPELINE_YAML,
+    "file-single": SINGLE_PLATFORM_YAML,
+    "file-multi": MULTI_PLATFORM_YAML,
+  },
   secrets: {
     "secret-registry-token": TOKEN_PLAINTEXT,
     "secret-ssh-key": SSH_KEY_PLAINTEXT,
@@ -318,6 +328,17 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
     // The token was read again to ask the registry (plaintext travels in the engine's answer, never in a query).
     expect(standIn.plaintextReads).toEqual([...DOOR_READS, "secret-registry-token"]);
     expect(err?.message).not.toContain(TOKEN_PLAINTEXT);
+  });
+
+  it("Hamalog's pipeline.yaml as shipped (hostKey: CHANGE-ME) stops ship before anything is built, saying how to pin", async () => {
+    expect(PIPELINE_YAML).toContain(`hostKey: ${PINNED}`);
+    await expect(
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-own"), "bot")),
+    ).rejects.toThrow(
+      /^deploy\/hostKey: still the placeholder CHANGE-ME in pipeline\.yaml — .*npx hamalog host-key --host hamalog\.example\.com/,
+    );
+    expect(standIn.publishes).toEqual([]);
+    expect(standIn.queries.filter((q) => /\bsync\b/.test(q))).toEqual([]); // nothing built
   });
 
   it("a config that cannot deploy fails before anything is built", async () => {

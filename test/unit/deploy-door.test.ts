@@ -1,7 +1,7 @@
 // deploy / rollback / status on both doors: the Dagger signatures (read by the SDK's own introspector) and the
 // CLI contract for usage errors (exit 2, nothing attempted).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -77,6 +77,7 @@ describe("hamalog deploy / rollback / status (CLI usage errors)", () => {
       "--lock-wait SECONDS",
       "--break-lock",
       "--host-key",
+      "--insecure-accept-host-key",
     ]) {
       expect(r.stdout).toContain(f);
     }
@@ -97,6 +98,40 @@ describe("hamalog deploy / rollback / status (CLI usage errors)", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--ssh-key-env: not a usable SSH private key/);
     expect(r.stderr).not.toContain("not-a-key-secret-value");
+  });
+
+  it("exit 2 for a public key given as the private key, naming the file to give instead", async () => {
+    const r = await hamalog(["status", ...BASE, "--ssh-key-file", join(cwd, "key.pub")], { cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /--ssh-key-file: this is a public key \(ssh-ed25519\); give the private key — the file without \.pub/,
+    );
+  });
+
+  it("exit 2 without a pinned host key, before any connection, naming host-key and the escape hatch", async () => {
+    const r = await hamalog(["status", ...BASE, "--ssh-key-env", "K"], { env: { K: KEY }, cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("deploy/hostKey: required — no host key is pinned for 127.0.0.1");
+    expect(r.stderr).toContain("npx hamalog host-key --host 127.0.0.1");
+    expect(r.stderr).toContain("--insecure-accept-host-key");
+  });
+
+  it.each([
+    ["an absolute path", "/etc/hostname", /deploy\/compose(File|-file).*must be relative to the config file/],
+    ["a symlink out of the config's directory", "link.yml", /deploy\/composeFile: link\.yml leads out of/],
+  ])("exit 2 for --compose-file as %s: the template is confined beside the config", async (_, file, re) => {
+    symlinkSync("/etc/hostname", join(cwd, "link.yml"));
+    try {
+      const pin = ["--host-key", `SHA256:${"x".repeat(43)}`];
+      const r = await hamalog(["status", ...BASE, ...pin, "--compose-file", file, "--ssh-key-env", "K"], {
+        env: { K: KEY },
+        cwd,
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(re);
+    } finally {
+      rmSync(join(cwd, "link.yml"));
+    }
   });
 
   it("exit 2 listing every missing deploy field at once", async () => {

@@ -41,7 +41,7 @@ describe("Dagger module introspection: every function", () => {
   /** Pure functions: their result depends only on their arguments, so the engine may cache them. */
   const PURE = ["tag", "build"];
   /** Functions that change or read remote state (registry, host): a cached answer would be a lie. */
-  const NEVER_CACHED = ["push", "ship", "verifyManifest", "deploy", "status", "rollback"];
+  const NEVER_CACHED = ["push", "ship", "verifyManifest", "deploy", "status", "rollback", "hostKey"];
 
   it("exposes tag, build, push and ship, and every function is classified as pure or never cached", () => {
     expect(Object.keys(fns)).toEqual(expect.arrayContaining(["tag", "build", "push", "ship"]));

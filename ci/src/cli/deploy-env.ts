@@ -1,9 +1,9 @@
 // What `deploy`, `rollback` and `status` share on the CLI: their flags (config overrides, the SSH key and the
 // registry token by indirection, lock handling), reading what they point at (config, template, secrets), and
 // handing that to deploy/door.ts. The only place the CLI reads the compose template from disk.
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync, statSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
-import { dirname, resolve } from "node:path";
+import { dirname, resolve, sep } from "node:path";
 import { loadConfig } from "../config-file.js";
 import { ConfigError } from "../errors.js";
 import { openDoor, remoteTarget } from "../deploy/door.js";
@@ -15,7 +15,11 @@ import { readSecretFlag, secretFlags } from "./secret.js";
 export const REMOTE_OPTIONS: Record<string, OptionSpec> = {
   ...CONFIG_OPTIONS,
   ...secretFlags("ssh-key", "SSH private key (never the key itself in argv)"),
-  ...secretFlags("password", "registry password/token the host logs in with (username: image/username)"),
+  ...secretFlags("password", "registry token the host pulls with (read-only is enough; username: image/username)"),
+  "insecure-accept-host-key": {
+    type: "boolean",
+    help: "connect without a pinned deploy/hostKey, accepting whatever key the host shows (never for production)",
+  },
 };
 
 export const LOCK_OPTIONS: Record<string, OptionSpec> = {
@@ -27,6 +31,8 @@ export const LOCK_OPTIONS: Record<string, OptionSpec> = {
   "break-lock": { type: "boolean", help: "remove a stale lock first (says whose it was)" },
 };
 
+const MAX_TEMPLATE_BYTES = 1024 * 1024;
+
 function intFlag(values: Record<string, unknown>, flag: string): number | undefined {
   const v = values[flag] as string | undefined;
   if (v === undefined) return undefined;
@@ -34,12 +40,27 @@ function intFlag(values: Record<string, unknown>, flag: string): number | undefi
   return Number(v);
 }
 
-/** deploy/composeFile's text, relative to the config file (or the working directory without one). */
+/**
+ * deploy/composeFile's text, relative to the config file (or the working directory without one), and confined
+ * there: the schema refuses absolute paths and `..`; a symlink that leads out of that directory is refused here.
+ */
 function readTemplate(configPath: string | undefined, composeFile: string): string {
-  const path = resolve(configPath ? dirname(configPath) : ".", composeFile);
+  const base = resolve(configPath ? dirname(configPath) : ".");
+  const path = resolve(base, composeFile);
   try {
-    return readFileSync(path, "utf8");
+    const real = realpathSync(path);
+    const root = realpathSync(base);
+    if (real !== root && !real.startsWith(`${root}${sep}`)) {
+      throw new ConfigError(
+        `deploy/composeFile: ${composeFile} leads out of ${root} (to ${real}) — keep the compose template beside the config`,
+      );
+    }
+    if (statSync(real).size > MAX_TEMPLATE_BYTES) {
+      throw new ConfigError(`deploy/composeFile: ${path} is larger than 1 MiB — is this the compose template?`);
+    }
+    return readFileSync(real, "utf8");
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(
       `deploy/composeFile: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}) — it is relative to the config file`,
     );
@@ -68,6 +89,7 @@ export function remoteDoor(
       ...(registryToken ? { registryToken } : {}),
       tokenFlag: "--password-env/--password-file",
       usernameFlag: "--username",
+      ...(values["insecure-accept-host-key"] ? { insecureAcceptHostKey: true } : {}),
     },
     { out: (l) => io.out(l), warn: (l) => io.err(l) },
   );

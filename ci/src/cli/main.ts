@@ -28,6 +28,10 @@ const COMMANDS: CommandTable = {
     summary: "roll the compose host back to the previous (or --to SHA|DIGEST) successful deploy",
     load: async () => (await import("./rollback.js")).command,
   },
+  "host-key": {
+    summary: "print the deploy host's SSH key fingerprint to pin as deploy/hostKey",
+    load: async () => (await import("./host-key.js")).command,
+  },
 };
 
 function mainHelp(commands: CommandTable): string {

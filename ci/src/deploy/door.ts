@@ -4,11 +4,17 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { ComposeSource } from "../compose.js";
-import { requireDeploy, requireImage, type DeployConfig, type PipelineConfig } from "../config.js";
+import {
+  HOST_KEY_PLACEHOLDER,
+  requireDeploy,
+  requireImage,
+  type DeployConfig,
+  type PipelineConfig,
+} from "../config.js";
 import { ConfigError } from "../errors.js";
 import type { ImageName } from "../reference.js";
 import { verifyManifest } from "../registry/verify.js";
-import { checkPrivateKey, connectSsh } from "./ssh.js";
+import { checkPrivateKey, connectSsh, unpinnedError } from "./ssh.js";
 import { keySecrets, type Output } from "./report.js";
 import type { DeployEnv, DeployInput } from "./session.js";
 
@@ -37,6 +43,8 @@ export interface DoorReads {
   registryToken?: string;
   tokenFlag: string;
   usernameFlag: string;
+  /** --insecure-accept-host-key: connect without a pinned host key (loudly). Never the default. */
+  insecureAcceptHostKey?: boolean;
 }
 
 /** The core's input (without the holder, which each door names) and live environment for `target`. */
@@ -51,6 +59,7 @@ export function openDoor(
       `image/username: required with ${r.tokenFlag} (set it in ${t.configName} or pass ${r.usernameFlag})`,
     );
   }
+  checkHostKeyPin(t, r.insecureAcceptHostKey === true);
   const d = t.deploy;
   const compose: ComposeSource = d.composeFile
     ? { template: r.readTemplate(d.composeFile), templateName: d.composeFile }
@@ -64,23 +73,42 @@ export function openDoor(
       compose,
       ...(r.registryToken && t.username ? { credentials: { username: t.username, password: r.registryToken } } : {}),
     },
-    env: liveEnv(d, { sshKey: r.sshKey, ...(r.registryToken ? { registryToken: r.registryToken } : {}) }, output),
+    env: liveEnv(
+      d,
+      { sshKey: r.sshKey, ...(r.registryToken ? { registryToken: r.registryToken } : {}) },
+      output,
+      r.insecureAcceptHostKey === true,
+    ),
   };
+}
+
+/** Trust by default: no pin (or the example's placeholder) stops here, before any connection, unless the escape hatch is given. */
+function checkHostKeyPin(t: RemoteTarget, insecure: boolean): void {
+  const d = t.deploy;
+  if (d.hostKey === HOST_KEY_PLACEHOLDER) {
+    if (insecure) return;
+    throw new ConfigError(
+      `deploy/hostKey: still the placeholder ${HOST_KEY_PLACEHOLDER} in ${t.configName} — ` +
+        unpinnedError(d.host, d.port).message.replace(/^deploy\/hostKey: required — /, ""),
+    );
+  }
+  if (!d.hostKey && !insecure) throw unpinnedError(d.host, d.port);
 }
 
 export function liveEnv(
   d: DeployConfig,
   secrets: { sshKey: string; registryToken?: string },
   output: Output,
+  insecureAcceptHostKey = false,
 ): DeployEnv {
+  const pinned = d.hostKey && d.hostKey !== HOST_KEY_PLACEHOLDER ? { hostKey: d.hostKey } : {};
   const key = secrets.sshKey.endsWith("\n") ? secrets.sshKey : `${secrets.sshKey}\n`;
   return {
     connect: () =>
-      connectSsh(
-        { host: d.host, port: d.port, user: d.user, privateKey: key, ...(d.hostKey ? { hostKey: d.hostKey } : {}) },
-        (l) => output.warn(l),
+      connectSsh({ host: d.host, port: d.port, user: d.user, privateKey: key, ...pinned, insecureAcceptHostKey }, (l) =>
+        output.warn(l),
       ),
-    verify: (req) => verifyManifest(req),
+    verify: (req, signal) => verifyManifest(req, signal ? { signal } : {}),
     output,
     clock: {
       now: () => new Date(),

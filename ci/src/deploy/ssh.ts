@@ -15,8 +15,10 @@ export interface SshTarget {
   user: string;
   /** The private key text (OpenSSH or PEM). Never logged. */
   privateKey: string;
-  /** Pinned host key fingerprint, `SHA256:…` as `ssh-keygen -lf` prints it. */
+  /** Pinned host key fingerprint, `SHA256:…` as `ssh-keygen -lf` prints it. Without it nothing is sent. */
   hostKey?: string;
+  /** Accept whatever key the host presents (--insecure-accept-host-key): never the default. */
+  insecureAcceptHostKey?: boolean;
   readyTimeoutMs?: number;
 }
 
@@ -33,14 +35,23 @@ export function checkPrivateKey(key: string, source: string): void {
       `${source}: not a usable SSH private key (${parsed.message.replace(/\s+/g, " ").slice(0, 120)}) — give an unencrypted OpenSSH or PEM private key`,
     );
   }
+  // A public key parses too (an `id_ed25519.pub` given by mistake); ssh2 would fail later with its raw text.
+  const first = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (first && !first.isPrivateKey()) {
+    throw new ConfigError(
+      `${source}: this is a public key (${first.type}); give the private key — the file without .pub (e.g. ~/.ssh/id_ed25519), whose public half is in the host's authorized_keys`,
+    );
+  }
 }
 
 /**
- * Connect and authenticate. With `hostKey` set, any other host key is refused naming both fingerprints; without
- * it, `warn` gets the fingerprint seen and how to pin it.
+ * Connect and authenticate. With `hostKey` set, any other host key is refused naming both fingerprints, before
+ * the client authenticates or sends anything else. Without a pin the connection is refused too, unless
+ * `insecureAcceptHostKey` says otherwise: then `warn` gets the fingerprint seen and how to pin it.
  */
 export async function connectSsh(t: SshTarget, warn: (line: string) => void): Promise<Remote> {
   const label = `${t.user}@${t.host}:${t.port}`;
+  if (!t.hostKey && !t.insecureAcceptHostKey) throw unpinnedError(t.host, t.port);
   let seen = "";
   let ready = false;
   const faults = new Faults();
@@ -81,7 +92,7 @@ export async function connectSsh(t: SshTarget, warn: (line: string) => void): Pr
       keepaliveInterval: 15_000,
       hostVerifier: (key: Buffer) => {
         seen = fingerprintOf(key);
-        return !t.hostKey || seen === t.hostKey;
+        return t.hostKey ? seen === t.hostKey : t.insecureAcceptHostKey === true;
       },
     });
     // Nagle's algorithm (on by default in ssh2) holds each small channel request until the server's delayed ACK:
@@ -91,12 +102,22 @@ export async function connectSsh(t: SshTarget, warn: (line: string) => void): Pr
   });
   if (!t.hostKey) {
     warn(
-      `WARNING: ${label} host key ${seen} is NOT pinned; anyone able to intercept this connection could pose as the host. ` +
+      `WARNING: --insecure-accept-host-key: ${label} host key ${seen} was accepted without a pin; anyone able to intercept this connection could pose as the host and receive the registry token. ` +
         `Pin it: set deploy/hostKey: ${seen} (or pass --host-key ${seen}) after checking it on the server with ` +
         "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`",
     );
   }
   return new SshRemote(client, label, seen, faults);
+}
+
+/** Why a deploy without a pinned host key stops before it connects, and how to get the pin. */
+export function unpinnedError(host: string, port: number): ConfigError {
+  return new ConfigError(
+    `deploy/hostKey: required — no host key is pinned for ${host}, so nothing is sent to it (the host receives the registry token). ` +
+      `Print its fingerprint with \`npx hamalog host-key --host ${host}${port === 22 ? "" : ` --port ${port}`}\` ` +
+      "(or `dagger call host-key`), check it on the host's console with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`, " +
+      "then set deploy/hostKey or pass --host-key. For a throwaway host only: --insecure-accept-host-key",
+  );
 }
 
 /** Errors the client reports after `ready` (a reset connection, a keepalive timeout): they fail what is in flight and everything after. */
@@ -239,8 +260,13 @@ class SshRemote implements Remote {
       try {
         this.client.forwardOut("127.0.0.1", 0, host, port, (err, ch) => {
           if (done) return closeQuietly(ch);
-          if (err)
-            return finish(() => reject(new Error(`cannot reach ${host}:${port} from the host (${err.message})`)));
+          if (err) {
+            // `reason` 1 is SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: sshd forbids forwarding (AllowTcpForwarding no).
+            const e = Object.assign(new Error(`cannot reach ${host}:${port} from the host (${err.message})`), {
+              reason: (err as { reason?: unknown }).reason,
+            });
+            return finish(() => reject(e));
+          }
           channel = ch;
           req = request(
             {

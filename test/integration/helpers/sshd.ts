@@ -38,6 +38,10 @@ export interface SshdOptions {
    * and the mounts vanish with the namespace when sshd and its sessions end.
    */
   hide?: string[];
+  /** sshd's LogLevel (default ERROR); VERBOSE logs each connection and each accepted key to `<dir>/sshd.log`. */
+  logLevel?: string;
+  /** AllowTcpForwarding (default yes); `no` is the hardening that breaks a tunnelled health check. */
+  allowTcpForwarding?: "yes" | "no";
 }
 
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
@@ -59,9 +63,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     "PermitRootLogin prohibit-password",
     // The temp dir lives under /tmp (world-writable), which StrictModes would refuse.
     "StrictModes no",
-    "AllowTcpForwarding yes",
+    `AllowTcpForwarding ${opts.allowTcpForwarding ?? "yes"}`,
     "MaxSessions 20",
-    "LogLevel ERROR",
+    `LogLevel ${opts.logLevel ?? "ERROR"}`,
     ...Object.entries(opts.env ?? {}).map(([k, v]) => `SetEnv ${k}=${v}`),
   ];
   writeFileSync(join(dir, "sshd_config"), config.join("\n") + "\n");
