@@ -90,11 +90,11 @@ export function shipDeployConfig<D extends { fallback: "none" | "latest" }>(depl
  * resolves the sha tag again on its own, and a tag that moved in between must stop it, not be deployed.
  */
 export function pinVerify<Req, Res extends { reference: string; digest: string }>(
-  verify: (req: Req) => Promise<Res>,
+  verify: (req: Req, signal?: AbortSignal) => Promise<Res>,
   digest: string,
-): (req: Req) => Promise<Res> {
-  return async (req) => {
-    const res = await verify(req);
+): (req: Req, signal?: AbortSignal) => Promise<Res> {
+  return async (req, signal) => {
+    const res = await verify(req, signal);
     if (res.digest !== digest) {
       throw new PipelineError(
         `${res.reference} resolves to ${res.digest}, not ${digest} that this ship pushed and verified; the tag moved — not deploying it; run ship again`,

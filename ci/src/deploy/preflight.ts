@@ -13,7 +13,7 @@ import type { Credentials } from "../registry/auth.js";
 import type { VerifyRequest, VerifyResult } from "../registry/verify.js";
 
 /** verifyManifest from registry/verify.ts, injected by the doors (so the core runs with any client). */
-export type VerifyFn = (req: VerifyRequest) => Promise<VerifyResult>;
+export type VerifyFn = (req: VerifyRequest, signal?: AbortSignal) => Promise<VerifyResult>;
 
 export interface PreflightInput extends ImageName {
   sha: Sha;
@@ -21,6 +21,10 @@ export interface PreflightInput extends ImageName {
   /** deploy/platform; when unset, the host's from `docker info`. */
   platform?: string;
   fallback: "none" | "latest";
+  /** Ctrl-C / a CI cancel: ends the registry requests and host probes at once (they may wait ~30 s otherwise). */
+  signal?: AbortSignal;
+  /** deploy/health/url: checked through an SSH tunnel, so the host must allow forwarding (probeForwarding). */
+  healthUrl?: string;
 }
 
 function diagnosisKind(e: unknown): string | undefined {
@@ -34,8 +38,40 @@ function diagnosisKind(e: unknown): string | undefined {
  * must be found there (system plugin dirs or ~/.docker/cli-plugins). Checked before the lock: a host without it is
  * untouched. `platform` is the host's (normalised), when asked for.
  */
-export async function probeHost(remote: Remote, wantPlatform: boolean): Promise<{ platform: string | undefined }> {
-  const r = await remote.run(cmd.probe(wantPlatform), { timeoutMs: 60_000 });
+/** Whether a failed tunnelled request was refused by sshd's policy, not by the app. */
+function forwardingProhibited(e: unknown): boolean {
+  const x = e as { reason?: unknown; message?: unknown };
+  return x?.reason === 1 || /administratively prohibited|Channel open failure: open failed/i.test(String(x?.message));
+}
+
+/**
+ * The health gate asks the app through a channel forwarded by the host's sshd. Hardened hosts set
+ * `AllowTcpForwarding no`; then every gate would fail after the switch (and a first deploy would stop a healthy
+ * app), so it is found out here, before anything changes. Any other answer (the app down, refused, slow) is the
+ * gate's business later.
+ */
+export async function probeForwarding(remote: Remote, healthUrl: string): Promise<void> {
+  try {
+    await remote.httpGet(healthUrl, 3_000);
+  } catch (e) {
+    if (!forwardingProhibited(e)) return;
+    const user = remote.label.split("@")[0];
+    throw new PipelineError(
+      `${remote.label} refuses TCP forwarding (sshd \`AllowTcpForwarding no\`), and deploy/health/url (${healthUrl}) is checked through it: ` +
+        `every deploy would fail its health gate after switching. Allow local forwarding for ${user} in the host's sshd_config ` +
+        `(\`Match User ${user}\` + \`AllowTcpForwarding local\`, then reload sshd), or leave deploy/health/url unset to gate on ` +
+        `the compose healthcheck alone (\`up --wait\`). Nothing on ${remote.label} was changed`,
+      "preflight",
+    );
+  }
+}
+
+export async function probeHost(
+  remote: Remote,
+  wantPlatform: boolean,
+  signal?: AbortSignal,
+): Promise<{ platform: string | undefined }> {
+  const r = await remote.run(cmd.probe(wantPlatform), { timeoutMs: 60_000, ...(signal ? { signal } : {}) });
   const [infoLine = "", ...rest] = r.stdout.split("\n");
   const { step, stderr } = lastStep(r.stderr);
   const user = remote.label.split("@")[0];
@@ -60,17 +96,21 @@ export async function probeHost(remote: Remote, wantPlatform: boolean): Promise<
 export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Release> {
   const tag = shaTag(p.sha);
   const name = `${p.registry}/${p.repository}`;
-  const host = await probeHost(remote, p.platform === undefined);
+  const host = await probeHost(remote, p.platform === undefined, p.signal);
+  if (p.healthUrl) await probeForwarding(remote, p.healthUrl);
   const platform = p.platform ?? host.platform ?? "";
   const ask = (reference: string) =>
-    verify({
-      registry: p.registry,
-      repository: p.repository,
-      reference,
-      platform,
-      ...(p.credentials ? { credentials: p.credentials } : {}),
-      ...(reference === tag ? { wantedSha: p.sha } : {}),
-    });
+    verify(
+      {
+        registry: p.registry,
+        repository: p.repository,
+        reference,
+        platform,
+        ...(p.credentials ? { credentials: p.credentials } : {}),
+        ...(reference === tag ? { wantedSha: p.sha } : {}),
+      },
+      p.signal,
+    );
   let result: VerifyResult;
   let usedTag = tag;
   let fallback = false;

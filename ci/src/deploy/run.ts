@@ -7,7 +7,7 @@ import type { Sha } from "../tags.js";
 import { apply } from "./apply.js";
 import { applyBlueGreen } from "./bluegreen.js";
 import { rollbackTarget, successfulReleases } from "./history.js";
-import { preflight, probeHost } from "./preflight.js";
+import { preflight, probeForwarding, probeHost } from "./preflight.js";
 import { releaseOf } from "./release.js";
 import { readHistory, withSession, type DeployEnv, type DeployInput, type Outcome, type Session } from "./session.js";
 
@@ -29,6 +29,8 @@ export function deploy(input: DeployInput & { sha: Sha }, env: DeployEnv): Promi
           fallback: input.deploy.fallback,
           ...(input.credentials ? { credentials: input.credentials } : {}),
           ...(input.deploy.platform ? { platform: input.deploy.platform } : {}),
+          ...(input.signal ? { signal: input.signal } : {}),
+          ...(input.deploy.health.url ? { healthUrl: input.deploy.health.url } : {}),
         },
         env.verify,
         s.rep,
@@ -52,7 +54,8 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
   }
   return withSession(input, env, async (s) => {
     const release = await s.rep.phase("preflight", async () => {
-      await probeHost(s.remote, false);
+      await probeHost(s.remote, false, input.signal);
+      if (input.deploy.health.url) await probeForwarding(s.remote, input.deploy.health.url);
       const entries = await readHistory(s);
       const r = rollbackTarget(entries, to || undefined);
       if (!r) {

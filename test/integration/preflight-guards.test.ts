@@ -1,0 +1,118 @@
+// Preflight guards against real sshd, registry and dockerd: a host whose sshd forbids TCP forwarding is found
+// out before anything changes (the health check runs through a tunnel), and Ctrl-C during preflight ends the
+// deploy at once instead of after the registry's 30 s budget.
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, ROOT, hamalog } from "../helpers/cli.js";
+import { buildAppImage, projectContainers, pushImage, removeComposeProject, removeImages } from "./helpers/images.js";
+import { startHostileRegistry, type HostileRegistry } from "./helpers/hostile-registry.js";
+import { freePort } from "./helpers/ports.js";
+import { startRegistry, type Registry } from "./helpers/registry.js";
+import { startSshd, type Sshd } from "./helpers/sshd.js";
+import { composeTemplate, pipelineYaml } from "./helpers/stack-files.js";
+
+const ID = `hamalog-preflight-it-${process.pid}`;
+const REPO = "hamalog-preflight-it/app";
+const SHA = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+let registry: Registry;
+let hardened: Sshd;
+let open: Sshd;
+let tmp: string;
+let appPort: number;
+const refs: string[] = [];
+
+function writeConfig(name: string, sshd: Sshd, registryHost: string): { config: string; dir: string } {
+  const dir = join(tmp, name, "deploy");
+  const config = join(tmp, name, "pipeline.yaml");
+  rmSync(join(tmp, name), { recursive: true, force: true });
+  mkdirSync(join(tmp, name), { recursive: true });
+  writeFileSync(join(tmp, name, "compose.yml"), composeTemplate({ appPort }));
+  writeFileSync(
+    config,
+    pipelineYaml({
+      registry: registryHost,
+      repository: REPO,
+      sshd,
+      directory: dir,
+      composeFile: "compose.yml",
+      project: ID,
+      health: { url: `http://127.0.0.1:${appPort}/health` },
+    }),
+  );
+  return { config, dir };
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "hamalog-preflight-"));
+  appPort = await freePort();
+  [registry, hardened, open] = await Promise.all([
+    startRegistry(),
+    startSshd({ allowTcpForwarding: "no" }),
+    startSshd(),
+  ]);
+  const local = `${ID}/app:v1`;
+  buildAppImage(local, { version: "v1" });
+  const ref = `${registry.host}/${REPO}:${SHA}`;
+  pushImage(local, ref);
+  refs.push(local, ref);
+});
+
+afterAll(async () => {
+  removeComposeProject(ID);
+  removeImages(REPO, refs);
+  await Promise.all([registry?.stop(), hardened?.stop(), open?.stop()]);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("AllowTcpForwarding no", () => {
+  it("stops the deploy in preflight with the right advice; nothing on the host changes", async () => {
+    const { config, dir } = writeConfig("hardened", hardened, registry.host);
+    const r = await hamalog(["deploy", "--sha", SHA, "--config", config, "--ssh-key-file", hardened.keyFile], {
+      timeoutMs: 180_000,
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain("refuses TCP forwarding (sshd `AllowTcpForwarding no`)");
+    expect(r.stderr).toContain("AllowTcpForwarding local");
+    expect(r.stderr).not.toMatch(/raise the health timeout/i);
+    expect(r.stderr).toMatch(/Nothing on \S+ was changed/);
+    expect(existsSync(dir)).toBe(false);
+    expect(projectContainers(ID)).toBe("");
+  });
+});
+
+describe("interrupts during preflight", () => {
+  let silent: HostileRegistry;
+  beforeAll(async () => {
+    silent = await startHostileRegistry("hang");
+  });
+  afterAll(async () => {
+    await silent?.stop();
+  });
+
+  it("SIGINT while the registry is silent ends the deploy within seconds, not after its 30 s budget", async () => {
+    const { config, dir } = writeConfig("interrupted", open, silent.host);
+    const child = spawn(
+      process.execPath,
+      [CLI, "deploy", "--sha", SHA, "--config", config, "--ssh-key-file", open.keyFile],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const deadline = Date.now() + 60_000;
+    while (!/\[connect\]/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1_500)); // inside preflight: the manifest request hangs
+    const sent = Date.now();
+    child.kill("SIGINT");
+    const code = await exited;
+    expect(Date.now() - sent).toBeLessThan(5_000);
+    expect(code).not.toBe(0);
+    expect(out).toMatch(/cancelled|interrupted/);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
