@@ -469,7 +469,7 @@ const slowArg = process.argv.indexOf("--slow-seconds");
 try {
   if (process.argv.includes("--strategies")) {
     const { benchStrategies } = await import("./strategies.js");
-    await benchStrategies(slowArg >= 0 ? Number(process.argv[slowArg + 1]) : 20);
+    await benchStrategies(slowArg >= 0 ? Number(process.argv[slowArg + 1]) : 20, FAST_SHELL);
   } else await main();
 } catch (e) {
   console.error((e as Error).message);

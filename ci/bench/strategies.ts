@@ -4,7 +4,7 @@
 // 20 ms, a new connection each, 127.0.0.1 only); blue-green also rolls back. Measured per deploy: failed requests,
 // the longest outage, time until Y answers (from the deploy's start), the tool's overhead beyond the container
 // start and health wait (and the drain, a wait by design), and the rollback's time.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,8 +41,13 @@ function phases(stdout: string): Record<string, number> {
   return out;
 }
 
-export async function benchStrategies(slowSeconds: number): Promise<void> {
+export async function benchStrategies(slowSeconds: number, fastShell: boolean): Promise<void> {
   const [registry, sshd] = await Promise.all([startRegistry(), startSshd()]);
+  if (fastShell) {
+    // As deploy.ts --fast-shell: bash skips root's ~/.bashrc (pyenv init, ~100 ms per remote command here).
+    appendFileSync(join(sshd.dir, "sshd_config"), "SetEnv SHLVL=1\n");
+    process.kill(sshd.pid, "SIGHUP");
+  }
   const tmp = mkdtempSync(join(tmpdir(), "hamalog-bench-strategies-"));
   const id = `hamalog-bench-bg-${process.pid}`;
   const projects: { project: string; dir: string }[] = [];
@@ -152,9 +157,13 @@ export async function benchStrategies(slowSeconds: number): Promise<void> {
             async () => (await answer(port)) === want,
             (slowSeconds + 60) * 1000,
           );
-          const servesMs = performance.now() - t0;
           await new Promise((res) => setTimeout(res, 500));
-          return { r, servesMs, loop: await loop.stop() };
+          const stats = await loop.stop();
+          // From the deploy's start to the first answer of the new version the loop saw.
+          const servesMs = stats.startedAt + (stats.firstSeenMs[want] ?? Infinity) - t0;
+          if (strategy !== "peer")
+            console.error(`[bench] ${name} ${v} phases (ms): ${JSON.stringify(phases(r.stdout))}`);
+          return { r, servesMs, loop: stats };
         };
         const d = await timed("Y", `${name} Y`);
         const ph = phases(d.r.stdout);
@@ -188,7 +197,7 @@ export async function benchStrategies(slowSeconds: number): Promise<void> {
     rmSync(tmp, { recursive: true, force: true });
   }
   console.log(
-    `\nstrategies (slow app: ${slowSeconds} s start), one run each, ${new Date().toISOString().slice(0, 10)}:\n`,
+    `\nstrategies (slow app: ${slowSeconds} s start${fastShell ? ", --fast-shell" : ""}), one run each, ${new Date().toISOString().slice(0, 10)}:\n`,
   );
   console.log(
     "| app | strategy | failed requests | longest outage | new version serves after | deploy wall | tool overhead | rollback |",

@@ -2,6 +2,7 @@
 // each on a NEW connection (no keep-alive: a pooled connection would hide a listener that went away), counting
 // failures, the longest run of them (the outage), and the answers seen.
 import { request } from "node:http";
+import { performance } from "node:perf_hooks";
 
 export interface LoopStats {
   requests: number;
@@ -12,6 +13,9 @@ export interface LoopStats {
   answers: string[];
   /** A few failure reasons, for the assertion message. */
   errors: string[];
+  /** When each answer was first seen, in ms since the loop started (`startedAt`, performance.now()). */
+  firstSeenMs: Record<string, number>;
+  startedAt: number;
 }
 
 function get(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
@@ -31,7 +35,15 @@ function get(url: string, timeoutMs: number): Promise<{ status: number; body: st
 
 /** Start the loop; `stop()` ends it (it also ends by itself after `maxMs`) and resolves with the counts. */
 export function startLoop(url: string, intervalMs = 20, maxMs = 180_000): { stop: () => Promise<LoopStats> } {
-  const stats: LoopStats = { requests: 0, failed: 0, longestOutageMs: 0, answers: [], errors: [] };
+  const stats: LoopStats = {
+    requests: 0,
+    failed: 0,
+    longestOutageMs: 0,
+    answers: [],
+    errors: [],
+    firstSeenMs: {},
+    startedAt: performance.now(),
+  };
   const started = Date.now();
   let running = true;
   let failingSince: number | null = null;
@@ -42,7 +54,10 @@ export function startLoop(url: string, intervalMs = 20, maxMs = 180_000): { stop
       try {
         const r = await get(url, 30_000);
         if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body.slice(0, 60)}`);
-        if (!stats.answers.includes(r.body)) stats.answers.push(r.body);
+        if (!stats.answers.includes(r.body)) {
+          stats.answers.push(r.body);
+          stats.firstSeenMs[r.body] = performance.now() - stats.startedAt;
+        }
         if (failingSince !== null) stats.longestOutageMs = Math.max(stats.longestOutageMs, Date.now() - failingSince);
         failingSince = null;
       } catch (e) {
