@@ -24,9 +24,12 @@ import {
   retryAfterMs,
   send,
   type Call,
+  type HttpFetch,
+  type HttpResponse,
   type Transport,
 } from "./http.js";
 import { MANIFEST_ACCEPT } from "./manifest.js";
+import { nodeHttpFetch } from "./node-http.js";
 import { registryText } from "./text.js";
 
 /** What the failing request presented: nothing, an anonymous token, Basic credentials, or a token got with them. */
@@ -61,7 +64,8 @@ export class RegistryHttpError extends Error {
 }
 
 interface RegistryClientOptions {
-  fetch?: typeof fetch;
+  /** Default: node-http.ts (not the global fetch, whose loading dominates a CLI run). */
+  fetch?: HttpFetch;
   /** Clock and sleep are injectable so tests of timing need not wait. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -126,7 +130,7 @@ export class RegistryClient {
 
   constructor(opts: RegistryClientOptions = {}) {
     this.t = {
-      fetch: opts.fetch ?? globalThis.fetch,
+      fetch: opts.fetch ?? nodeHttpFetch,
       now: opts.now ?? Date.now,
       sleep: opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
       retries: opts.retries ?? 3,
@@ -230,7 +234,7 @@ export class RegistryClient {
   private httpError(
     what: RegistryHttpError["what"],
     host: string,
-    res: Response,
+    res: HttpResponse,
     body: Buffer,
     presented: Presented,
   ): RegistryHttpError {
@@ -288,7 +292,7 @@ export class RegistryClient {
     credentials: Credentials | undefined,
     call: Call,
     headers: Record<string, string>,
-  ): Promise<{ res: Response; presented: Presented; host: string; url: URL }> {
+  ): Promise<{ res: HttpResponse; presented: Presented; host: string; url: URL }> {
     const base = registryBaseUrl(registry);
     let { header, presented } = await this.knownAuthorization(registry, scope, credentials, call);
     for (let authRound = 0; ; authRound++) {
@@ -328,7 +332,7 @@ export class RegistryClient {
     headers: Record<string, string>,
     authorization: string | undefined,
     call: Call,
-  ): Promise<{ res: Response; url: URL }> {
+  ): Promise<{ res: HttpResponse; url: URL }> {
     let url = start;
     for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === start.origin;
@@ -381,7 +385,7 @@ export class RegistryClient {
     }
     const headers: Record<string, string> = { "user-agent": "hamalog-verify", accept: "application/json" };
     if (credentials) headers.authorization = basicAuthorization(credentials.username, credentials.password);
-    let res: Response;
+    let res: HttpResponse;
     try {
       res = await send(url, { method: "GET", headers, redirect: "follow" }, call, this.t);
     } catch (e) {

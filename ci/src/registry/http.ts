@@ -12,8 +12,33 @@ export interface Call {
   signal?: AbortSignal;
 }
 
+/** What the client asks of an HTTP request: the part of fetch's RequestInit it uses. */
+export interface HttpInit {
+  method: "GET" | "HEAD";
+  headers: Record<string, string>;
+  redirect: "manual" | "follow";
+  signal: AbortSignal;
+}
+
+/** What the client reads of an answer: the part of fetch's Response it uses (a real Response fits). */
+export interface HttpResponse {
+  status: number;
+  ok: boolean;
+  headers: { get(name: string): string | null };
+  body: {
+    cancel(): Promise<void>;
+    getReader(): {
+      read(): Promise<{ done: true; value?: Uint8Array } | { done: false; value: Uint8Array }>;
+      cancel(): Promise<void>;
+    };
+  } | null;
+}
+
+/** node-http.ts's nodeHttpFetch, or the global fetch. */
+export type HttpFetch = (url: URL, init: HttpInit) => Promise<HttpResponse>;
+
 export interface Transport {
-  fetch: typeof fetch;
+  fetch: HttpFetch;
   now(): number;
   sleep(ms: number): Promise<void>;
   /** Retries after the first attempt, for 5xx/429 only. */
@@ -126,13 +151,13 @@ export function nextLink(header: string | null | undefined, base: URL): URL | un
  * Send one request within `call`'s deadline, retrying 5xx/429 with backoff. The last answer is returned
  * whatever its status (the caller diagnoses it); a request that gets no answer throws NetworkFailure.
  */
-export async function send(url: URL, init: RequestInit, call: Call, t: Transport): Promise<Response> {
+export async function send(url: URL, init: Omit<HttpInit, "signal">, call: Call, t: Transport): Promise<HttpResponse> {
   for (let attempt = 0; ; attempt++) {
     if (call.signal?.aborted) throw classifyNetworkError(url.host, { name: "Aborted" });
     const remaining = call.deadline - t.now();
     if (remaining <= 0) throw classifyNetworkError(url.host, { name: "TimeoutError" }, 0);
     call.requests++;
-    let res: Response;
+    let res: HttpResponse;
     const timeout = AbortSignal.timeout(remaining);
     try {
       res = await t.fetch(url, { ...init, signal: call.signal ? AbortSignal.any([timeout, call.signal]) : timeout });
@@ -152,7 +177,7 @@ export async function send(url: URL, init: RequestInit, call: Call, t: Transport
  * throws BodyTooLarge as soon as it passes the limit; a connection lost mid-body is a NetworkFailure.
  */
 export async function readBody(
-  res: Response,
+  res: HttpResponse,
   host: string,
   limit = MAX_MANIFEST_BYTES,
   what?: string,
@@ -185,7 +210,7 @@ export async function readBody(
 }
 
 /** An error answer's body, truncated rather than refused: only its first bytes are ever looked at. */
-export async function readErrorBody(res: Response, host: string): Promise<Buffer> {
+export async function readErrorBody(res: HttpResponse, host: string): Promise<Buffer> {
   try {
     return await readBody(res, host, MAX_ERROR_BYTES);
   } catch (e) {
