@@ -1,64 +1,31 @@
 #!/usr/bin/env node
-// Launcher for the `hamalog` CLI. Runs the TypeScript core compiled by esbuild into node_modules/.cache,
-// rebuilding only when a source file changed (so `npx hamalog` always runs the code in ci/src and starts fast).
-import { readdirSync, statSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+// Launcher for the `hamalog` CLI. Runs the build of ci/src that ci/bin/build.mjs made (at `npm ci`, as `prepare`)
+// once it has checked that the build is of the sources as they are now, rebuilding first when it is not: a stale
+// build never runs. The check stats each source file (about a millisecond); build.mjs and esbuild load only to
+// rebuild.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { CACHE, buildId, sources } from "./stamp.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const src = join(root, "ci", "src");
-
-function newest(dir) {
-  let max = 0;
-  let count = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) {
-      const [m, c] = newest(p);
-      max = Math.max(max, m);
-      count += c;
-    } else if (e.name.endsWith(".ts")) {
-      max = Math.max(max, statSync(p).mtimeMs);
-      count++;
-    }
-  }
-  return [max, count];
+const text = sources();
+let dir = join(CACHE, buildId(text));
+let built = false;
+try {
+  built = readFileSync(join(dir, "sources.txt"), "utf8") === text;
+} catch {
+  // no build of these sources yet
 }
-
-const [mtime, count] = newest(src);
-const cacheRoot = join(root, "node_modules", ".cache", "hamalog-cli");
-const outDir = join(cacheRoot, `${Math.floor(mtime)}-${count}`);
-const entry = join(outDir, "main.mjs");
-
-if (!existsSync(entry)) {
-  const { build } = await import("esbuild");
-  const tmp = `${outDir}.tmp-${process.pid}`;
-  await build({
-    entryPoints: { main: join(src, "cli", "main.ts") },
-    outdir: tmp,
-    outExtension: { ".js": ".mjs" },
-    bundle: true,
-    splitting: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    packages: "external",
-    logLevel: "error",
-  });
-  mkdirSync(cacheRoot, { recursive: true });
+if (!built) {
   try {
-    renameSync(tmp, outDir);
-  } catch {
-    rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
-  }
-  for (const old of readdirSync(cacheRoot)) {
-    if (old !== `${Math.floor(mtime)}-${count}` && !old.includes(".tmp-"))
-      rmSync(join(cacheRoot, old), { recursive: true, force: true });
+    dir = await (await import("./build.mjs")).build(text);
+  } catch (e) {
+    process.stderr.write(`hamalog: cannot build the CLI from ci/src: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(70);
   }
 }
-
-const { run } = await import(pathToFileURL(entry).href);
-await run();
+const { run } = await import(pathToFileURL(join(dir, "main.mjs")).href);
+await run({ cacheDir: dir });
 // Exit now rather than wait for idle keep-alive sockets (fetch) to time out; stdout/stderr are synchronous
 // for files and pipes on Linux, so nothing printed is lost.
 process.exit(process.exitCode ?? 0);

@@ -2,21 +2,11 @@
 // yaml library's own `uniqueKeys` compares every pair: 40k keys took 18 s), alias bombs refused, and every
 // problem a ConfigError naming the file (exit 2), never a raw parser exception.
 import { LineCounter, isMap, isScalar, parseDocument, visit } from "yaml";
+import { checkConfigSize } from "./config-text.js";
 import { ConfigError } from "./errors.js";
 
-/** Larger than any real pipeline.yaml (Hamalog's is ~2 KiB), small enough to parse in milliseconds. */
-export const MAX_CONFIG_BYTES = 64 * 1024;
 /** Aliases expanded per document; each may copy a whole subtree, so a few nested ones make gigabytes. */
 const MAX_ALIAS_COUNT = 100;
-
-/** Refuse config text over the cap before anything parses it. */
-export function checkConfigSize(bytes: number, configName: string): void {
-  if (bytes > MAX_CONFIG_BYTES) {
-    throw new ConfigError(
-      `${configName}: ${bytes} bytes is larger than the ${MAX_CONFIG_BYTES / 1024} KiB a pipeline config may be — is this the right file?`,
-    );
-  }
-}
 
 /** Parse YAML config text; empty text is `{}`. */
 export function readConfigYaml(text: string, configName: string): unknown {

@@ -8,6 +8,8 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+  /** A directory of this CLI build's (the launcher's), for derived data such as config-memo.ts's; absent in tests. */
+  cacheDir?: string;
 }
 
 export interface Command {

@@ -111,12 +111,13 @@ export async function main(argv: string[], io: Io, commands: CommandTable = COMM
   }
 }
 
-/** Entry point used by ci/bin/hamalog.mjs. */
-export async function run(): Promise<void> {
+/** Entry point used by ci/bin/hamalog.mjs, which passes its build directory. */
+export async function run(opts: { cacheDir?: string } = {}): Promise<void> {
   const io: Io = {
     out: (t) => process.stdout.write(t.endsWith("\n") ? t : `${t}\n`),
     err: (t) => process.stderr.write(t.endsWith("\n") ? t : `${t}\n`),
     env: process.env,
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
   };
   process.exitCode = await main(process.argv.slice(2), io);
 }

@@ -1,7 +1,8 @@
-// `hamalog tag`: the tag definition on the command line.
-import { loadConfig } from "../config-file.js";
+// `hamalog tag`: the tag definition on the command line. The config is validated through a memo
+// (config-memo.ts): `tag` runs in every CI job and should start about as fast as Node itself.
 import { parseSha, tagsFor } from "../tags.js";
 import type { Command } from "./command.js";
+import { validatedDefaultBranch } from "./config-memo.js";
 
 export const command: Command = {
   name: "tag",
@@ -17,13 +18,15 @@ export const command: Command = {
     config: { type: "string", help: "pipeline config file (for defaultBranch)", valueName: "FILE" },
   },
   async run(values, io) {
-    const { config } = loadConfig(values.config as string | undefined, {
-      defaultBranch: values["default-branch"] as string | undefined,
-    });
+    const defaultBranch = await validatedDefaultBranch(
+      values.config as string | undefined,
+      { defaultBranch: values["default-branch"] as string | undefined },
+      io,
+    );
     const tags = tagsFor({
       sha: parseSha(values.sha as string | undefined),
       branch: (values.branch as string | undefined) ?? "",
-      defaultBranch: config.defaultBranch,
+      defaultBranch,
     });
     io.out(tags.join("\n"));
     return 0;
