@@ -26,6 +26,6 @@ if (!built) {
 }
 const { run } = await import(pathToFileURL(join(dir, "main.mjs")).href);
 await run({ cacheDir: dir });
-// Exit now rather than wait for idle keep-alive sockets (fetch) to time out; stdout/stderr are synchronous
-// for files and pipes on Linux, so nothing printed is lost.
+// Exit now rather than wait for anything left open (a keep-alive connection, a timer) to end; stdout/stderr are
+// synchronous for files and pipes on Linux, so nothing printed is lost.
 process.exit(process.exitCode ?? 0);

@@ -1,7 +1,7 @@
 // What a build of the CLI is made from, read cheaply enough to check on every run (about a millisecond, no
 // node:crypto, whose loading alone costs more): one line per file under ci/src (path, size, mtime: an edit, an
-// added, removed or renamed file each change it), plus the build script and npm's record of the installed packages
-// (bundled dependencies change with it).
+// added, removed or renamed file each change it), plus the build script, ci/tsconfig.json (esbuild reads it) and
+// npm's record of the installed packages (bundled dependencies change with it).
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,7 @@ export function sources() {
   };
   walk("ci/src");
   add("ci/bin/build.mjs");
+  add("ci/tsconfig.json");
   add("node_modules/.package-lock.json");
   return `${lines.join("\n")}\n`;
 }

@@ -26,6 +26,7 @@ beforeAll(() => {
   cpSync(join(ROOT, "ci/src"), join(copy, "ci/src"), { recursive: true });
   cpSync(join(ROOT, "ci/bin"), join(copy, "ci/bin"), { recursive: true });
   cpSync(join(ROOT, "package.json"), join(copy, "package.json"));
+  cpSync(join(ROOT, "ci/tsconfig.json"), join(copy, "ci/tsconfig.json"));
   mkdirSync(join(copy, "node_modules"));
   for (const name of readdirSync(join(ROOT, "node_modules"))) {
     if (name !== ".cache") symlinkSync(join(ROOT, "node_modules", name), join(copy, "node_modules", name));
