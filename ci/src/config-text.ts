@@ -17,7 +17,7 @@ export function checkConfigSize(bytes: number, configName: string): void {
   }
 }
 
-export interface ConfigText {
+interface ConfigText {
   text: string;
   /** The name messages use: the file read, or pipeline.yaml when there is none. */
   name: string;

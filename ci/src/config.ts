@@ -120,7 +120,7 @@ const ConfigSchema = z.strictObject({
 export type PipelineConfig = z.infer<typeof ConfigSchema>;
 
 /** `deploy/host: required (set it in pipeline.yaml or pass --host)`. */
-export function requiredError(path: string, configName = "pipeline.yaml"): ConfigError {
+function requiredError(path: string, configName = "pipeline.yaml"): ConfigError {
   const flag = flagFor(path);
   return new ConfigError(`${path}: required (set it in ${configName}${flag ? ` or pass ${flag}` : ""})`);
 }

@@ -54,7 +54,7 @@ type NetworkReason = "refused" | "dns" | "tls" | "timeout" | "reset" | "aborted"
 /** The distribution spec's limit for a manifest (and what registries enforce on push): 4 MiB. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** An error answer is read only this far: its codes and a short message are all that is used. */
-export const MAX_ERROR_BYTES = 64 * 1024;
+const MAX_ERROR_BYTES = 64 * 1024;
 
 /** An answer whose body outgrew its limit; the rest was not read (an endless body costs nothing). */
 export class BodyTooLarge extends Error {

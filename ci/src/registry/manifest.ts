@@ -56,7 +56,7 @@ function parsePlatform(s: string): PlatformSpec {
 
 // A platform word (os, architecture, variant) as the OCI spec's values look; others are not printed or matched.
 const PLATFORM_WORD = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
-export const MAX_INDEX_PLATFORMS = 256;
+const MAX_INDEX_PLATFORMS = 256;
 const isWord = (v: unknown): v is string => typeof v === "string" && PLATFORM_WORD.test(v);
 
 /**
