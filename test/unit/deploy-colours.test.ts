@@ -28,7 +28,11 @@ describe("blue/green rendering", () => {
       restart: "unless-stopped",
       ports: ["127.0.0.1:8080:80", "127.0.0.1::8001", "127.0.0.1::8002"],
       volumes: ["/srv/app/proxy:/etc/caddy:ro"],
+      labels: { "hamalog.proxy-config": r.proxyConfig },
     });
+    // The label changes with the proxy's definition, so a deploy re-creates the proxy exactly when it must.
+    expect(renderColours(template, d, { blue: "r/a@sha256:9" }, ["other header"]).proxyConfig).toBe(r.proxyConfig);
+    expect(renderColours(template, d, { blue: "r/a@sha256:1" }, [], false).proxyConfig).not.toBe(r.proxyConfig);
     expect(r.warnings.join("\n")).toMatch(/container_name/);
   });
 

@@ -4,7 +4,6 @@
 // public route) → drain → retire (stop, but keep, the old colour) → history → prune. A candidate that fails never
 // gets traffic; after the switch, a failure switches back to the old colour, which runs until the drain ends.
 // Journal transition points (issue 9): before `candidate`, before `switch`, after `live-health`, after `drain`.
-import { PipelineError } from "../errors.js";
 import { cmd, STEP_MARK } from "./commands.js";
 import {
   caddyfile,
@@ -16,18 +15,18 @@ import {
   upstreamPort,
   type Colour,
 } from "./colours.js";
-import { collectDiagnostics } from "./diagnostics.js";
 import type { HistoryEntry, Running } from "./history.js";
-import { checkUrls, composeRun, observe, writeCaddyfile } from "./proxy.js";
+import { composeRun, observe, proxyUp, writeCaddyfile, type HostView, type ProxyRef } from "./proxy.js";
 import { runningOf, type Release } from "./release.js";
 import { seconds } from "./report.js";
 import { must, type Outcome, type Session } from "./session.js";
-import { healthGate, lock, login, pullIfMissing, record, recordAndPrune, unlock, type Held } from "./steps.js";
+import { healthGate, lock, login, pullIfMissing, recordAndPrune, unlock, type Held } from "./steps.js";
+import { plan, recover } from "./bluegreen-recover.js";
 
-type Action = HistoryEntry["action"];
+export type Action = HistoryEntry["action"];
 
 /** Where the host stands when the attempt starts, and what the attempt has changed so far. */
-interface Plan {
+export interface Plan {
   release: Release;
   port: number;
   healthPath: string;
@@ -39,6 +38,10 @@ interface Plan {
   legacy: string | null;
   /** A compose file is on the host (kept as compose.previous.yaml when replaced). */
   hadCompose: boolean;
+  /** What runs now, by compose service (the proxy's id and definition hash, the old colour's id). */
+  view: HostView;
+  /** The proxy, once it runs with this attempt's definition. */
+  proxy?: ProxyRef;
   /** Progress, for recovery: the candidate container was started; the legacy app was stopped; the route switched. */
   candidateStarted?: boolean;
   legacyStopped?: boolean;
@@ -56,10 +59,9 @@ export async function applyBlueGreen(s: Session, release: Release, action: Actio
     try {
       await login(s, held);
       await pullIfMissing(s, release);
-      await proxyUp(s, p);
-      const urls = await checkUrls(s, healthPath);
+      const proxy = await startProxy(s, p);
       await startCandidate(s, p);
-      await candidateHealth(s, urls[p.candidate]);
+      await candidateHealth(s, proxy.checkUrls[p.candidate]);
       await switchTo(s, p);
       await liveHealth(s, p);
     } catch (e) {
@@ -105,26 +107,31 @@ async function survey(s: Session, held: Held, release: Release, port: number, he
     candidate: live ? other(live) : "blue",
     legacy,
     hadCompose: held.hadCompose,
+    view,
   };
 }
 
-/** Render both colours and the proxy, then make sure the proxy runs, routing the public port to what is live now. */
-async function proxyUp(s: Session, p: Plan, withPublic = !p.legacy): Promise<void> {
+/**
+ * Render both colours and the proxy, then make sure the proxy runs, routing the public port to what is live now.
+ * A running proxy whose definition is unchanged (its label's hash) is left as it is: no container is touched.
+ */
+export async function startProxy(s: Session, p: Plan, withPublic = !p.legacy): Promise<ProxyRef> {
   const d = s.input.deploy;
-  await s.rep.phase("proxy", async () => {
-    await writeFiles(s, p, withPublic, p.legacy ? null : p.live);
-    await must(s, composeRun(s, ["up", "--detach", "--no-deps", PROXY_SERVICE]), "starting the proxy", "proxy", {
-      timeoutMs: 120_000,
-    });
+  return s.rep.phase("proxy", async () => {
+    const config = await writeFiles(s, p, withPublic, p.legacy ? null : p.live);
+    const running = p.view.containers.get(PROXY_SERVICE);
+    const same = running?.state === "running" && running.proxyConfig === config;
+    p.proxy = await proxyUp(s, !same, p.healthPath);
+    p.view.containers.set(PROXY_SERVICE, { state: "running", id: p.proxy.id, proxyConfig: config });
     return {
-      value: undefined,
-      summary: `${PROXY_SERVICE} (${d.proxy.image}) routes ${d.proxy.publish} → ${p.live ?? "nothing yet"}`,
+      value: p.proxy,
+      summary: `${PROXY_SERVICE} (${d.proxy.image}${same ? ", unchanged" : ""}) routes ${d.proxy.publish} → ${p.live ?? "nothing yet"}`,
     };
   });
 }
 
 /** The compose file (both colours' pins, the proxy; previous kept) and the Caddyfile routing to `route`. */
-async function writeFiles(s: Session, p: Plan, withPublic: boolean, route: Colour | null): Promise<void> {
+async function writeFiles(s: Session, p: Plan, withPublic: boolean, route: Colour | null): Promise<string> {
   const d = s.input.deploy;
   const pins = {
     [p.candidate]: p.release.image,
@@ -147,7 +154,8 @@ async function writeFiles(s: Session, p: Plan, withPublic: boolean, route: Colou
   });
   p.hadCompose = true;
   // Written before the proxy (re)starts, so it starts with the routes that are true now.
-  await writeCaddyfile(s, caddyfile(d, route, p.port), false, "proxy");
+  await writeCaddyfile(s, caddyfile(d, route, p.port), undefined, "proxy");
+  return rendered.proxyConfig;
 }
 
 async function startCandidate(s: Session, p: Plan): Promise<void> {
@@ -207,8 +215,10 @@ async function switchTo(s: Session, p: Plan): Promise<void> {
       await must(s, migrateCmd(s, p.legacy), (step) => `${step ?? "migrating"} on the way to blue/green`, "switch", {
         timeoutMs: 180_000,
       });
+      p.proxy = await proxyUp(s, false, p.healthPath);
+      p.view.containers.delete(PROXY_SERVICE); // re-created: a recovery must not take it for unchanged
     } else {
-      await writeCaddyfile(s, caddyfile(d, p.candidate, p.port), true, "switch");
+      await writeCaddyfile(s, caddyfile(d, p.candidate, p.port), p.proxy, "switch");
     }
     p.switchedAt = s.rep.clock.now().toISOString();
     return { value: undefined, summary: `${d.proxy.publish} → ${p.candidate}${p.live ? ` (was ${p.live})` : ""}` };
@@ -248,84 +258,9 @@ async function retire(s: Session, p: Plan): Promise<void> {
     }
     if (!p.live) return { value: undefined, summary: "first blue/green release: no old colour" };
     const svc = colourService(d.service, p.live);
-    await s.remote.run(composeRun(s, ["stop", svc]), { timeoutMs: 300_000 });
+    // Compose gave the container its stop_grace_period as its stop timeout: `docker stop` honours it.
+    const old = p.view.containers.get(svc);
+    await s.remote.run(old ? ["docker", "stop", old.id] : composeRun(s, ["stop", svc]), { timeoutMs: 300_000 });
     return { value: undefined, summary: `${svc} stopped and kept (rollback starts it again)` };
   });
-}
-
-/** Anything failed before the candidate was proven live: it is removed, the old colour (or app) serves. */
-async function recover(s: Session, held: Held, p: Plan, e: unknown): Promise<PipelineError> {
-  const { rep } = s;
-  const d = s.input.deploy;
-  const err = e instanceof PipelineError ? e : new PipelineError((e as Error).message);
-  const phase = err.phase ?? "?";
-  const interrupted = s.input.signal?.aborted === true;
-  rep.warn(`FAILED in phase ${phase}: ${rep.clean(err.message)}`);
-  const calm: Session = { ...s, input: (({ signal: _s, ...rest }) => rest)(s.input) };
-  const svc = colourService(d.service, p.candidate);
-  const started = p.candidateStarted === true;
-  if (started) {
-    const diag = await rep.phase("diagnostics", async () => ({
-      value: await collectDiagnostics(s.remote, {
-        layout: s.l,
-        project: s.project,
-        composeFile: s.l.compose,
-        service: svc,
-        name: p.release.name,
-        registry: s.input.image.registry,
-        image: p.release.image,
-        loggedIn: held.loggedIn,
-      }),
-      summary: `what ${s.remote.label} looked like:`,
-    }));
-    for (const line of diag) rep.out(line);
-  }
-  const old = p.legacy
-    ? "the recreate-layout app"
-    : p.live
-      ? `${p.live} (${p.liveRelease?.sha.slice(0, 12) ?? "?"})`
-      : null;
-  if (p.switchedAt || p.legacyStopped) {
-    await rep.phase("switch-back", async () => {
-      if (p.legacy) {
-        await proxyUp(calm, p, false);
-        await calm.remote.run(["docker", "start", p.legacy], { timeoutMs: 120_000 });
-      } else await writeCaddyfile(calm, caddyfile(d, p.live, p.port), true, "switch-back");
-      return { value: undefined, summary: `${d.proxy.publish} → ${old ?? "nothing (first release)"}` };
-    });
-  }
-  if (started)
-    await rep.phase("discard", async () => {
-      await calm.remote.run(composeRun(calm, ["rm", "--stop", "--force", svc]), { timeoutMs: 300_000 });
-      return { value: undefined, summary: `${svc} stopped and removed` };
-    });
-  // The candidate takes the idle colour, where the kept release was: once started, that one is gone.
-  const kept = started ? null : held.kept;
-  await record(calm, held, {
-    result: "failed",
-    running: held.attempt.previous,
-    failedPhase: phase,
-    error: rep.clean(err.message),
-    colour: p.candidate,
-    kept,
-    ...(interrupted ? { interrupted } : {}),
-  });
-  const said = old
-    ? `${p.release.image} never went live; ${old} kept serving`
-    : `${p.release.image} never went live; nothing was live before it`;
-  return new PipelineError(`${held.attempt.action} failed in phase ${phase}: ${err.message}\n${said}`, err.phase);
-}
-
-/** --dry-run: what would happen; nothing on the host changes. */
-async function plan(s: Session, release: Release, action: Action): Promise<Outcome> {
-  const d = s.input.deploy;
-  const view = await observe(s);
-  const live = view.caddyLive;
-  const cand = live ? other(live) : "blue";
-  s.rep.out(`[plan] would ${action} ${release.image} on ${s.remote.label} as ${cand} (live now: ${live ?? "nothing"})`);
-  s.rep.out(
-    `[plan] phases: lock → login → pull → proxy (${d.proxy.image}, ${d.proxy.publish}) → candidate ${colourService(d.service, cand)} → candidate-health → switch → live-health → drain ${d.proxy.drainSeconds}s → retire ${live ?? "nothing"} → history → prune → unlock`,
-  );
-  s.rep.out("[plan] dry run: nothing on the host was changed");
-  return { result: "dry-run", running: runningOf(release), fallback: release.fallback, durationMs: 0, compose: "" };
 }

@@ -2,6 +2,7 @@
 // `APP-green`, no host ports) beside an edge proxy (Caddy 2), and the proxy's Caddyfile. The proxy publishes the
 // app's public port, routes it to the live colour, and has one loopback-only check site per colour that always
 // routes to that colour, so a candidate is health-gated over HTTP before it gets any live traffic.
+import { createHash } from "node:crypto";
 import { parseDocument, stringify } from "yaml";
 import { renderCompose, type ComposeSource } from "../compose.js";
 import type { DeployConfig } from "../config.js";
@@ -18,6 +19,8 @@ export const CHECK_PORT: Record<Colour, number> = { blue: 8001, green: 8002 };
 const CADDY_DIR = "/etc/caddy";
 /** The Caddyfile's first line names the live colour, so status and the next deploy can read it back. */
 export const LIVE_MARK = "# hamalog live:";
+/** The proxy container's label carrying a hash of its definition: an unchanged running proxy is left alone. */
+export const PROXY_CONFIG_LABEL = "hamalog.proxy-config";
 
 export const colourService = (service: string, c: Colour) => `${service}-${c}`;
 
@@ -66,7 +69,7 @@ export function renderColours(
   pins: ColourPins,
   header: string[],
   withPublic = true,
-): { yaml: string; warnings: string[] } {
+): { yaml: string; warnings: string[]; proxyConfig: string } {
   const base = renderCompose({ ...compose, service: d.service, image: "placeholder" });
   const obj = parseDocument(base.yaml).toJS() as { services: Record<string, Record<string, unknown>> };
   const app = obj.services[d.service]!;
@@ -82,14 +85,16 @@ export function renderColours(
     if (image) obj.services[colourService(d.service, c)] = { ...structuredClone(app), image };
   }
   if (obj.services[PROXY_SERVICE]) throw new ConfigError(`compose template: service ${PROXY_SERVICE} is reserved`);
-  obj.services[PROXY_SERVICE] = {
+  const proxy = {
     image: d.proxy.image,
     restart: "unless-stopped",
     ports: [...(withPublic ? [d.proxy.publish!] : []), ...COLOURS.map((c) => `127.0.0.1::${CHECK_PORT[c]}`)],
     volumes: [`${d.directory.replace(/\/+$/, "")}/proxy:${CADDY_DIR}:ro`],
   };
+  const config = createHash("sha256").update(JSON.stringify(proxy)).digest("hex").slice(0, 16);
+  obj.services[PROXY_SERVICE] = { ...proxy, labels: { [PROXY_CONFIG_LABEL]: config } };
   const head = header.map((l) => `# ${l.replace(/[\r\n]+/g, " ")}`).join("\n");
-  return { yaml: `${head}\n${stringify(obj, { lineWidth: 0 })}`, warnings };
+  return { yaml: `${head}\n${stringify(obj, { lineWidth: 0 })}`, warnings, proxyConfig: config };
 }
 
 /**

@@ -3,7 +3,15 @@
 // every value arrives as a positional argument, quoted by shell.ts.
 import { PipelineError } from "../errors.js";
 import { cmd, lastStep, STEP_MARK, type Layout } from "./commands.js";
-import { CHECK_PORT, COLOURS, colourService, liveOf, PROXY_SERVICE, type Colour } from "./colours.js";
+import {
+  CHECK_PORT,
+  COLOURS,
+  colourService,
+  liveOf,
+  PROXY_CONFIG_LABEL,
+  PROXY_SERVICE,
+  type Colour,
+} from "./colours.js";
 import type { Session } from "./session.js";
 
 const PS_MARK = "hamalog-containers";
@@ -12,7 +20,13 @@ const PS_MARK = "hamalog-containers";
 export interface HostView {
   /** The colour the Caddyfile on the host routes the public port to. */
   caddyLive: Colour | null;
-  containers: Map<string, { state: string; id: string }>;
+  containers: Map<string, { state: string; id: string; proxyConfig: string }>;
+}
+
+/** The running proxy: its container (for `docker exec`/`docker port`) and its check sites' URLs. */
+export interface ProxyRef {
+  id: string;
+  checkUrls: Record<Colour, string>;
 }
 
 export const proxyCmd = {
@@ -26,37 +40,40 @@ export const proxyCmd = {
     "hamalog-observe",
     l.caddyfile,
     project,
-    '{{.Label "com.docker.compose.service"}} {{.State}} {{.ID}}',
+    `{{.Label "com.docker.compose.service"}} {{.State}} {{.ID}} {{.Label "${PROXY_CONFIG_LABEL}"}}`,
   ],
   /**
    * Replace the Caddyfile with stdin atomically (temp file + rename inside the bind-mounted directory), then, with
    * `reload`, have the running proxy load it gracefully; a reload that fails puts the old file back (Caddy keeps
    * serving its old config then). Steps `write`, `reload`.
    */
-  caddySwitch: (l: Layout, project: string, composeFile: string, reload: boolean) => [
+  caddySwitch: (l: Layout, proxyId: string) => [
     "sh",
     "-c",
     `echo ${STEP_MARK}write >&2; mkdir -p -m 0755 -- "$1" && (umask 022 && cat > "$1/.Caddyfile.next") || exit; ` +
       'rm -f -- "$1/.Caddyfile.prev"; if [ -e "$1/Caddyfile" ]; then cp -p -- "$1/Caddyfile" "$1/.Caddyfile.prev" || exit; fi; ' +
-      'mv -f -- "$1/.Caddyfile.next" "$1/Caddyfile" || exit; [ "$4" = reload ] || exit 0; ' +
+      'mv -f -- "$1/.Caddyfile.next" "$1/Caddyfile" || exit; [ -n "$2" ] || exit 0; ' +
       `echo ${STEP_MARK}reload >&2; ` +
-      `docker compose --project-name "$2" --file "$3" exec -T ${PROXY_SERVICE} caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile && exit 0; ` +
+      'docker exec "$2" caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile && exit 0; ' +
       'r=$?; if [ -e "$1/.Caddyfile.prev" ]; then mv -f -- "$1/.Caddyfile.prev" "$1/Caddyfile"; fi; exit "$r"',
     "hamalog-caddy",
     l.proxyDir,
-    project,
-    composeFile,
-    reload ? "reload" : "",
+    proxyId,
   ],
-  /** The host ports Docker picked for the check sites, one `127.0.0.1:PORT` line per colour (blue, then green). */
-  checkPorts: (project: string, composeFile: string) => [
+  /**
+   * With `up`, (re)create the proxy from the compose file; then print its container id and the host ports Docker
+   * picked for the check sites, one `127.0.0.1:PORT` line per colour (blue, then green). Steps `up`, `ports`.
+   */
+  proxyUp: (project: string, composeFile: string, up: boolean) => [
     "sh",
     "-c",
-    `for p in ${COLOURS.map((c) => CHECK_PORT[c]).join(" ")}; do ` +
-      `docker compose --project-name "$1" --file "$2" port ${PROXY_SERVICE} "$p" || exit; done`,
-    "hamalog-check-ports",
+    `if [ -n "$3" ]; then echo ${STEP_MARK}up >&2; docker compose --project-name "$1" --file "$2" up --detach --no-deps ${PROXY_SERVICE} || exit; fi; ` +
+      `echo ${STEP_MARK}ports >&2; id=$(docker ps --quiet --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=${PROXY_SERVICE}"); ` +
+      `[ -n "$id" ] || exit 1; echo "$id"; for p in ${COLOURS.map((c) => CHECK_PORT[c]).join(" ")}; do docker port "$id" "$p/tcp" | head -n 1; done`,
+    "hamalog-proxy-up",
     project,
     composeFile,
+    up ? "up" : "",
   ],
 };
 
@@ -64,12 +81,12 @@ export async function observe(s: Session): Promise<HostView> {
   const r = await s.remote.run(proxyCmd.observe(s.l, s.project), { timeoutMs: 30_000 });
   const at = r.stdout.lastIndexOf(`\n${PS_MARK}\n`);
   const caddy = at >= 0 ? r.stdout.slice(0, at) : "";
-  const containers = new Map<string, { state: string; id: string }>();
+  const containers: HostView["containers"] = new Map();
   for (const line of (at >= 0 ? r.stdout.slice(at + PS_MARK.length + 2) : "").split("\n")) {
-    const [service, state, id] = line.trim().split(" ");
+    const [service, state, id, proxyConfig = ""] = line.trim().split(" ");
     if (!service || !state || !id) continue;
     // One container per service here; a running one wins over a leftover stopped one.
-    if (!containers.has(service) || state === "running") containers.set(service, { state, id });
+    if (!containers.has(service) || state === "running") containers.set(service, { state, id, proxyConfig });
   }
   return { caddyLive: liveOf(caddy), containers };
 }
@@ -82,10 +99,11 @@ export const runs = (v: HostView, service: string, c: Colour) =>
 export async function writeCaddyfile(
   s: Session,
   text: string,
-  reload: boolean,
+  /** The running proxy to reload; without one the file is just written (a proxy starting next reads it). */
+  reload: ProxyRef | undefined,
   phase: "proxy" | "switch" | "switch-back",
 ) {
-  const r = await s.remote.run(proxyCmd.caddySwitch(s.l, s.project, s.l.compose, reload), {
+  const r = await s.remote.run(proxyCmd.caddySwitch(s.l, reload?.id ?? ""), {
     stdin: text,
     timeoutMs: 60_000,
   });
@@ -98,18 +116,19 @@ export async function writeCaddyfile(
   }
 }
 
-/** The check site's URL for `colour`: the health URL's path on the port Docker published it at. */
-export async function checkUrls(s: Session, healthPath: string): Promise<Record<Colour, string>> {
-  const r = await s.remote.run(proxyCmd.checkPorts(s.project, s.l.compose), { timeoutMs: 30_000 });
-  const lines = r.stdout.trim().split("\n");
-  if (r.code !== 0 || lines.length !== COLOURS.length) {
+/** Start (with `up`) or find the proxy: its container id and the URL of each colour's check site for `healthPath`. */
+export async function proxyUp(s: Session, up: boolean, healthPath: string): Promise<ProxyRef> {
+  const r = await s.remote.run(proxyCmd.proxyUp(s.project, s.l.compose, up), { timeoutMs: 120_000 });
+  const [id = "", ...ports] = r.stdout.trim().split("\n");
+  if (r.code !== 0 || ports.length !== COLOURS.length || ports.some((p) => !/:\d+$/.test(p.trim()))) {
+    const { step, stderr } = lastStep(r.stderr);
     throw new PipelineError(
-      `cannot read the proxy's check ports on ${s.remote.label} (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`,
+      `${step === "up" ? `starting ${PROXY_SERVICE}` : "reading the proxy's check ports"} failed on ${s.remote.label} (exit ${r.code}): ${s.rep.clean((stderr || r.stdout).trim().split("\n").slice(-6).join("\n"))}`,
       "proxy",
     );
   }
   const url = (hostPort: string) => `http://127.0.0.1:${hostPort.trim().split(":").pop()}${healthPath}`;
-  return { blue: url(lines[0]!), green: url(lines[1]!) };
+  return { id: id.trim(), checkUrls: { blue: url(ports[0]!), green: url(ports[1]!) } };
 }
 
 /** `docker compose` on the deploy's current file. */
