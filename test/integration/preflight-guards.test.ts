@@ -2,7 +2,17 @@
 // out before anything changes (the health check runs through a tunnel), and Ctrl-C during preflight ends the
 // deploy at once instead of after the registry's 30 s budget.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -80,6 +90,36 @@ describe("AllowTcpForwarding no", () => {
     expect(r.stderr).not.toMatch(/raise the health timeout/i);
     expect(r.stderr).toMatch(/Nothing on \S+ was changed/);
     expect(existsSync(dir)).toBe(false);
+    expect(projectContainers(ID)).toBe("");
+  });
+});
+
+describe("the deploy directory", () => {
+  it.each([
+    [
+      "group-writable",
+      (dir: string) => chmodSync(dir, 0o770),
+      /writable by group or others \(drwxrwx---\): `chmod go-w /,
+    ],
+    [
+      "holding a symlinked compose.yaml",
+      (dir: string) => symlinkSync(join(tmp, "elsewhere.yaml"), join(dir, "compose.yaml")),
+      /`compose\.yaml` in it is a symlink/,
+    ],
+  ])("%s is refused in preflight; nothing in it changes", async (name, arrange, re) => {
+    const { config, dir } = writeConfig(`dir-${name.split(" ")[0]}`, open, registry.host);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(tmp, "elsewhere.yaml"), "untouched\n");
+    arrange(dir);
+    const before = readdirSync(dir).sort();
+    const r = await hamalog(["deploy", "--sha", SHA, "--config", config, "--ssh-key-file", open.keyFile], {
+      timeoutMs: 180_000,
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/the deploy directory .* is not safe to deploy into/);
+    expect(r.stderr).toMatch(re);
+    expect(readdirSync(dir).sort()).toEqual(before);
+    expect(readFileSync(join(tmp, "elsewhere.yaml"), "utf8")).toBe("untouched\n");
     expect(projectContainers(ID)).toBe("");
   });
 });

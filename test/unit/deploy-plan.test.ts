@@ -82,6 +82,10 @@ describe("deploy commands", () => {
       'if [ -n "$1" ]; then echo hamalog-step:info >&2; docker info --format "$1" || exit; fi; echo hamalog-step:compose >&2; docker compose version';
     expect(cmd.probe(true)).toEqual(["sh", "-c", script, "hamalog-probe", "{{.OSType}}/{{.Architecture}}"]);
     expect(cmd.probe(false)).toEqual(["sh", "-c", script, "hamalog-probe", ""]);
+    // With the deploy directory, a last step checks it (its own script, the directory as $2).
+    const withDir = cmd.probe(false, "/opt/hamalog");
+    expect(withDir.slice(3)).toEqual(["hamalog-probe", "", "/opt/hamalog"]);
+    expect(withDir[2]!.startsWith(`${script}; echo hamalog-step:dir >&2;`)).toBe(true);
   });
 
   it("takes the lock and reads the directory under it in one session; --break-lock prints the holder it removes", () => {

@@ -3,7 +3,16 @@
 // step that failed with that step's own exit code and stderr, later steps do not run, and only the registry
 // commands see the deploy's DOCKER_CONFIG.
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -32,6 +41,32 @@ function run(argv: string[], failOn = "-none-", stdin = "") {
   const calls = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [];
   return { code: r.status, stdout: r.stdout, ...lastStep(r.stderr), calls };
 }
+
+describe("the probe's deploy-directory check (real sh, real files)", () => {
+  const dir = join(tmp, "probe dir; $(x)");
+  const file = (name: string) => join(dir, name);
+  it.each([
+    ["a 0700 directory with plain files", () => writeFileSync(file("compose.yaml"), "x"), 0, undefined],
+    ["a group-writable directory", () => chmodSync(dir, 0o770), 6, "writable drwxrwx---"],
+    ["an other-writable sticky directory", () => chmodSync(dir, 0o1777), 6, "writable drwxrwxrwt"],
+    ["a symlinked compose.yaml", () => symlinkSync("/etc/hostname", file("compose.yaml")), 6, "symlink compose.yaml"],
+    ["a symlinked dot-file", () => symlinkSync("/tmp", file(".docker")), 6, "symlink .docker"],
+  ])("%s", (_, arrange, code, complaint) => {
+    mkdirSync(dir, { mode: 0o700 });
+    try {
+      arrange();
+      const r = run(cmd.probe(false, dir));
+      expect(r.code).toBe(code);
+      if (complaint) expect(r).toMatchObject({ step: "dir", stderr: `${complaint}\n` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a directory that does not exist yet (a first deploy) passes", () => {
+    expect(run(cmd.probe(false, join(tmp, "not-there"))).code).toBe(0);
+  });
+});
 
 describe("phase scripts", () => {
   const l = layout(join(tmp, "srv it's; $(x)"));

@@ -100,6 +100,18 @@ export const HISTORY_MARK = "hamalog-history";
 export const IMAGES_MARK = "hamalog-images";
 const IMAGE_LS_FORMAT = "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}";
 
+/**
+ * Step `dir` of the probe: the deploy directory ($2), when it exists, must not be writable by group or others
+ * (`ls -ld`'s mode, POSIX), and no entry in it may be a symlink: whoever can write there could otherwise point
+ * compose.yaml, the history or the login's config.json anywhere the deploy user can write. Prints what is wrong
+ * (`writable MODE` / `symlink NAME`) and exits 6.
+ */
+export const DIR_EXIT = 6;
+const DIR_CHECK =
+  `echo ${STEP_MARK}dir >&2; if [ -d "$2" ]; then m=$(ls -ld -- "$2/" | cut -c1-10); ` +
+  `case "$m" in ?????w????|????????w?) echo "writable $m" >&2; exit ${DIR_EXIT};; esac; ` +
+  `for f in "$2"/* "$2"/.[!.]* "$2"/..?*; do if [ -L "$f" ]; then echo "symlink \${f##*/}" >&2; exit ${DIR_EXIT}; fi; done; fi`;
+
 // Each phase sends as few remote commands as it can: every exec is a new SSH session, and sshd runs each through the
 // user's login shell (whose rc files may cost 100 ms+). The scripts below are constants; every value arrives as a
 // positional argument ("$1" …) and is quoted by shell.ts like any other word, never spliced into script text.
@@ -109,12 +121,14 @@ export const cmd = {
    * set: its line comes first; arch in Docker's uname form, normalised by hostPlatform), then `docker compose
    * version` — the compose v2 plugin found the way every compose call below finds it. Steps `info`, `compose`.
    */
-  probe: (withPlatform: boolean) => [
+  probe: (withPlatform: boolean, dir?: string) => [
     "sh",
     "-c",
-    `if [ -n "$1" ]; then echo ${STEP_MARK}info >&2; docker info --format "$1" || exit; fi; echo ${STEP_MARK}compose >&2; docker compose version`,
+    `if [ -n "$1" ]; then echo ${STEP_MARK}info >&2; docker info --format "$1" || exit; fi; echo ${STEP_MARK}compose >&2; docker compose version` +
+      (dir === undefined ? "" : `; ${DIR_CHECK}`),
     "hamalog-probe",
     withPlatform ? "{{.OSType}}/{{.Architecture}}" : "",
+    ...(dir === undefined ? [] : [dir]),
   ],
   /**
    * Take the lock and read, under it, what the deploy needs: create the deploy directory, mkdir the lock (atomic),

@@ -4,7 +4,7 @@
 import { PipelineError } from "../errors.js";
 import { formatReference, type ImageName } from "../reference.js";
 import { LATEST, shaTag, type Sha } from "../tags.js";
-import { cmd, hostPlatform, lastStep } from "./commands.js";
+import { cmd, DIR_EXIT, hostPlatform, lastStep } from "./commands.js";
 import type { Release } from "./release.js";
 import type { Remote } from "./remote.js";
 import type { Reporter } from "./report.js";
@@ -23,6 +23,8 @@ export interface PreflightInput extends ImageName {
   fallback: "none" | "latest";
   /** Ctrl-C / a CI cancel: ends the registry requests and host probes at once (they may wait ~30 s otherwise). */
   signal?: AbortSignal;
+  /** deploy/directory: refused when group/other-writable or holding symlinks (probeHost's `dir` step). */
+  directory?: string;
   /** deploy/health/url: checked through an SSH tunnel, so the host must allow forwarding (probeForwarding). */
   healthUrl?: string;
 }
@@ -70,11 +72,23 @@ export async function probeHost(
   remote: Remote,
   wantPlatform: boolean,
   signal?: AbortSignal,
+  dir?: string,
 ): Promise<{ platform: string | undefined }> {
-  const r = await remote.run(cmd.probe(wantPlatform), { timeoutMs: 60_000, ...(signal ? { signal } : {}) });
+  const r = await remote.run(cmd.probe(wantPlatform, dir), { timeoutMs: 60_000, ...(signal ? { signal } : {}) });
   const [infoLine = "", ...rest] = r.stdout.split("\n");
   const { step, stderr } = lastStep(r.stderr);
   const user = remote.label.split("@")[0];
+  if (r.code === DIR_EXIT && step === "dir") {
+    const what = stderr.trim().split("\n").pop() ?? "";
+    const fix = what.startsWith("symlink")
+      ? `\`${what.slice("symlink ".length)}\` in it is a symlink: replace it with the file itself (or move it away)`
+      : `it is writable by group or others (${what.slice("writable ".length)}): \`chmod go-w ${dir}\``;
+    throw new PipelineError(
+      `the deploy directory ${dir} on ${remote.label} is not safe to deploy into: ${fix}. Whoever can write there could ` +
+        `redirect the files a deploy writes (compose.yaml, the history, the login's config). Nothing was changed`,
+      "preflight",
+    );
+  }
   if (r.code !== 0 && wantPlatform && step !== "compose") {
     throw new PipelineError(
       `\`docker info\` failed on ${remote.label} (${(stderr || r.stdout).trim().slice(0, 300)}) — is Docker running there and may ${user} use it?`,
@@ -96,7 +110,7 @@ export async function probeHost(
 export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Release> {
   const tag = shaTag(p.sha);
   const name = `${p.registry}/${p.repository}`;
-  const host = await probeHost(remote, p.platform === undefined, p.signal);
+  const host = await probeHost(remote, p.platform === undefined, p.signal, p.directory);
   if (p.healthUrl) await probeForwarding(remote, p.healthUrl);
   const platform = p.platform ?? host.platform ?? "";
   const ask = (reference: string) =>

@@ -31,6 +31,7 @@ export function deploy(input: DeployInput & { sha: Sha }, env: DeployEnv): Promi
           ...(input.deploy.platform ? { platform: input.deploy.platform } : {}),
           ...(input.signal ? { signal: input.signal } : {}),
           ...(input.deploy.health.url ? { healthUrl: input.deploy.health.url } : {}),
+          directory: input.deploy.directory,
         },
         env.verify,
         s.rep,
@@ -54,7 +55,7 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
   }
   return withSession(input, env, async (s) => {
     const release = await s.rep.phase("preflight", async () => {
-      await probeHost(s.remote, false, input.signal);
+      await probeHost(s.remote, false, input.signal, input.deploy.directory);
       if (input.deploy.health.url) await probeForwarding(s.remote, input.deploy.health.url);
       const entries = await readHistory(s);
       const r = rollbackTarget(entries, to || undefined);
