@@ -85,7 +85,7 @@ describe("deploy commands", () => {
     // With the deploy directory, a last step checks it (its own script, the directory as $2).
     const withDir = cmd.probe(false, "/opt/hamalog");
     expect(withDir.slice(3)).toEqual(["hamalog-probe", "", "/opt/hamalog"]);
-    expect(withDir[2]!.startsWith(`${script}; echo hamalog-step:dir >&2;`)).toBe(true);
+    expect(withDir[2]!.startsWith(`${script} || exit; echo hamalog-step:dir >&2;`)).toBe(true);
   });
 
   it("takes the lock and reads the directory under it in one session; --break-lock prints the holder it removes", () => {

@@ -125,7 +125,7 @@ export const cmd = {
     "sh",
     "-c",
     `if [ -n "$1" ]; then echo ${STEP_MARK}info >&2; docker info --format "$1" || exit; fi; echo ${STEP_MARK}compose >&2; docker compose version` +
-      (dir === undefined ? "" : `; ${DIR_CHECK}`),
+      (dir === undefined ? "" : ` || exit; ${DIR_CHECK}`),
     "hamalog-probe",
     withPlatform ? "{{.OSType}}/{{.Architecture}}" : "",
     ...(dir === undefined ? [] : [dir]),

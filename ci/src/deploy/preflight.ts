@@ -53,8 +53,11 @@ function forwardingProhibited(e: unknown): boolean {
  * gate's business later.
  */
 export async function probeForwarding(remote: Remote, healthUrl: string): Promise<void> {
+  if (!remote.probeTunnel) return;
+  const u = new URL(healthUrl);
   try {
-    await remote.httpGet(healthUrl, 3_000);
+    // A bare channel, no request: the running app sees a connect and nothing else.
+    await remote.probeTunnel(u.hostname.replace(/^\[|\]$/g, ""), Number(u.port || 80), 5_000);
   } catch (e) {
     if (!forwardingProhibited(e)) return;
     const user = remote.label.split("@")[0];

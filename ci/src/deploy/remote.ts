@@ -31,5 +31,10 @@ export interface Remote {
   run(argv: readonly string[], opts?: RunOptions): Promise<ExecResult>;
   /** GET `url` as seen from the host (tunnelled through the connection). Rejects on connection errors. */
   httpGet(url: string, timeoutMs: number): Promise<HttpResult>;
+  /**
+   * Open a forwarded channel to host:port and close it at once, sending nothing (the app sees a bare connect):
+   * rejects with `reason` 1 when sshd forbids forwarding. Optional: stand-ins without tunnels leave it out.
+   */
+  probeTunnel?(host: string, port: number, timeoutMs: number): Promise<void>;
   close(): void;
 }

@@ -260,13 +260,8 @@ class SshRemote implements Remote {
       try {
         this.client.forwardOut("127.0.0.1", 0, host, port, (err, ch) => {
           if (done) return closeQuietly(ch);
-          if (err) {
-            // `reason` 1 is SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: sshd forbids forwarding (AllowTcpForwarding no).
-            const e = Object.assign(new Error(`cannot reach ${host}:${port} from the host (${err.message})`), {
-              reason: (err as { reason?: unknown }).reason,
-            });
-            return finish(() => reject(e));
-          }
+          if (err)
+            return finish(() => reject(new Error(`cannot reach ${host}:${port} from the host (${err.message})`)));
           channel = ch;
           req = request(
             {
@@ -293,6 +288,25 @@ class SshRemote implements Remote {
         });
       } catch (e) {
         finish(() => reject(this.lost(`requesting ${url}`, e as Error)));
+      }
+    });
+  }
+
+  probeTunnel(host: string, port: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.faults.error) return reject(this.lost(`opening a tunnel to ${host}:${port}`, this.faults.error));
+      const timer = setTimeout(() => resolve(), timeoutMs); // no answer at all: not a refusal, the gate judges later
+      try {
+        this.client.forwardOut("127.0.0.1", 0, host, port, (err, ch) => {
+          clearTimeout(timer);
+          if (ch) closeQuietly(ch);
+          // `reason` 1 is SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: sshd forbids forwarding (AllowTcpForwarding no).
+          if (err) reject(Object.assign(new Error(err.message), { reason: (err as { reason?: unknown }).reason }));
+          else resolve();
+        });
+      } catch (e) {
+        clearTimeout(timer);
+        reject(this.lost(`opening a tunnel to ${host}:${port}`, e as Error));
       }
     });
   }
