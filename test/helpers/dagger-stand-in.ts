@@ -4,7 +4,8 @@
 // of fields (`loadDirectoryFromID(id:) { dockerBuild(...) { withLabel(...) { publish(address:) } } }`).
 //
 // It is deliberately small and honest: it parses every document with the `graphql` reference parser, answers
-// only the fields the build/push/ship calls need, keeps the state an engine would (what each container was
+// only the fields the build/push/ship calls need (and, with `functionCall`, what the SDK's module entrypoint asks
+// the engine when it is invoked: currentModule, currentFunctionCall, returnValue/returnError), keeps the state an engine would (what each container was
 // built from, its labels, its registry auth), and answers anything else with a GraphQL error that is also
 // recorded in `unexpected`, so a test fails loudly when the module starts asking for something new.
 import { createHash, randomBytes } from "node:crypto";
@@ -37,6 +38,10 @@ export interface PublishCall {
 
 type Obj =
   | { type: "Query" }
+  | { type: "Module" }
+  | { type: "FunctionCall" }
+  | { type: "FunctionCallArgValue"; id: string; name: string; value: string }
+  | { type: "Error"; id: string; message: string; values: { name: string; value: string }[] }
   | { type: "File"; id: string; contents: string }
   | { type: "Secret"; id: string }
   | { type: "Directory"; id: string }
@@ -57,6 +62,20 @@ export interface StandInOptions {
   onPublish?: (call: Omit<PublishCall, "answer">, secretPlaintext: (id: string) => string) => string;
   /** Builds from these Dockerfile paths fail when forced (sync/publish), as an engine reports a failed RUN. */
   failDockerfiles?: string[];
+  /** The function call a module runtime is started for (what the engine tells the module's entrypoint). */
+  functionCall?: FunctionCallContext;
+}
+
+export interface FunctionCallContext {
+  module: string;
+  /** The object the function is on ("" asks the module to register its types). */
+  parentName: string;
+  /** The function's name ("" is the constructor). */
+  name: string;
+  /** The parent object's state, as the engine keeps it (JSON). */
+  parent: unknown;
+  /** Argument values as the engine passes them (JSON values; objects by id). */
+  args: Record<string, unknown>;
 }
 
 /** A failure the stand-in answers on purpose (like an engine's build error): not counted as unexpected. */
@@ -71,13 +90,18 @@ export class DaggerStandIn {
   readonly publishes: PublishCall[] = [];
   /** Secret ids whose plaintext the module asked for. */
   readonly plaintextReads: string[] = [];
+  /** What the module's entrypoint returned for `functionCall`: the JSON value, or the error (with its values). */
+  readonly returned: { value?: string; error?: { message: string; values: { name: string; value: string }[] } }[] = [];
   port = 0;
   private readonly server = createServer((req, res) => void this.handle(req, res));
   private readonly containers = new Map<string, ContainerState>();
+  private readonly errors = new Map<string, Extract<Obj, { type: "Error" }>>();
 
   constructor(private readonly opts: StandInOptions) {}
 
   async start(): Promise<void> {
+    // A module runtime keeps its session connection idle while it scans its sources; an engine does not close it.
+    this.server.keepAliveTimeout = 0;
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(0, "127.0.0.1", resolve);
@@ -158,13 +182,19 @@ export class DaggerStandIn {
   private select(obj: Obj, set: SelectionSetNode): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const sel of set.selections) {
+      if (sel.kind === Kind.INLINE_FRAGMENT && sel.typeCondition?.name.value === obj.type) {
+        Object.assign(out, this.select(obj, sel.selectionSet));
+        continue;
+      }
       if (sel.kind !== Kind.FIELD) throw new Unexpected(`fragment on ${obj.type}`);
       const value = this.resolve(obj, sel);
       if (sel.selectionSet) {
-        if (typeof value !== "object" || value === null || !("type" in value)) {
-          throw new Unexpected(`${obj.type}.${sel.name.value} is a leaf, got a selection`);
-        }
-        out[sel.name.value] = this.select(value as Obj, sel.selectionSet);
+        const objects = Array.isArray(value) ? value : [value];
+        for (const v of objects)
+          if (typeof v !== "object" || v === null || !("type" in v))
+            throw new Unexpected(`${obj.type}.${sel.name.value} is a leaf, got a selection`);
+        const selected = objects.map((v) => this.select(v as Obj, sel.selectionSet!));
+        out[sel.name.value] = Array.isArray(value) ? selected : selected[0];
       } else {
         if (typeof value === "object" && value !== null && "type" in value) {
           throw new Unexpected(`${obj.type}.${sel.name.value} is an object, needs a selection`);
@@ -215,6 +245,72 @@ export class DaggerStandIn {
       case "Query.container":
         only();
         return { type: "Container", state: { labels: [], auth: [] } };
+      case "Query.currentModule":
+        only();
+        this.call();
+        return { type: "Module" };
+      case "Module.name":
+        only();
+        return this.call().module;
+      case "Query.currentFunctionCall":
+        only();
+        this.call();
+        return { type: "FunctionCall" };
+      case "FunctionCall.parentName":
+        only();
+        return this.call().parentName;
+      case "FunctionCall.name":
+        only();
+        return this.call().name;
+      case "FunctionCall.parent":
+        only();
+        return JSON.stringify(this.call().parent);
+      case "FunctionCall.inputArgs":
+        only();
+        return Object.entries(this.call().args).map(([n, v]) => this.argValue(n, v));
+      case "Query.node": {
+        only("id");
+        const id = str("id");
+        const arg = Object.entries(this.call().args).find(([n]) => `FunctionCallArgValue:${n}` === id);
+        if (!arg) throw new Unexpected(`no node ${id}`);
+        return this.argValue(arg[0], arg[1]);
+      }
+      case "FunctionCallArgValue.id":
+      case "FunctionCallArgValue.name":
+      case "FunctionCallArgValue.value":
+        only();
+        return (obj as Record<string, string>)[name];
+      case "FunctionCall.returnValue":
+        only("value");
+        this.returned.push({ value: str("value") });
+        return null;
+      case "Query.error": {
+        only("message");
+        const e = { type: "Error" as const, id: `Error:${this.errors.size}`, message: str("message"), values: [] };
+        this.errors.set(e.id, e);
+        return e;
+      }
+      case "Error.withValue": {
+        only("name", "value");
+        const from = obj as Extract<Obj, { type: "Error" }>;
+        const e = {
+          ...from,
+          id: `Error:${this.errors.size}`,
+          values: [...from.values, { name: str("name"), value: str("value") }],
+        };
+        this.errors.set(e.id, e);
+        return e;
+      }
+      case "Error.id":
+        only();
+        return (obj as { id: string }).id;
+      case "FunctionCall.returnError": {
+        only("error");
+        const e = this.errors.get(str("error"));
+        if (!e) throw new Unexpected(`returnError: unknown error ${String(args.error)}`);
+        this.returned.push({ error: { message: e.message, values: e.values } });
+        return null;
+      }
       case "File.contents":
         only();
         return (obj as { contents: string }).contents;
@@ -298,6 +394,15 @@ export class DaggerStandIn {
       default:
         throw new Unexpected(`${obj.type}.${name} is not something this stand-in answers`);
     }
+  }
+
+  private call(): FunctionCallContext {
+    if (!this.opts.functionCall) throw new Unexpected("no function call: this stand-in was not started for one");
+    return this.opts.functionCall;
+  }
+
+  private argValue(name: string, value: unknown): Obj {
+    return { type: "FunctionCallArgValue", id: `FunctionCallArgValue:${name}`, name, value: JSON.stringify(value) };
   }
 
   /** Run a build, as sync/publish make an engine do: fails for the Dockerfiles listed in failDockerfiles. */
