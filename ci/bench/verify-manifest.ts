@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     };
     const wall: Record<string, number[]> = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
     for (const [name, [cmd, args]] of Object.entries(commands)) {
-      const r = await timedSpawn(cmd, args, env); // warm-up (the CLI compiles ci/src once into node_modules/.cache)
+      const r = await timedSpawn(cmd, args, env); // warm-up (the CLI rebuilds itself first if ci/src changed since `npm ci`)
       if (r.code !== 0) throw new Error(`${name} failed: ${r.stderr}`);
       if (name.startsWith("hamalog") && r.stdout.trim() !== pushed) throw new Error(`hamalog printed ${r.stdout}`);
     }
