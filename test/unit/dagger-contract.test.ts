@@ -53,6 +53,7 @@ const standIn = new DaggerStandIn({
     "secret-registry-token": TOKEN_PLAINTEXT,
     "secret-ssh-key": SSH_KEY_PLAINTEXT,
     "secret-real-ssh-key": REAL_KEY,
+    "secret-deploy-token": "read-only-deploy-token",
   },
   directories: ["dir-source", "dir-bad-template"],
   // ship renders the compose template before building, so a bad template fails before anything is pushed.
@@ -283,6 +284,42 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
     expect(standIn.publishes).toEqual([]);
     expect(standIn.plaintextReads).toEqual(DOOR_READS);
     expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
+  });
+
+  it("--deploy-token is what the host's door reads instead of the push token", async () => {
+    const bad = () => dag.loadDirectoryFromID("dir-bad-template" as DirectoryID);
+    const deployToken = () => dag.loadSecretFromID("secret-deploy-token" as SecretID);
+    const u = undefined;
+    await expect(
+      inSession((m) =>
+        m.ship(
+          SHA,
+          "main",
+          token(),
+          sshKey(),
+          bad(),
+          file("file-pipeline"),
+          "bot",
+          u,
+          u,
+          u,
+          u,
+          [],
+          [],
+          u,
+          u,
+          u,
+          u,
+          u,
+          u,
+          [],
+          deployToken(),
+          "reader",
+        ),
+      ),
+    ).rejects.toThrow(/hamalog-app/);
+    expect(standIn.plaintextReads).toEqual(["secret-real-ssh-key", "secret-deploy-token"]);
+    expect(standIn.publishes).toEqual([]);
   });
 
   it("a failing build stops ship in phase `build`: nothing is published, no secret is read after the door", async () => {
