@@ -5,14 +5,13 @@
  * GitHub Actions, and from other Dagger modules. All logic lives in engine-free modules next to this file;
  * this class is a thin door onto them (the `hamalog` CLI is the other door).
  */
-import { object, func, argument, dag, Container, Directory, File, Secret, type Platform } from "@dagger.io/dagger";
+import { object, func, argument, dag, Container, Directory, Secret, type Platform } from "@dagger.io/dagger";
 import { parseSha, shaTag, tagsFor, type Sha } from "./tags.js";
 import { parseConfig, requireImage, type PipelineConfig } from "./config.js";
 import { mergeOverrides, parseSetPairs, type Overrides } from "./overrides.js";
 import {
   BUILD_CONTEXT_IGNORE,
   buildArgList,
-  checkContainerWithPlatforms,
   checkPublished,
   imageLabels,
   publishPlatforms,
@@ -26,6 +25,18 @@ import { openDoor, remoteTarget } from "./deploy/door.js";
 import { keygenLine, scanHostKey } from "./deploy/host-key.js";
 import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
 import { explainPushFailure } from "./push-error.js";
+import { ConfigError } from "./errors.js";
+import {
+  Deployment,
+  Fallback,
+  Shipment,
+  Status,
+  Strategy,
+  VerifiedImage,
+  deploymentOf,
+  shipmentOf,
+  statusOf,
+} from "./results.js";
 import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "./ship.js";
 
 /** Builds to publish: one image, or the platform variants of one index. */
@@ -37,6 +48,35 @@ interface Images {
 /** Hamalog's pipeline functions: tag, verify-manifest, deploy and friends, one definition for CI and laptops. */
 @object()
 export class Hamalog {
+  /** The repository: build context, pipeline config and compose template (without node_modules, .git, tool caches). */
+  source: Directory;
+
+  /** The pipeline config's path inside source. */
+  config: string;
+
+  /** Config overrides as PATH=VALUE, applied to every function. */
+  set: string[];
+
+  /**
+   * Hamalog's pipeline over a repository: its build context, pipeline config and compose template.
+   *
+   * Example: dagger call --set deploy/host=203.0.113.7 ship --sha=$GITHUB_SHA ...
+   *
+   * @param source The repository (default: the one `dagger call` runs in). Another module passes its own: dag.hamalog({ source }) then reads that repository's config and compose file, never Hamalog's.
+   * @param config Path of the pipeline config inside source.
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
+   */
+  constructor(
+    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
+    config = "pipeline.yaml",
+    set: string[] = [],
+  ) {
+    // The ignore list applies only to defaultPath; a Directory passed from module code arrives whole.
+    this.source = source.filter({ exclude: BUILD_CONTEXT_IGNORE });
+    this.config = config;
+    this.set = set;
+  }
+
   /**
    * Compute the image tags for a commit: the full 40-character sha, then `latest` on the default branch.
    *
@@ -57,34 +97,13 @@ export class Hamalog {
    * Example: dagger call build --sha=453a6545b97fe240727c378291230abeb793d851 export --path=image.tar
    *
    * @param sha Full 40-character commit sha, written to the org.opencontainers.image.revision label.
-   * @param source Build context (default: the repository root, without node_modules, .git and tool caches).
-   * @param config The pipeline config (default: pipeline.yaml at the repository root).
-   * @param dockerfile Dockerfile path in the context (default: build.dockerfile from the config, else Dockerfile).
-   * @param buildArgs Build arguments as KEY=VALUE; when given they replace build.buildArgs from the config.
    * @param platform Platform to build, e.g. linux/amd64 (default: the engine's).
-   * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339); never read from a clock.
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func()
-  async build(
-    sha: string,
-    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
-    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
-    dockerfile?: string,
-    buildArgs: string[] = [],
-    platform?: string,
-    imageSource?: string,
-    created?: string,
-    set: string[] = [],
-  ): Promise<Container> {
-    const commit = parseSha(sha);
-    const cfg = await this.settings(
-      config,
-      { "build/dockerfile": dockerfile, "build/buildArgs": buildArgs, "image/source": imageSource },
-      set,
-    );
-    return this.image(source, cfg, commit, platform, created);
+  async build(sha: string, platform?: Platform, created?: string): Promise<Container> {
+    const cfg = await this.settings();
+    return this.image(cfg, parseSha(sha), platform, created);
   }
 
   /**
@@ -95,56 +114,22 @@ export class Hamalog {
    * @param sha Full 40-character commit sha (e.g. $GITHUB_SHA); gives the `<sha>` tag.
    * @param branch Branch being built (e.g. $GITHUB_REF_NAME); the default branch also gets `latest`.
    * @param registryToken Registry password or token (a Secret, e.g. env://GITHUB_TOKEN); used only through withRegistryAuth.
-   * @param source Build context (default: the repository root, without node_modules, .git and tool caches).
-   * @param config The pipeline config (default: pipeline.yaml at the repository root).
-   * @param registryUsername Registry user (default: image.username from the config).
-   * @param container An already built image to publish instead of building from source.
-   * @param registry Registry host (default: image.registry from the config).
-   * @param repository Repository path (default: image.repository from the config).
-   * @param defaultBranch Branch whose builds also get `latest` (default: defaultBranch from the config).
-   * @param dockerfile Dockerfile path in the context (default: build.dockerfile from the config).
-   * @param buildArgs Build arguments as KEY=VALUE; when given they replace build.buildArgs from the config.
-   * @param platforms Platforms to build and publish as one index, e.g. linux/amd64,linux/arm64 (default: build.platforms).
-   * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
+   * @param registryUsername Registry user (default: image/username from the config).
+   * @param container An already built image to publish instead of building from source (build/platforms is then ignored).
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339).
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    */
   @func({ cache: "never" })
   async push(
     sha: string,
     branch: string,
     registryToken: Secret,
-    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
-    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
     registryUsername?: string,
     container?: Container,
-    registry?: string,
-    repository?: string,
-    defaultBranch?: string,
-    dockerfile?: string,
-    buildArgs: string[] = [],
-    platforms: string[] = [],
-    imageSource?: string,
     created?: string,
-    set: string[] = [],
   ): Promise<string[]> {
     const commit = parseSha(sha);
-    checkContainerWithPlatforms(container !== undefined, platforms);
-    const cfg = await this.settings(
-      config,
-      {
-        "image/registry": registry,
-        "image/repository": repository,
-        "image/username": registryUsername,
-        defaultBranch,
-        "build/dockerfile": dockerfile,
-        "build/buildArgs": buildArgs,
-        "build/platforms": platforms,
-        "image/source": imageSource,
-      },
-      set,
-    );
-    const images = container ? { containers: [container], index: false } : this.images(source, cfg, commit, created);
+    const cfg = await this.settings({ "image/username": registryUsername });
+    const images = container ? { containers: [container], index: false } : this.images(cfg, commit, created);
     return (await this.publish(images, cfg, commit, branch, registryToken)).published;
   }
 
@@ -154,30 +139,16 @@ export class Hamalog {
    * This is what CI runs. The digest the push returned must be the digest the registry answers for the sha tag,
    * and the host must end up running exactly that digest (ship never falls back to `latest`).
    *
-   * Example: dagger call ship --sha=$GITHUB_SHA --branch=$GITHUB_REF_NAME --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN --ssh-key=env://DEPLOY_SSH_KEY
+   * Example: dagger call ship --sha=$GITHUB_SHA --branch=$GITHUB_REF_NAME --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN --ssh-key=env://DEPLOY_SSH_KEY verified digest
    *
    * @param sha Full 40-character commit sha (e.g. $GITHUB_SHA).
    * @param branch Branch being built (e.g. $GITHUB_REF_NAME); the default branch also gets `latest`.
    * @param registryToken Registry password or token (a Secret, e.g. env://GITHUB_TOKEN): push auth, verification, and the host's login.
    * @param sshKey SSH private key for the deploy host (a Secret, e.g. env://DEPLOY_SSH_KEY).
-   * @param source Build context and the place deploy/composeFile is read from (default: the repository root).
-   * @param config The pipeline config (default: pipeline.yaml at the repository root).
-   * @param registryUsername Registry user (default: image.username from the config).
-   * @param registry Registry host (default: image.registry from the config).
-   * @param repository Repository path (default: image.repository from the config).
-   * @param defaultBranch Branch whose builds also get `latest` (default: defaultBranch from the config).
-   * @param dockerfile Dockerfile path in the context (default: build.dockerfile from the config).
-   * @param buildArgs Build arguments as KEY=VALUE; when given they replace build.buildArgs from the config.
-   * @param platforms Platforms to build and publish as one index (default: build.platforms).
-   * @param imageSource Repository URL for the org.opencontainers.image.source label (default: image.source).
+   * @param registryUsername Registry user (default: image/username from the config).
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339).
-   * @param host Deploy host (default: deploy.host from the config).
-   * @param port SSH port (default: deploy.port from the config).
-   * @param user SSH user (default: deploy.user from the config).
-   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    * @param deployToken Read-only registry token the host logs in with (a Secret); without it the host gets registryToken, the push token.
-   * @param deployUsername Registry user for deployToken (default: registryUsername / image.username).
+   * @param deployUsername Registry user for deployToken (default: registryUsername / image/username).
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
@@ -186,51 +157,20 @@ export class Hamalog {
     branch: string,
     registryToken: Secret,
     sshKey: Secret,
-    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
-    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
     registryUsername?: string,
-    registry?: string,
-    repository?: string,
-    defaultBranch?: string,
-    dockerfile?: string,
-    buildArgs: string[] = [],
-    platforms: string[] = [],
-    imageSource?: string,
     created?: string,
-    host?: string,
-    port?: number,
-    user?: string,
-    hostKey?: string,
-    set: string[] = [],
     deployToken?: Secret,
     deployUsername?: string,
     insecureAcceptHostKey = false,
-  ): Promise<string> {
+  ): Promise<Shipment> {
     // Every config, key and template error surfaces here, before anything is built: ship opens the deploy through
     // the same door as `deploy`, and renders the compose file with a placeholder digest.
     const commit = parseSha(sha);
-    const cfg = await this.settings(
-      config,
-      {
-        "image/registry": registry,
-        "image/repository": repository,
-        "image/username": registryUsername,
-        defaultBranch,
-        "build/dockerfile": dockerfile,
-        "build/buildArgs": buildArgs,
-        "build/platforms": platforms,
-        "image/source": imageSource,
-        "deploy/host": host,
-        "deploy/port": port,
-        "deploy/user": user,
-        "deploy/hostKey": hostKey,
-      },
-      set,
-    );
+    const cfg = await this.settings({ "image/username": registryUsername });
     // The host keeps what it logs in with in its Docker config while it pulls: a read-only token limits what
     // a compromised host can do with it. Without one, the push token goes there, and ship says so.
     const hostCfg = deployUsername ? { ...cfg, image: { ...cfg.image, username: deployUsername } } : cfg;
-    const door = await this.openRemote(hostCfg, source, sshKey, deployToken ?? registryToken, insecureAcceptHostKey);
+    const door = await this.openRemote(hostCfg, sshKey, deployToken ?? registryToken, insecureAcceptHostKey);
     if (!deployToken)
       door.say(
         "[ship] note: the host logs in with the push token (--registry-token); give it a read-only one with --deploy-token",
@@ -239,16 +179,17 @@ export class Hamalog {
     precheckCompose(door.input.compose, target.service, image, commit);
     const username = registryUser(cfg.image.username);
     const say = door.say;
+    let verifiedImage: Awaited<ReturnType<typeof verifyRegistry>> | undefined;
     const result = await runShip(
       {
         build: async () => {
-          const images = this.images(source, cfg, commit, created);
+          const images = this.images(cfg, commit, created);
           for (const c of images.containers) await c.sync();
           return images;
         },
         push: (images) => this.publish(images, cfg, commit, branch, registryToken),
         verify: async () => {
-          const v = await verifyRegistry({
+          verifiedImage = await verifyRegistry({
             registry: image.registry,
             repository: image.repository,
             reference: shaTag(commit),
@@ -256,7 +197,7 @@ export class Hamalog {
             credentials: { username, password: await registryToken.plaintext() },
             ...(target.platform ? { platform: target.platform } : {}),
           });
-          return { reference: v.reference, digest: v.digest };
+          return { reference: verifiedImage.reference, digest: verifiedImage.digest };
         },
         deploy: async (verified) => {
           const outcome = await deployRelease(
@@ -274,12 +215,12 @@ export class Hamalog {
       },
       (phase) => say(`[ship] ${phase}`),
     );
-    return [
-      ...result.published.map((r) => `published ${r}`),
-      `verified  ${result.verified.reference}`,
-      `deployed  ${result.deployed.running.image} on ${target.user}@${target.host}`,
-      ...door.log,
-    ].join("\n");
+    const v = verifiedImage!;
+    return shipmentOf(
+      result.published,
+      new VerifiedImage(v.reference, v.digest, v.mediaType, v.platforms),
+      deploymentOf(result.deployed, { host: target.host, strategy: cfg.deploy.strategy, log: door.log }),
+    );
   }
 
   /**
@@ -288,62 +229,40 @@ export class Hamalog {
    * Phases: connect → preflight (verify-manifest, host platform) → lock → login → render → pull (only if the
    * digest is absent) → up --wait → health → history → prune; the lock is released in every outcome.
    *
-   * Example: dagger call deploy --sha=$GITHUB_SHA --ssh-key=env://DEPLOY_SSH_KEY --registry-token=env://GITHUB_TOKEN
+   * Example: dagger call deploy --sha=$GITHUB_SHA --ssh-key=env://DEPLOY_SSH_KEY --registry-token=env://GITHUB_TOKEN digest
    *
    * @param sha Full 40-character commit sha whose image (its sha tag) to deploy.
    * @param sshKey SSH private key for the deploy host (a Secret, e.g. env://DEPLOY_SSH_KEY or file://~/.ssh/id_ed25519).
-   * @param source The repository: deploy/composeFile is read from it, relative to its root (default: the repository root).
-   * @param config The pipeline config (default: pipeline.yaml at the repository root).
    * @param registryToken Registry password or token the host logs in with on stdin (omit for public images).
-   * @param registryUsername Registry user (default: image.username from the config).
-   * @param host Deploy host (default: deploy.host from the config).
-   * @param port SSH port (default: deploy.port from the config).
-   * @param user SSH user (default: deploy.user from the config).
-   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
-   * @param fallback none|latest: deploy `latest` (loudly) when the sha tag is missing (default: deploy.fallback).
+   * @param registryUsername Registry user (default: image/username from the config).
+   * @param fallback What to do when the sha tag is missing: NONE fails, LATEST deploys `latest` loudly (default: deploy/fallback).
+   * @param strategy How the release replaces the running one (default: deploy/strategy).
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
    * @param lockWait Seconds to wait for another deploy's lock (0: fail fast naming the holder).
    * @param breakLock Remove a stale lock first (and say whose it was).
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
   async deploy(
     sha: string,
     sshKey: Secret,
-    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
-    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
     registryToken?: Secret,
     registryUsername?: string,
-    host?: string,
-    port?: number,
-    user?: string,
-    hostKey?: string,
-    fallback?: string,
+    fallback?: Fallback,
+    strategy?: Strategy,
     dryRun = false,
     lockWait = 0,
     breakLock = false,
-    set: string[] = [],
     insecureAcceptHostKey = false,
-  ): Promise<string> {
+  ): Promise<Deployment> {
     const commit = parseSha(sha);
-    const door = await this.remoteDoor(
-      source,
-      config,
-      {
-        "image/username": registryUsername,
-        "deploy/host": host,
-        "deploy/port": port,
-        "deploy/user": user,
-        "deploy/hostKey": hostKey,
-        "deploy/fallback": fallback,
-      },
-      set,
-      sshKey,
-      registryToken,
-      insecureAcceptHostKey,
-    );
-    await deployRelease(
+    const cfg = await this.settings({
+      "image/username": registryUsername,
+      "deploy/fallback": fallback,
+      "deploy/strategy": strategy,
+    });
+    const door = await this.openRemote(cfg, sshKey, registryToken, insecureAcceptHostKey);
+    const outcome = await deployRelease(
       {
         ...door.input,
         sha: commit,
@@ -354,7 +273,7 @@ export class Hamalog {
       },
       door.env,
     );
-    return door.log.join("\n");
+    return deploymentOf(outcome, { host: cfg.deploy.host ?? "", strategy: cfg.deploy.strategy, log: door.log });
   }
 
   /**
@@ -362,89 +281,47 @@ export class Hamalog {
    *
    * Same lock, health gate and automatic recovery as deploy.
    *
-   * Example: dagger call rollback --ssh-key=env://DEPLOY_SSH_KEY --to=453a6545b97fe240727c378291230abeb793d851
+   * Example: dagger call rollback --ssh-key=env://DEPLOY_SSH_KEY --to=453a6545b97fe240727c378291230abeb793d851 rolled-back-to
    *
    * @param sshKey SSH private key for the deploy host (a Secret).
-   * @param source The repository: deploy/composeFile is read from it, relative to its root (default: the repository root).
-   * @param config The pipeline config (default: pipeline.yaml at the repository root).
    * @param to A deployed commit sha (7+ characters) or digest (sha256:…); default: the previous successful deploy.
    * @param registryToken Registry password or token, needed only when the image must be pulled again.
-   * @param host Deploy host (default: deploy.host from the config).
-   * @param port SSH port (default: deploy.port from the config).
-   * @param user SSH user (default: deploy.user from the config).
-   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
   async rollback(
     sshKey: Secret,
-    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
-    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
     to?: string,
     registryToken?: Secret,
-    host?: string,
-    port?: number,
-    user?: string,
-    hostKey?: string,
     dryRun = false,
-    set: string[] = [],
     insecureAcceptHostKey = false,
-  ): Promise<string> {
-    const door = await this.remoteDoor(
-      source,
-      config,
-      { "deploy/host": host, "deploy/port": port, "deploy/user": user, "deploy/hostKey": hostKey },
-      set,
-      sshKey,
-      registryToken,
-      insecureAcceptHostKey,
+  ): Promise<Deployment> {
+    const cfg = await this.settings();
+    const door = await this.openRemote(cfg, sshKey, registryToken, insecureAcceptHostKey);
+    const outcome = await rollbackRelease(
+      { ...door.input, ...(to ? { to } : {}), dryRun, holder: "dagger rollback" },
+      door.env,
     );
-    await rollbackRelease({ ...door.input, ...(to ? { to } : {}), dryRun, holder: "dagger rollback" }, door.env);
-    return door.log.join("\n");
+    const at = { host: cfg.deploy.host ?? "", strategy: cfg.deploy.strategy, log: door.log, rollback: true };
+    return deploymentOf(outcome, at);
   }
 
   /**
    * Show what runs on the compose host now: digest, sha, container health and the last history lines.
    *
-   * Example: dagger call status --ssh-key=env://DEPLOY_SSH_KEY
+   * Example: dagger call status --ssh-key=env://DEPLOY_SSH_KEY sha
    *
    * @param sshKey SSH private key for the deploy host (a Secret).
-   * @param source The repository: deploy/composeFile is read from it, relative to its root (default: the repository root).
-   * @param config The pipeline config (default: pipeline.yaml at the repository root).
    * @param lines History lines to show.
-   * @param host Deploy host (default: deploy.host from the config).
-   * @param port SSH port (default: deploy.port from the config).
-   * @param user SSH user (default: deploy.user from the config).
-   * @param hostKey Pinned SHA256 host key fingerprint (default: deploy.hostKey from the config).
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
-  async status(
-    sshKey: Secret,
-    @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
-    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
-    lines = 5,
-    host?: string,
-    port?: number,
-    user?: string,
-    hostKey?: string,
-    set: string[] = [],
-    insecureAcceptHostKey = false,
-  ): Promise<string> {
-    const door = await this.remoteDoor(
-      source,
-      config,
-      { "deploy/host": host, "deploy/port": port, "deploy/user": user, "deploy/hostKey": hostKey },
-      set,
-      sshKey,
-      undefined,
-      insecureAcceptHostKey,
-    );
-    await deployStatus({ ...door.input, lines, holder: "dagger status" }, door.env);
-    return door.log.join("\n");
+  async status(sshKey: Secret, lines = 5, insecureAcceptHostKey = false): Promise<Status> {
+    const cfg = await this.settings();
+    const door = await this.openRemote(cfg, sshKey, undefined, insecureAcceptHostKey);
+    const report = await deployStatus({ ...door.input, lines, holder: "dagger status" }, door.env);
+    return statusOf(report, { host: cfg.deploy.host ?? "", log: door.log });
   }
 
   /**
@@ -463,38 +340,13 @@ export class Hamalog {
     return keygenLine(await scanHostKey(host, port), host, port);
   }
 
-  /** Read the config for deploy/rollback/status and open the door onto the deploy core (openRemote). */
-  private async remoteDoor(
-    source: Directory,
-    config: File,
-    overrides: Overrides,
-    set: string[],
-    sshKey: Secret,
-    registryToken?: Secret,
-    insecureAcceptHostKey = false,
-  ) {
-    return this.openRemote(
-      await this.settings(config, overrides, set),
-      source,
-      sshKey,
-      registryToken,
-      insecureAcceptHostKey,
-    );
-  }
-
   /**
    * The one way into the deploy core (deploy, rollback, status, ship): read the compose template and Secrets and
    * open the door (deploy/door.ts), which checks the config, the key and the login; output is streamed and collected.
    */
-  private async openRemote(
-    cfg: PipelineConfig,
-    source: Directory,
-    sshKey: Secret,
-    registryToken?: Secret,
-    insecureAcceptHostKey = false,
-  ) {
+  private async openRemote(cfg: PipelineConfig, sshKey: Secret, registryToken?: Secret, insecureAcceptHostKey = false) {
     const target = remoteTarget(cfg);
-    const template = target.deploy.composeFile ? await source.file(target.deploy.composeFile).contents() : "";
+    const template = target.deploy.composeFile ? await this.source.file(target.deploy.composeFile).contents() : "";
     const log: string[] = [];
     const say = (line: string) => (log.push(line), console.error(line));
     const reads = {
@@ -521,38 +373,21 @@ export class Hamalog {
    *
    * Example: dagger call verify-manifest --sha=$GITHUB_SHA --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN digest
    *
-   * @param config The pipeline config (default: pipeline.yaml at the repository root): image, username, deploy.platform.
    * @param sha Full 40-character commit sha: verifies the tag the tag definition gives it and diagnoses near-misses.
    * @param tag Tag (or sha256 digest) to verify instead of the sha's tag, e.g. latest.
    * @param registryToken Registry password or token (a Secret, e.g. env://GITHUB_TOKEN); anonymous when absent.
-   * @param registryUsername Registry user (default: image.username from the config; GHCR accepts any name with a token).
-   * @param registry Registry host (default: image.registry from the config).
-   * @param repository Repository path (default: image.repository from the config).
-   * @param platform Platform the image must provide, e.g. linux/amd64 (default: deploy.platform from the config).
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param registryUsername Registry user (default: image/username from the config; GHCR accepts any name with a token).
+   * @param platform Platform the image must provide, e.g. linux/amd64 (default: deploy/platform from the config).
    */
   @func({ cache: "never" })
   async verifyManifest(
-    @argument({ defaultPath: "/pipeline.yaml" }) config: File,
     sha?: string,
     tag?: string,
     registryToken?: Secret,
     registryUsername?: string,
-    registry?: string,
-    repository?: string,
-    platform?: string,
-    set: string[] = [],
+    platform?: Platform,
   ): Promise<VerifiedImage> {
-    const cfg = await this.settings(
-      config,
-      {
-        "image/registry": registry,
-        "image/repository": repository,
-        "image/username": registryUsername,
-        "deploy/platform": platform,
-      },
-      set,
-    );
+    const cfg = await this.settings({ "image/username": registryUsername, "deploy/platform": platform });
     const image = requireImage(cfg);
     const { reference, wantedSha } = chooseReference(tag, sha, { tag: "--tag", sha: "--sha" });
     const credentials = registryToken
@@ -568,14 +403,22 @@ export class Hamalog {
     return new VerifiedImage(result.reference, result.digest, result.mediaType, result.platforms);
   }
 
-  /** The config file with overrides (by config path) applied: named argument › `--set PATH=VALUE` › pipeline.yaml › default. */
-  private async settings(config: File, named: Overrides, set: string[] = []): Promise<PipelineConfig> {
-    return parseConfig(await config.contents(), "pipeline.yaml", mergeOverrides(parseSetPairs(set), named));
+  /** The config from source with overrides (by config path) applied: named argument › constructor `set` › file › default. */
+  private async settings(named: Overrides = {}): Promise<PipelineConfig> {
+    if (!(await this.source.exists(this.config))) {
+      throw new ConfigError(
+        `--config ${this.config}: no such file in the source directory. The pipeline config is read from the source ` +
+          `it configures, never from Hamalog's own repository: add ${this.config} at the root of the directory passed ` +
+          `as --source (dag.hamalog({ source }) from another module), or pass --config=PATH relative to it.`,
+      );
+    }
+    const text = await this.source.file(this.config).contents();
+    return parseConfig(text, this.config, mergeOverrides(parseSetPairs(this.set), named));
   }
 
   /** One labelled, lazy image build. */
-  private image(source: Directory, cfg: PipelineConfig, sha: Sha, platform?: string, created?: string): Container {
-    let c = source.dockerBuild({
+  private image(cfg: PipelineConfig, sha: Sha, platform?: string, created?: string): Container {
+    let c = this.source.dockerBuild({
       dockerfile: cfg.build.dockerfile,
       buildArgs: buildArgList(cfg.build.buildArgs),
       ...(platform ? { platform: publishPlatforms([platform])[0] as Platform } : {}),
@@ -585,10 +428,10 @@ export class Hamalog {
   }
 
   /** The builds to publish: one per configured platform (published as one index), or one for the engine's. */
-  private images(source: Directory, cfg: PipelineConfig, sha: Sha, created?: string): Images {
+  private images(cfg: PipelineConfig, sha: Sha, created?: string): Images {
     const platforms = publishPlatforms(cfg.build.platforms);
-    if (platforms.length === 0) return { containers: [this.image(source, cfg, sha, undefined, created)], index: false };
-    return { containers: platforms.map((p) => this.image(source, cfg, sha, p, created)), index: true };
+    if (platforms.length === 0) return { containers: [this.image(cfg, sha, undefined, created)], index: false };
+    return { containers: platforms.map((p) => this.image(cfg, sha, p, created)), index: true };
   }
 
   /** Publish to every tag-definition reference with the Secret as registry auth; check one digest came back. */
@@ -616,32 +459,5 @@ export class Hamalog {
       }
     }
     return checkPublished(refs, returned);
-  }
-}
-
-/** An image proven to exist in its registry: pin deploys to `reference` (it carries the digest). */
-@object()
-export class VerifiedImage {
-  /** registry/repository:tag@sha256:… — the pinned reference to deploy. */
-  @func()
-  reference: string;
-
-  /** The manifest digest, sha256:… (checked against the bytes received). */
-  @func()
-  digest: string;
-
-  /** The manifest's media type (OCI index/manifest, Docker manifest list/v2). */
-  @func()
-  mediaType: string;
-
-  /** Platforms the image provides, e.g. linux/amd64; empty for a single image when no platform was checked. */
-  @func()
-  platforms: string[];
-
-  constructor(reference: string, digest: string, mediaType: string, platforms: string[]) {
-    this.reference = reference;
-    this.digest = digest;
-    this.mediaType = mediaType;
-    this.platforms = platforms;
   }
 }

@@ -93,6 +93,8 @@ export class DaggerStandIn {
   readonly publishes: PublishCall[] = [];
   /** Secret ids whose plaintext the module asked for. */
   readonly plaintextReads: string[] = [];
+  /** Every Directory.filter the module asked for: which directory, excluding what. */
+  readonly filters: { directory: string; exclude: string[] }[] = [];
   /** What the module's entrypoint returned for `functionCall`: the JSON value, or the error (with its values). */
   readonly returned: { value?: string; error?: { message: string; values: { name: string; value: string }[] } }[] = [];
   port = 0;
@@ -317,6 +319,18 @@ export class DaggerStandIn {
       case "File.contents":
         only();
         return (obj as { contents: string }).contents;
+      case "Directory.filter": {
+        only("exclude");
+        const dir = (obj as { id: string }).id;
+        this.filters.push({ directory: dir, exclude: (args.exclude as string[] | undefined) ?? [] });
+        // The files the tests give are never under an excluded path, so the filtered view holds the same files.
+        return { type: "Directory", id: dir };
+      }
+      case "Directory.exists": {
+        only("path");
+        const dir = (obj as { id: string }).id;
+        return this.opts.directoryFiles?.[dir]?.[str("path")] !== undefined;
+      }
       case "Directory.file": {
         only("path");
         const dir = (obj as { id: string }).id;

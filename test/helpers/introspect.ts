@@ -21,16 +21,33 @@ export interface IntrospectedFunction {
   arguments: Record<string, IntrospectedArg>;
   returnType: { kind: string; name?: string; typeDef?: unknown };
 }
+export interface IntrospectedProperty {
+  name: string;
+  description: string;
+  type: { kind: string; name?: string; typeDef?: unknown };
+  isExposed: boolean;
+}
+export interface IntrospectedObject {
+  name: string;
+  description: string;
+  /** The constructor's arguments: what `dagger call --ARG ... FUNCTION` and `dag.hamalog({ ... })` take. */
+  constructor?: { arguments: Record<string, IntrospectedArg> };
+  methods: Record<string, IntrospectedFunction>;
+  properties: Record<string, IntrospectedProperty>;
+}
 export interface Introspection {
   name: string;
   description: string;
-  objects: Record<string, { name: string; description: string; methods: Record<string, IntrospectedFunction> }>;
+  objects: Record<string, IntrospectedObject>;
+  enums: Record<string, { name: string; description: string; values: Record<string, { name: string; value: string }> }>;
 }
 
-let cached: Introspection | undefined;
+const cached = new Map<string, Introspection>();
 
-export function introspect(): Introspection {
-  if (cached) return cached;
+/** Introspect a module's source directory (default: this module, `hamalog` in ci/src). */
+export function introspect(srcDir = "ci/src", moduleName = "hamalog"): Introspection {
+  const key = `${moduleName}:${srcDir}`;
+  if (cached.has(key)) return cached.get(key)!;
   const dir = mkdtempSync(join(tmpdir(), "hamalog-introspect-"));
   try {
     const sdk = join(ROOT, "node_modules/@dagger.io/dagger/dist/src");
@@ -40,14 +57,15 @@ export function introspect(): Introspection {
       process.execPath,
       [
         join(sdk, "module/entrypoint/introspection_entrypoint.js"),
-        "hamalog",
-        join(ROOT, "ci/src"),
+        moduleName,
+        join(ROOT, srcDir),
         join(dir, "client.gen.ts"),
       ],
       { env: { ...process.env, DRY_RUN: "1" }, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
     );
-    cached = JSON.parse(out) as Introspection;
-    return cached;
+    const result = JSON.parse(out) as Introspection;
+    cached.set(key, result);
+    return result;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

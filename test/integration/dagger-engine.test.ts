@@ -87,24 +87,18 @@ describe("the module under a real Dagger engine", () => {
   it.skipIf(!hasDagger)(
     `\`dagger call verify-manifest\` proves a public image's tag and returns its digest and platforms (${why})`,
     async () => {
+      const engineImage = ["--set=image/registry=ghcr.io", "--set=image/repository=dagger/engine"];
       const r = await run([
         "call",
+        ...engineImage,
         "verify-manifest",
         `--tag=${ENGINE}`,
-        "--set=image/registry=ghcr.io",
-        "--set=image/repository=dagger/engine",
         "--platform=linux/amd64",
         "digest",
       ]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
-      const missing = await run([
-        "call",
-        "verify-manifest",
-        "--tag=v0.0.0-no-such-tag",
-        "--set=image/registry=ghcr.io",
-        "--set=image/repository=dagger/engine",
-      ]);
+      const missing = await run(["call", ...engineImage, "verify-manifest", "--tag=v0.0.0-no-such-tag"]);
       expect(missing.code).not.toBe(0);
       expect(missing.stdout + missing.stderr).toMatch(/not found|MANIFEST_UNKNOWN|manifest unknown/i);
     },

@@ -7,8 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dag, type DirectoryID, type FileID, type SecretID } from "@dagger.io/dagger";
+import { dag, type DirectoryID, type SecretID } from "@dagger.io/dagger";
 import { Hamalog } from "../../ci/src/index.js";
+import { DeployResult, type Shipment } from "../../ci/src/results.js";
 import { DaggerStandIn, type PublishCall } from "../helpers/dagger-stand-in.js";
 import { buildAppImage, projectContainers, removeComposeProject, removeImages } from "./helpers/images.js";
 import { freePort } from "./helpers/ports.js";
@@ -75,10 +76,9 @@ beforeAll(async () => {
   });
   const compose = composeTemplate({ appPort });
   standIn = new DaggerStandIn({
-    files: { "file-pipeline": pipeline },
     secrets: { "secret-token": TOKEN, "secret-ssh-key": readFileSync(sshd.keyFile, "utf8").trim() },
     directories: ["dir-source"],
-    directoryFiles: { "dir-source": { "deploy/compose.yml": compose } },
+    directoryFiles: { "dir-source": { "pipeline.yaml": pipeline, "deploy/compose.yml": compose } },
     onPublish: publish,
   });
   await standIn.start();
@@ -92,27 +92,50 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-function ship(sha: string, dockerfile?: string): Promise<string> {
+/** ship as a caller module runs it: dag.hamalog({ source }) with its own pipeline.yaml, then the typed result. */
+function shipment(sha: string, dockerfile?: string): Promise<Shipment> {
+  const set = dockerfile ? [`build/dockerfile=${dockerfile}`] : [];
   return standIn.session(() =>
-    new Hamalog().ship(
+    new Hamalog(dag.loadDirectoryFromID("dir-source" as DirectoryID), "pipeline.yaml", set).ship(
       sha,
       "main",
       dag.loadSecretFromID("secret-token" as SecretID),
       dag.loadSecretFromID("secret-ssh-key" as SecretID),
-      dag.loadDirectoryFromID("dir-source" as DirectoryID),
-      dag.loadFileFromID("file-pipeline" as FileID),
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      dockerfile,
     ),
   );
 }
 
+/** The shipment as the log `dagger call ship deployment log` prints, with the published and verified lines. */
+async function ship(sha: string, dockerfile?: string): Promise<string> {
+  const s = await shipment(sha, dockerfile);
+  return [
+    ...s.published.map((r) => `published ${r}`),
+    `verified  ${s.verified.reference}`,
+    `deployed  ${s.deployment.reference} on ${s.deployment.host}`,
+    ...s.deployment.log,
+  ].join("\n");
+}
+
 describe("ship through the Dagger door, real registry + SSH + compose", () => {
   it("builds, pushes exactly <sha> and latest, verifies the digest and deploys it; no secret in any query", async () => {
-    const out = await ship(SHA1);
+    const result = await shipment(SHA1);
+    // The typed result a caller chains: ship(...).verified().digest() is the digest the host runs.
+    expect(result.verified.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(result.deployment.digest).toBe(result.verified.digest);
+    expect(result.deployment.sha).toBe(SHA1);
+    expect(result.deployment.result).toBe(DeployResult.Success);
+    expect(result.deployment.fallbackUsed).toBe(false);
+    expect(result.deployment.rolledBackTo).toBe("");
+    expect(result.verified.reference).toBe(`${registry.host}/${REPO}:${SHA1}@${result.verified.digest}`);
+    expect(result.published).toEqual([
+      `${registry.host}/${REPO}:${SHA1}@${result.verified.digest}`,
+      `${registry.host}/${REPO}:latest@${result.verified.digest}`,
+    ]);
+    const out = [
+      ...result.published.map((r) => `published ${r}`),
+      `deployed  ${result.deployment.reference}`,
+      ...result.deployment.log,
+    ].join("\n");
     expect(pushed).toEqual([`${registry.host}/${REPO}:${SHA1}`, `${registry.host}/${REPO}:latest`]);
     const digest = /published \S+:[0-9a-f]{40}@(sha256:[0-9a-f]{64})/.exec(out)?.[1];
     expect(digest, out).toBeDefined();

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { File, Secret } from "@dagger.io/dagger";
+import type { Directory, Secret } from "@dagger.io/dagger";
 import { ConfigError } from "../../ci/src/errors.js";
 import { Hamalog } from "../../ci/src/index.js";
 import { RegistryClient, RegistryError, verifyManifest, type VerifyRequest } from "../../ci/src/registry/verify.js";
@@ -334,13 +334,21 @@ describe("verify-manifest against a real registry (no auth)", () => {
     expect(d.message).toMatch(new RegExp(`${second.host} could not be reached — connection refused`));
   });
 
-  describe("the Dagger door (Hamalog.verifyManifest; File and Secret stand-ins, real registry)", () => {
-    const file = (text: string) => ({ contents: async () => text }) as unknown as File;
+  describe("the Dagger door (Hamalog.verifyManifest; Directory and Secret stand-ins, real registry)", () => {
+    /** A source directory holding only pipeline.yaml. */
+    const file = (text: string) => {
+      const dir = {
+        filter: () => dir,
+        exists: async (path: string) => path === "pipeline.yaml",
+        file: () => ({ contents: async () => text }),
+      };
+      return new Hamalog(dir as unknown as Directory);
+    };
     it("returns a VerifiedImage pinned by digest, with the config's platform checked", async () => {
       const cfg = file(
         `image:\n  registry: "${registry.host}"\n  repository: acme/multi\ndeploy:\n  platform: linux/arm64\n`,
       );
-      const v = await new Hamalog().verifyManifest(cfg, undefined, "multi");
+      const v = await cfg.verifyManifest(undefined, "multi");
       expect(v.reference).toMatch(new RegExp(`^${registry.host}/acme/multi:multi@sha256:[0-9a-f]{64}$`));
       expect(v.platforms).toEqual(["linux/amd64", "linux/arm64/v8"]);
       expect(v.mediaType).toBe(DOCKER_LIST);
@@ -348,13 +356,11 @@ describe("verify-manifest against a real registry (no auth)", () => {
 
     it("throws the diagnosis for the seed's case; a token without a username is a config error", async () => {
       const cfg = file(`image:\n  registry: "${registry.host}"\n  repository: acme/seed-branch\n`);
-      await expect(new Hamalog().verifyManifest(cfg, SHA)).rejects.toThrow(
+      await expect(cfg.verifyManifest(SHA)).rejects.toThrow(
         /found instead:\n  main-453a6545b97fe240727c378291230abeb793d851/i,
       );
       const secret = { plaintext: async () => "x-token-value" } as unknown as Secret;
-      await expect(new Hamalog().verifyManifest(cfg, SHA, undefined, secret)).rejects.toThrow(
-        /image\/username: required/,
-      );
+      await expect(cfg.verifyManifest(SHA, undefined, secret)).rejects.toThrow(/image\/username: required/);
     });
   });
 

@@ -6,11 +6,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { dag, type Container, type DirectoryID, type FileID, type SecretID } from "@dagger.io/dagger";
+import { dag, type Container, type DirectoryID, type Platform, type SecretID } from "@dagger.io/dagger";
 import { Hamalog } from "../../ci/src/index.js";
-import { publishReferences } from "../../ci/src/publish.js";
+import { BUILD_CONTEXT_IGNORE, publishReferences } from "../../ci/src/publish.js";
 import { parseSha, tagsFor } from "../../ci/src/tags.js";
 import { ROOT } from "../helpers/cli.js";
+import { introspect } from "../helpers/introspect.js";
 import { DaggerStandIn, EngineError } from "../helpers/dagger-stand-in.js";
 import { freePort } from "../integration/helpers/ports.js";
 
@@ -42,33 +43,47 @@ const REAL_KEY = (() => {
   }
 })();
 
+const COMPOSE = "services:\n  hamalog-app:\n    image: placeholder\n";
 const standIn = new DaggerStandIn({
-  files: {
-    "file-pipeline": PIPELINE_YAML,
-    "file-own": OWN_PIPELINE_YAML,
-    "file-single": SINGLE_PLATFORM_YAML,
-    "file-multi": MULTI_PLATFORM_YAML,
-  },
   secrets: {
     "secret-registry-token": TOKEN_PLAINTEXT,
     "secret-ssh-key": SSH_KEY_PLAINTEXT,
     "secret-real-ssh-key": REAL_KEY,
     "secret-deploy-token": "read-only-deploy-token",
   },
-  directories: ["dir-source", "dir-bad-template"],
-  // ship renders the compose template before building, so a bad template fails before anything is pushed.
+  directories: ["dir-source", "dir-bad-template", "dir-no-config"],
+  // The source holds the configs (the constructor's config path is relative to it) and the compose template; ship
+  // renders the template before building, so a bad template fails before anything is pushed.
   directoryFiles: {
-    "dir-source": { "deploy/docker-compose.prod.yml": "services:\n  hamalog-app:\n    image: placeholder\n" },
-    "dir-bad-template": { "deploy/docker-compose.prod.yml": "services:\n  web:\n    image: placeholder\n" },
+    "dir-source": {
+      "pipeline.yaml": PIPELINE_YAML,
+      "own.yaml": OWN_PIPELINE_YAML,
+      "single.yaml": SINGLE_PLATFORM_YAML,
+      "multi.yaml": MULTI_PLATFORM_YAML,
+      "deploy/docker-compose.prod.yml": COMPOSE,
+    },
+    "dir-bad-template": {
+      "pipeline.yaml": PIPELINE_YAML,
+      "deploy/docker-compose.prod.yml": "services:\n  web:\n    image: placeholder\n",
+    },
+    "dir-no-config": { "deploy/docker-compose.prod.yml": COMPOSE },
   },
   failDockerfiles: ["broken.Dockerfile"],
 });
 
-/** Run `fn` with a fresh module instance, the global `dag` connected to the stand-in. */
-const inSession = <T>(fn: (mod: Hamalog) => Promise<T>): Promise<T> => standIn.session(() => fn(new Hamalog()));
+interface Construct {
+  /** The source directory's id (default dir-source). */
+  dir?: string;
+  /** The config path inside it (default single.yaml: one platform, no deploy). */
+  config?: string;
+  set?: string[];
+}
+/** Run `fn` with a module instance built as the engine builds it (constructor arguments), `dag` on the stand-in. */
+const inSession = <T>(fn: (mod: Hamalog) => Promise<T>, c: Construct = {}): Promise<T> =>
+  standIn.session(() =>
+    fn(new Hamalog(dag.loadDirectoryFromID((c.dir ?? "dir-source") as DirectoryID), c.config ?? "single.yaml", c.set)),
+  );
 
-const source = () => dag.loadDirectoryFromID("dir-source" as DirectoryID);
-const file = (id: string) => dag.loadFileFromID(id as FileID);
 const token = () => dag.loadSecretFromID("secret-registry-token" as SecretID);
 
 beforeAll(() => standIn.start());
@@ -88,7 +103,7 @@ afterEach(() => {
 
 describe("Dagger door contract (real SDK client, stand-in session endpoint)", () => {
   it("push on the default branch publishes exactly the tag-definition references, with the Secret as registry auth", async () => {
-    const out = await inSession((m) => m.push(SHA, "main", token(), source(), file("file-single")));
+    const out = await inSession((m) => m.push(SHA, "main", token()));
 
     const want = publishReferences({
       registry: "ghcr.io",
@@ -124,12 +139,12 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
   });
 
   it("push on another branch publishes only the sha reference", async () => {
-    await inSession((m) => m.push(SHA, "refs/heads/feature/login", token(), source(), file("file-single")));
+    await inSession((m) => m.push(SHA, "refs/heads/feature/login", token()));
     expect(standIn.publishes.map((p) => p.address)).toEqual([`${IMAGE}:${SHA}`]);
   });
 
   it("push with platforms publishes one index: an empty base with registry auth and one variant per platform", async () => {
-    const out = await inSession((m) => m.push(SHA, "main", token(), source(), file("file-multi")));
+    const out = await inSession((m) => m.push(SHA, "main", token()), { config: "multi.yaml" });
     expect(standIn.publishes.map((p) => p.address)).toEqual([`${IMAGE}:${SHA}`, `${IMAGE}:latest`]);
     for (const p of standIn.publishes) {
       expect(p.container.build).toBeUndefined();
@@ -146,24 +161,19 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
     expect(out).toHaveLength(2);
   });
 
-  it("push reads Hamalog's own pipeline.yaml; arguments override it (argument › pipeline.yaml › default)", async () => {
-    await inSession((m) =>
-      m.push(
-        SHA,
-        "develop",
-        token(),
-        source(),
-        file("file-pipeline"),
-        "someone",
-        undefined,
-        "127.0.0.1:5001",
-        "team/app",
-        "develop",
-        "Dockerfile.ci",
-        ["A=1"],
-        ["linux/arm64"],
-      ),
-    );
+  it("push reads the source's config; the constructor's --set overrides it, a named argument overrides --set", async () => {
+    await inSession((m) => m.push(SHA, "develop", token(), "someone"), {
+      config: "pipeline.yaml",
+      set: [
+        "image/registry=127.0.0.1:5001",
+        "image/repository=team/app",
+        "image/username=not-used",
+        "defaultBranch=develop",
+        "build/dockerfile=Dockerfile.ci",
+        "build/buildArgs=A=1",
+        "build/platforms=linux/arm64",
+      ],
+    });
     expect(standIn.publishes.map((p) => p.address)).toEqual([
       `127.0.0.1:5001/team/app:${SHA}`,
       "127.0.0.1:5001/team/app:latest",
@@ -184,8 +194,8 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
 
   it("push of a given container publishes that container as is", async () => {
     const out = await inSession(async (m) => {
-      const built = await m.build(SHA, source(), file("file-single"));
-      return m.push(SHA, "feature", token(), source(), file("file-pipeline"), "bot", built);
+      const built = await m.build(SHA);
+      return m.push(SHA, "feature", token(), "bot", built);
     });
     expect(standIn.publishes).toHaveLength(1);
     const p = standIn.publishes[0]!;
@@ -195,32 +205,29 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
   });
 
   it("push refuses a bad sha before anything reaches the registry, with the tag definition's explanation", async () => {
-    await expect(
-      inSession((m) => m.push(`main-${SHA}`, "main", token(), source(), file("file-single"))),
-    ).rejects.toThrow(/prefix `main-`.*type=sha,prefix=\{\{branch\}\}-/);
+    await expect(inSession((m) => m.push(`main-${SHA}`, "main", token()))).rejects.toThrow(
+      /prefix `main-`.*type=sha,prefix=\{\{branch\}\}-/,
+    );
     expect(standIn.publishes).toEqual([]);
     expect(standIn.queries.some((q) => q.includes("publish"))).toBe(false);
   });
 
   it("build is lazy and passes the dockerfile, build args, platform and OCI labels", async () => {
     let before: string[] = [];
-    const id = await inSession(async (m) => {
-      const c: Container = await m.build(
-        SHA,
-        source(),
-        file("file-single"),
-        "ops/Dockerfile.prod",
-        ["B=2", "A=1"],
-        "linux/arm64",
-        undefined,
-        "2024-05-01T12:00:00Z",
-      );
-      before = [...standIn.queries];
-      return c.id();
-    });
+    const id = await inSession(
+      async (m) => {
+        const c: Container = await m.build(SHA, "linux/arm64" as Platform, "2024-05-01T12:00:00Z");
+        before = [...standIn.queries];
+        return c.id();
+      },
+      { set: ["build/dockerfile=ops/Dockerfile.prod", "build/buildArgs=B=2", "build/buildArgs=A=1"] },
+    );
     // Only the config was read before the container was used: building is the engine's job, later.
-    expect(before).toHaveLength(1);
-    expect(before[0]).toMatch(/loadFileFromID \(id: "file-single"\) \{ contents/);
+    expect(before).toHaveLength(2);
+    expect(before[0]).toMatch(
+      /loadDirectoryFromID \(id: "dir-source"\) \{ filter \(exclude: \[.*\]\) \{ exists \(path: "single.yaml"\)/,
+    );
+    expect(before[1]).toMatch(/filter \(exclude: \[.*\]\) \{ file \(path: "single.yaml"\) \{ contents/);
     const state = standIn.container(id)!;
     expect(state.build).toEqual({
       directory: "dir-source",
@@ -240,7 +247,7 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
   });
 
   it("build twice with the same input sends the same documents (no clock or random values)", async () => {
-    const run = () => inSession(async (m) => (await m.build(SHA, source(), file("file-pipeline"))).id());
+    const run = () => inSession(async (m) => (await m.build(SHA)).id(), { config: "pipeline.yaml" });
     const a = await run();
     const first = [...standIn.queries];
     standIn.queries.length = 0;
@@ -262,24 +269,26 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
   it("an SSH key Secret that is no key stops ship before the build: nothing built or published", async () => {
     const notAKey = () => dag.loadSecretFromID("secret-ssh-key" as SecretID);
     await expect(
-      inSession((m) => m.ship(SHA, "main", token(), notAKey(), source(), file("file-pipeline"), "bot")),
+      inSession((m) => m.ship(SHA, "main", token(), notAKey(), "bot"), { config: "pipeline.yaml" }),
     ).rejects.toThrow(/^--ssh-key: not a usable SSH private key/);
     expect(standIn.publishes).toEqual([]);
     expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
   });
 
   it("a registry token without image/username stops ship before the build", async () => {
-    await expect(
-      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"))),
-    ).rejects.toThrow("image/username: required with --registry-token");
+    await expect(inSession((m) => m.ship(SHA, "main", token(), sshKey()), { config: "pipeline.yaml" })).rejects.toThrow(
+      "image/username: required with --registry-token",
+    );
     expect(standIn.publishes).toEqual([]);
     expect(standIn.queries.filter((q) => /\b(sync|dockerBuild)\b/.test(q))).toEqual([]);
   });
 
   it("a compose template without the app service stops ship before the build: nothing built or published", async () => {
-    const bad = () => dag.loadDirectoryFromID("dir-bad-template" as DirectoryID);
     await expect(
-      inSession((m) => m.ship(SHA, "main", token(), sshKey(), bad(), file("file-pipeline"), "bot")),
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), "bot"), {
+        dir: "dir-bad-template",
+        config: "pipeline.yaml",
+      }),
     ).rejects.toThrow(/hamalog-app/);
     expect(standIn.publishes).toEqual([]);
     expect(standIn.plaintextReads).toEqual(DOOR_READS);
@@ -287,36 +296,13 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
   });
 
   it("--deploy-token is what the host's door reads instead of the push token", async () => {
-    const bad = () => dag.loadDirectoryFromID("dir-bad-template" as DirectoryID);
     const deployToken = () => dag.loadSecretFromID("secret-deploy-token" as SecretID);
     const u = undefined;
     await expect(
-      inSession((m) =>
-        m.ship(
-          SHA,
-          "main",
-          token(),
-          sshKey(),
-          bad(),
-          file("file-pipeline"),
-          "bot",
-          u,
-          u,
-          u,
-          u,
-          [],
-          [],
-          u,
-          u,
-          u,
-          u,
-          u,
-          u,
-          [],
-          deployToken(),
-          "reader",
-        ),
-      ),
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), "bot", u, deployToken(), "reader"), {
+        dir: "dir-bad-template",
+        config: "pipeline.yaml",
+      }),
     ).rejects.toThrow(/hamalog-app/);
     expect(standIn.plaintextReads).toEqual(["secret-real-ssh-key", "secret-deploy-token"]);
     expect(standIn.publishes).toEqual([]);
@@ -324,21 +310,10 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
 
   it("a failing build stops ship in phase `build`: nothing is published, no secret is read after the door", async () => {
     await expect(
-      inSession((m) =>
-        m.ship(
-          SHA,
-          "main",
-          token(),
-          sshKey(),
-          source(),
-          file("file-pipeline"),
-          "bot",
-          undefined,
-          undefined,
-          undefined,
-          "broken.Dockerfile",
-        ),
-      ),
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), "bot"), {
+        config: "pipeline.yaml",
+        set: ["build/dockerfile=broken.Dockerfile"],
+      }),
     ).rejects.toThrow(
       /ship failed in phase `build`: .*did not complete successfully[\s\S]*not run: push, verify-manifest, deploy/,
     );
@@ -349,9 +324,10 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
 
   it("an unreachable registry stops ship in phase `verify-manifest` after the push; the deploy never starts", async () => {
     const closed = await freePort(); // bound, then closed: nothing listens there
-    const err = await inSession((m) =>
-      m.ship(SHA, "main", token(), sshKey(), source(), file("file-pipeline"), "bot", `127.0.0.1:${closed}`),
-    ).then(
+    const err = await inSession((m) => m.ship(SHA, "main", token(), sshKey(), "bot"), {
+      config: "pipeline.yaml",
+      set: [`image/registry=127.0.0.1:${closed}`],
+    }).then(
       () => undefined,
       (e: Error) => e,
     );
@@ -370,7 +346,7 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
   it("Hamalog's pipeline.yaml as shipped (hostKey: CHANGE-ME) stops ship before anything is built, saying how to pin", async () => {
     expect(PIPELINE_YAML).toContain(`hostKey: ${PINNED}`);
     await expect(
-      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-own"), "bot")),
+      inSession((m) => m.ship(SHA, "main", token(), sshKey(), "bot"), { config: "own.yaml" }),
     ).rejects.toThrow(
       /^deploy\/hostKey: still the placeholder CHANGE-ME in pipeline\.yaml — .*npx hamalog host-key --host hamalog\.example\.com/,
     );
@@ -379,10 +355,10 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
   });
 
   it("a config that cannot deploy fails before anything is built", async () => {
-    await expect(
-      inSession((m) => m.ship(SHA, "main", token(), sshKey(), source(), file("file-single"))),
-    ).rejects.toThrow(/deploy\/host: required[\s\S]*deploy\/user: required/);
-    expect(standIn.queries).toHaveLength(1); // the config read, nothing else
+    await expect(inSession((m) => m.ship(SHA, "main", token(), sshKey()))).rejects.toThrow(
+      /deploy\/host: required[\s\S]*deploy\/user: required/,
+    );
+    expect(standIn.queries).toHaveLength(2); // the config found and read, nothing else
   });
 });
 
@@ -392,16 +368,20 @@ describe("deploy / rollback / status open the same door as the CLI (deploy/door.
   it("an SSH key Secret that is no key is a config error naming --ssh-key, before any connection", async () => {
     const port = await freePort(); // nothing listens there: a door that skipped the check would try to connect
     await expect(
-      inSession((m) => m.status(key("secret-ssh-key"), source(), file("file-pipeline"), 5, "127.0.0.1", port)),
+      inSession((m) => m.status(key("secret-ssh-key")), {
+        config: "pipeline.yaml",
+        set: ["deploy/host=127.0.0.1", `deploy/port=${port}`],
+      }),
     ).rejects.toThrow(/^--ssh-key: not a usable SSH private key/);
   });
 
   it("a registry token without image/username names the Dagger ways to give one", async () => {
     const port = await freePort();
     await expect(
-      inSession((m) =>
-        m.rollback(key("secret-real-ssh-key"), source(), file("file-pipeline"), undefined, token(), "127.0.0.1", port),
-      ),
+      inSession((m) => m.rollback(key("secret-real-ssh-key"), undefined, token()), {
+        config: "pipeline.yaml",
+        set: ["deploy/host=127.0.0.1", `deploy/port=${port}`],
+      }),
     ).rejects.toThrow(
       "image/username: required with --registry-token (set it in pipeline.yaml or pass --set image/username=NAME)",
     );
@@ -409,19 +389,7 @@ describe("deploy / rollback / status open the same door as the CLI (deploy/door.
 
   it("--set takes config paths and refuses the old flag-name keys", async () => {
     const status = (set: string[]) =>
-      inSession((m) =>
-        m.status(
-          key("secret-ssh-key"),
-          source(),
-          file("file-pipeline"),
-          5,
-          undefined,
-          undefined,
-          undefined,
-          undefined,
-          set,
-        ),
-      );
+      inSession((m) => m.status(key("secret-ssh-key")), { config: "pipeline.yaml", set });
     await expect(status(["deploy/host=bad host"])).rejects.toThrow(/^deploy\/host: must be a host name/);
     await expect(status(["host=127.0.0.1"])).rejects.toThrow(
       /^--set: `host=127\.0\.0\.1` must be PATH=VALUE .*use `deploy\/host=…`/,
@@ -441,9 +409,9 @@ describe("the stand-in is honest", () => {
 
 describe("a refused push through the Dagger door", () => {
   const refusing = new DaggerStandIn({
-    files: { "file-single": SINGLE_PLATFORM_YAML },
     secrets: { "secret-registry-token": TOKEN_PLAINTEXT },
     directories: ["dir-source"],
+    directoryFiles: { "dir-source": { "pipeline.yaml": SINGLE_PLATFORM_YAML } },
     onPublish: (call) => {
       throw new EngineError(
         `failed to export: failed to push ${call.address}: denied: permission_denied: write_package`,
@@ -455,7 +423,7 @@ describe("a refused push through the Dagger door", () => {
 
   it("GHCR's write_package denial is explained: link the package to the repository (Manage Actions access)", async () => {
     const err = await refusing
-      .session(() => new Hamalog().push(SHA, "main", token(), source(), file("file-single")))
+      .session(() => new Hamalog(dag.loadDirectoryFromID("dir-source" as DirectoryID)).push(SHA, "main", token()))
       .then(
         () => undefined,
         (e: Error) => e,
@@ -464,5 +432,69 @@ describe("a refused push through the Dagger door", () => {
     expect(err?.message).toMatch(/Manage Actions access → Add repository/);
     expect(refusing.unexpected).toEqual([]);
     expect(refusing.publishes).toEqual([]); // the first reference was refused; nothing else was tried
+  });
+});
+
+describe("composition: another module passes its own source (test/fixtures/caller-module)", () => {
+  const FIXTURE = join(ROOT, "test/fixtures/caller-module");
+  const CALLER_YAML = readFileSync(join(FIXTURE, "pipeline.yaml"), "utf8");
+  const composed = new DaggerStandIn({
+    secrets: { "secret-registry-token": TOKEN_PLAINTEXT },
+    directories: ["dir-caller", "dir-caller-without-config"],
+    directoryFiles: {
+      "dir-caller": { "pipeline.yaml": CALLER_YAML },
+      "dir-caller-without-config": { Dockerfile: "FROM scratch\n" },
+    },
+  });
+  const caller = (dir: string) => new Hamalog(dag.loadDirectoryFromID(dir as DirectoryID));
+  beforeAll(() => composed.start());
+  afterAll(() => composed.stop());
+  afterEach(() => {
+    expect(composed.unexpected).toEqual([]);
+    for (const list of [composed.queries, composed.publishes, composed.filters, composed.unexpected]) list.length = 0;
+  });
+
+  it("the fixture depends on this module and hands it its own source; its functions chain the typed results", () => {
+    const dj = JSON.parse(readFileSync(join(FIXTURE, "dagger.json"), "utf8"));
+    expect(dj.dependencies).toEqual([{ name: "hamalog", source: "../../.." }]);
+    expect(join(FIXTURE, dj.dependencies[0].source)).toBe(join(ROOT, "."));
+    const src = readFileSync(join(FIXTURE, "src/index.ts"), "utf8");
+    expect(src).toContain(`dag.hamalog({ source }).ship(sha, "main", token, sshKey).verified().digest()`);
+    const fixture = introspect("test/fixtures/caller-module/src", "caller").objects.Caller!;
+    expect(Object.keys(fixture.methods)).toEqual(["release", "digest"]);
+    expect(fixture.methods.release!.arguments.source!.defaultPath).toBe("/");
+    expect(fixture.methods.release!.returnType.kind).toBe("STRING_KIND");
+  });
+
+  it("dag.hamalog({ source }) reads the CALLER's pipeline.yaml: the caller's image and user, never Hamalog's", async () => {
+    const out = await composed.session(() => caller("dir-caller").push(SHA, "main", token()));
+    expect(composed.publishes.map((p) => p.address)).toEqual([
+      `registry.caller.example/caller/app:${SHA}`,
+      "registry.caller.example/caller/app:latest",
+    ]);
+    for (const p of composed.publishes) {
+      expect(p.container.auth).toEqual([
+        { address: "registry.caller.example", username: "caller-bot", secret: "secret-registry-token" },
+      ]);
+      expect(p.container.build?.directory).toBe("dir-caller");
+    }
+    expect(out).toHaveLength(2);
+    expect(composed.queries.join("\n")).not.toContain("hamalog-backend");
+  });
+
+  it("the ignore list is applied to a passed Directory too (defaultPath's ignore does not reach it)", async () => {
+    await composed.session(() => caller("dir-caller").build(SHA));
+    expect(composed.filters.length).toBeGreaterThan(0);
+    for (const f of composed.filters) expect(f).toEqual({ directory: "dir-caller", exclude: BUILD_CONTEXT_IGNORE });
+  });
+
+  it("a source without pipeline.yaml is a clear error naming the fix, not Hamalog's defaults; nothing published", async () => {
+    await expect(
+      composed.session(() => caller("dir-caller-without-config").push(SHA, "main", token())),
+    ).rejects.toThrow(
+      /--config pipeline\.yaml: no such file in the source directory\. .*never from Hamalog's own repository: add pipeline\.yaml at the root of the directory passed as --source/,
+    );
+    expect(composed.publishes).toEqual([]);
+    expect(composed.queries.filter((q) => /\bcontents\b/.test(q))).toEqual([]);
   });
 });

@@ -27,17 +27,19 @@ const BASE = [
 describe("Dagger deploy / rollback / status", () => {
   const m = introspect().objects.Hamalog!.methods;
 
-  it.each(["deploy", "rollback", "status"])(
-    "%s takes the SSH key as a Secret and reads pipeline.yaml as a File and the compose template from the repo root, like build/push/ship",
-    (name) => {
+  it.each([
+    ["deploy", "Deployment"],
+    ["rollback", "Deployment"],
+    ["status", "Status"],
+  ])(
+    "%s takes the SSH key as a Secret, reads the config and compose template from the constructor's source, returns a %s",
+    (name, result) => {
       const fn = m[name]!;
       expect(fn.arguments.sshKey!.type).toEqual({ kind: "OBJECT_KIND", name: "Secret" });
-      expect(fn.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
-      expect(fn.arguments.source!.defaultPath).toBe("/");
-      expect(fn.arguments.config!.type).toEqual({ kind: "OBJECT_KIND", name: "File" });
-      expect(fn.arguments.config!.defaultPath).toBe("/pipeline.yaml");
+      expect(fn.arguments.source).toBeUndefined();
+      expect(fn.arguments.config).toBeUndefined();
       expect(fn.arguments.configPath).toBeUndefined();
-      expect(fn.returnType.kind).toBe("STRING_KIND");
+      expect(fn.returnType).toEqual({ kind: "OBJECT_KIND", name: result });
     },
   );
 

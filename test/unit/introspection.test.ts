@@ -67,30 +67,29 @@ describe("Dagger module introspection: every function", () => {
     }
   });
 
-  it("build(sha, source = repo root minus ignores, config = /pipeline.yaml, dockerfile?, buildArgs, platform?, imageSource?, created?) → Container", () => {
+  it("the constructor takes the source (default: repo root minus ignores), the config path in it, and --set", () => {
+    const args = obj.constructor!.arguments;
+    expect(Object.keys(args)).toEqual(["source", "config", "set"]);
+    expect(args.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
+    expect(args.source!.defaultPath).toBe("/");
+    expect(args.source!.ignore).toEqual(BUILD_CONTEXT_IGNORE);
+    expect(args.config!.type.kind).toBe("STRING_KIND");
+    expect(args.config!.defaultValue).toBe("pipeline.yaml");
+    expect(args.set!.type.kind).toBe("LIST_KIND");
+    // Nothing takes a File config or a source of its own any more: both live on the constructor.
+    for (const fn of Object.values(fns))
+      for (const a of Object.values(fn.arguments)) {
+        expect(a.type.name, `${fn.name}.${a.name}`).not.toBe("File");
+        expect(a.type.name, `${fn.name}.${a.name}`).not.toBe("Directory");
+        expect(a.name, `${fn.name}.${a.name}`).not.toBe("set");
+      }
+  });
+
+  it("build(sha, platform?: Platform, created?) → Container", () => {
     const build = fns.build!;
-    expect(Object.keys(build.arguments)).toEqual([
-      "sha",
-      "source",
-      "config",
-      "dockerfile",
-      "buildArgs",
-      "platform",
-      "imageSource",
-      "created",
-      "set",
-    ]);
-    expect(build.arguments.sha!.type.kind).toBe("STRING_KIND");
+    expect(Object.keys(build.arguments)).toEqual(["sha", "platform", "created"]);
     expect(build.arguments.sha!.isOptional).toBe(false);
-    expect(build.arguments.source!.type).toEqual({ kind: "OBJECT_KIND", name: "Directory" });
-    expect(build.arguments.source!.defaultPath).toBe("/");
-    expect(build.arguments.source!.ignore).toEqual(BUILD_CONTEXT_IGNORE);
-    expect(build.arguments.source!.ignore).toEqual(expect.arrayContaining(["**/node_modules", "**/.git"]));
-    expect(build.arguments.config!.type).toEqual({ kind: "OBJECT_KIND", name: "File" });
-    expect(build.arguments.config!.defaultPath).toBe("/pipeline.yaml");
-    for (const a of ["dockerfile", "platform", "imageSource", "created"])
-      expect(build.arguments[a]!.isOptional, a).toBe(true);
-    expect(build.arguments.buildArgs!.type.kind).toBe("LIST_KIND");
+    expect(build.arguments.platform!.type).toEqual({ kind: "SCALAR_KIND", name: "Platform" });
     expect(build.returnType).toEqual({ kind: "OBJECT_KIND", name: "Container" });
     expect(build.description).toMatch(/^Build the image/);
   });
@@ -103,10 +102,51 @@ describe("Dagger module introspection: every function", () => {
     expect(push.arguments.registryUsername!.type.kind).toBe("STRING_KIND");
     expect(push.arguments.container!.type).toEqual({ kind: "OBJECT_KIND", name: "Container" });
     expect(push.arguments.container!.isOptional).toBe(true);
-    expect(push.arguments.platforms!.type.kind).toBe("LIST_KIND");
-    expect(push.arguments.source!.ignore).toEqual(BUILD_CONTEXT_IGNORE);
     expect(push.returnType.kind).toBe("LIST_KIND");
     expect(push.description).toMatch(/exactly the references of the tag definition/);
+  });
+
+  it("typed results: ship → Shipment, deploy/rollback → Deployment, status → Status, verify-manifest → VerifiedImage", () => {
+    const mod = introspect();
+    expect(fns.ship!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Shipment" });
+    expect(fns.deploy!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Deployment" });
+    expect(fns.rollback!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Deployment" });
+    expect(fns.status!.returnType).toEqual({ kind: "OBJECT_KIND", name: "Status" });
+    expect(fns.verifyManifest!.returnType).toEqual({ kind: "OBJECT_KIND", name: "VerifiedImage" });
+    const props = (o: string) =>
+      Object.fromEntries(Object.values(mod.objects[o]!.properties).map((p) => [p.name, p.type.name ?? p.type.kind]));
+    expect(props("Shipment")).toEqual({ published: "LIST_KIND", verified: "VerifiedImage", deployment: "Deployment" });
+    expect(props("Deployment")).toEqual({
+      reference: "STRING_KIND",
+      digest: "STRING_KIND",
+      sha: "STRING_KIND",
+      host: "STRING_KIND",
+      result: "DeployResult",
+      rolledBackTo: "STRING_KIND",
+      fallbackUsed: "BOOLEAN_KIND",
+      strategy: "Strategy",
+      durationMs: "INTEGER_KIND",
+      log: "LIST_KIND",
+    });
+    expect(Object.keys(props("Status"))).toEqual(
+      expect.arrayContaining(["reference", "digest", "sha", "containerState", "containerHealth", "health", "history"]),
+    );
+    for (const o of ["Shipment", "Deployment", "Status", "VerifiedImage"])
+      for (const p of Object.values(mod.objects[o]!.properties)) {
+        expect(p.isExposed, `${o}.${p.name}`).toBe(true);
+        expect(p.description, `${o}.${p.name}`).not.toBe("");
+      }
+  });
+
+  it("strategy, fallback and result are enums; deploy takes the strategy and fallback enums", () => {
+    const { enums } = introspect();
+    const values = (e: string) => Object.values(enums[e]!.values).map((v) => v.value);
+    expect(values("Fallback")).toEqual(["none", "latest"]);
+    expect(values("Strategy")).toEqual(["recreate", "blue-green"]);
+    expect(values("DeployResult")).toEqual(["success", "dry-run"]);
+    expect(fns.deploy!.arguments.fallback!.type).toEqual({ kind: "ENUM_KIND", name: "Fallback" });
+    expect(fns.deploy!.arguments.strategy!.type).toEqual({ kind: "ENUM_KIND", name: "Strategy" });
+    expect(fns.verifyManifest!.arguments.platform!.type).toEqual({ kind: "SCALAR_KIND", name: "Platform" });
   });
 
   it("ship(sha, branch, registryToken: Secret, ...) names its phases", () => {
