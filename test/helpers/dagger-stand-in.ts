@@ -276,6 +276,8 @@ export class DaggerStandIn {
       case "Query.node": {
         only("id");
         const id = str("id");
+        // The SDK loads an object argument by id with `node(id:) { ... on Directory }`.
+        if ((this.opts.directories ?? []).includes(id)) return { type: "Directory", id };
         const arg = Object.entries(this.call().args).find(([n]) => `FunctionCallArgValue:${n}` === id);
         if (!arg) throw new Unexpected(`no node ${id}`);
         return this.argValue(arg[0], arg[1]);

@@ -15,6 +15,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symli
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUILD_CONTEXT_IGNORE } from "../../ci/src/publish.js";
 import { parseSha, tagsFor } from "../../ci/src/tags.js";
 import { ROOT } from "../helpers/cli.js";
 import {
@@ -92,7 +93,7 @@ function shAsync(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEn
 
 /** Start the module the way the runtime's container entrypoint does, for one function call. */
 async function invoke(call: Omit<FunctionCallContext, "module">) {
-  const standIn = new DaggerStandIn({ functionCall: { module: "hamalog", ...call } });
+  const standIn = new DaggerStandIn({ functionCall: { module: "hamalog", ...call }, directories: ["dir-caller"] });
   await standIn.start();
   try {
     const entry = join(mod, "src/__dagger.entrypoint.ts");
@@ -102,7 +103,12 @@ async function invoke(call: Omit<FunctionCallContext, "module">) {
       mod,
       standIn.env(),
     );
-    return { ...r, returned: [...standIn.returned], unexpected: [...standIn.unexpected] };
+    return {
+      ...r,
+      returned: [...standIn.returned],
+      unexpected: [...standIn.unexpected],
+      filters: [...standIn.filters],
+    };
   } finally {
     await standIn.stop();
   }
@@ -182,5 +188,14 @@ describe("Dagger v0.21 TypeScript runtime, replayed on ci/", () => {
     expect(r.code).toBe(1);
     expect(r.returned).toHaveLength(1);
     expect(r.returned[0]!.error?.message).toMatch(/sha/);
+  });
+
+  it("the constructor runs through the entrypoint: the caller's source, filtered by the ignore list, is the state", async () => {
+    const r = await invoke({ parentName: "Hamalog", name: "", parent: {}, args: { source: "dir-caller" } });
+    expect(r.unexpected).toEqual([]);
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+    expect(r.returned).toHaveLength(1);
+    expect(JSON.parse(r.returned[0]!.value!)).toEqual({ source: "dir-caller", config: "pipeline.yaml", set: [] });
+    expect(r.filters).toEqual([{ directory: "dir-caller", exclude: BUILD_CONTEXT_IGNORE }]);
   });
 });
