@@ -109,6 +109,7 @@ const ConfigSchema = z.strictObject({
       platform: str(PLATFORM, PLATFORM_HINT).optional(),
       health: HealthSchema.prefault({}),
       waitTimeout: seconds.default(180),
+      pullStallTimeout: z.number().int().min(0).max(3600).default(120),
       fallback: z.enum(["none", "latest"]).default("none"),
       keepImages: z.number().int().min(1).max(100).default(5),
       strategy: z.enum(["recreate", "blue-green"]).default("recreate"),

@@ -134,6 +134,13 @@ export const FIELDS: readonly Field[] = [
   },
   { path: "deploy/waitTimeout", flag: "wait-timeout", kind: "int", help: "seconds for `compose up --wait`" },
   {
+    path: "deploy/pullStallTimeout",
+    flag: "pull-stall-timeout",
+    kind: "int",
+    help: "seconds a pull may show no progress before it is ended",
+    doc: "progress comes at least every 512 KB; 0: only the pull's 30-minute cap; needs util-linux `script` on the host",
+  },
+  {
     path: "deploy/fallback",
     flag: "fallback",
     kind: "string",

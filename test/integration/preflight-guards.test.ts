@@ -17,16 +17,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, ROOT, hamalog } from "../helpers/cli.js";
-import { buildAppImage, projectContainers, pushImage, removeComposeProject, removeImages } from "./helpers/images.js";
+import {
+  buildAppImage,
+  docker,
+  projectContainers,
+  pushImage,
+  removeComposeProject,
+  removeImages,
+} from "./helpers/images.js";
 import { startHostileRegistry, type HostileRegistry } from "./helpers/hostile-registry.js";
 import { freePort } from "./helpers/ports.js";
-import { startRegistry, type Registry } from "./helpers/registry.js";
+import { getManifestRaw, startRegistry, type Registry } from "./helpers/registry.js";
+import { startRegistryProxy } from "./helpers/registry-proxy.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";
 import { composeTemplate, pipelineYaml } from "./helpers/stack-files.js";
 
 const ID = `hamalog-preflight-it-${process.pid}`;
 const REPO = "hamalog-preflight-it/app";
 const SHA = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+const STALL_SHA = "6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f";
 
 let registry: Registry;
 let hardened: Sshd;
@@ -121,6 +130,43 @@ describe("the deploy directory", () => {
     expect(readdirSync(dir).sort()).toEqual(before);
     expect(readFileSync(join(tmp, "elsewhere.yaml"), "utf8")).toBe("untouched\n");
     expect(projectContainers(ID)).toBe("");
+  });
+});
+
+describe("a stalled layer download", () => {
+  it("ends the pull after deploy/pullStallTimeout seconds without progress, naming it, and leaves no lock", async () => {
+    // An image whose layer this engine does not have: built, pushed, then removed locally.
+    const local = `${ID}/app:stall`;
+    buildAppImage(local, { version: `stall-${process.pid}` });
+    const ref = `${registry.host}/${REPO}:${STALL_SHA}`;
+    pushImage(local, ref);
+    docker(["rmi", local, ref]);
+    const manifest = JSON.parse((await getManifestRaw(registry.url, REPO, STALL_SHA)).body.toString("utf8"));
+    const configDigest: string = manifest.config.digest;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    // Layer blobs wait forever (as a download whose peer went quiet); manifests and the config (preflight) pass.
+    const proxy = await startRegistryProxy(registry.url, {
+      hold: async ({ path }) => {
+        if (path.includes("/blobs/") && !path.endsWith(configDigest)) await released;
+      },
+    });
+    try {
+      const { config, dir } = writeConfig("stall", open, proxy.host);
+      const r = await hamalog(
+        ["deploy", "--sha", STALL_SHA, "--config", config, "--ssh-key-file", open.keyFile, "--pull-stall-timeout", "3"],
+        { timeoutMs: 180_000 },
+      );
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stdout).toMatch(/^\[pull\] FAILED after (\d+)\.\ds$/m);
+      expect(Number(/^\[pull\] FAILED after (\d+)/m.exec(r.stdout)![1])).toBeLessThan(30);
+      expect(r.stderr).toMatch(/docker pull .* failed on .*\(exit 7\)[\s\S]*no progress for 3 s/);
+      expect(existsSync(join(dir, ".deploy.lock"))).toBe(false);
+    } finally {
+      release();
+      await proxy.stop();
+      removeImages(`${proxy.host}/${REPO}`);
+    }
   });
 });
 

@@ -76,6 +76,7 @@ describe("pipeline config", () => {
         port: 22,
         health: { timeout: 120, interval: 2, expectStatus: 200 },
         waitTimeout: 180,
+        pullStallTimeout: 120,
         fallback: "none",
         keepImages: 5,
         strategy: "recreate",

@@ -139,15 +139,13 @@ describe("deploy commands", () => {
     ]);
   });
 
-  it("pulls the pinned digest with plain docker pull under the deploy's DOCKER_CONFIG, only when it is not on the host", () => {
-    expect(cmd.pullMissing(L, "ghcr.io/a/b@sha256:x")).toEqual([
-      "sh",
-      "-c",
-      'if docker image inspect "$2" >/dev/null 2>&1; then echo hamalog-image-present; exit 0; fi; exec env DOCKER_CONFIG="$1" docker pull --quiet "$2"',
-      "hamalog-pull",
-      "/opt/hamalog/.docker",
-      "ghcr.io/a/b@sha256:x",
-    ]);
+  it("pulls the pinned digest under the deploy's DOCKER_CONFIG, only when it is not on the host; watched for stalls when asked", () => {
+    const plain = cmd.pullMissing(L, "ghcr.io/a/b@sha256:x");
+    expect(plain.slice(3)).toEqual(["hamalog-pull", "/opt/hamalog/.docker", "ghcr.io/a/b@sha256:x", "0"]);
+    expect(plain[2]).toMatch(
+      /^if docker image inspect "\$2" >\/dev\/null 2>&1; then echo hamalog-image-present; exit 0; fi; if \[ "\$3" -gt 0 \] && command -v script .*; fi; exec env DOCKER_CONFIG="\$1" docker pull --quiet "\$2"$/,
+    );
+    expect(cmd.pullMissing(L, "ghcr.io/a/b@sha256:x", 120).at(-1)).toBe("120");
   });
 
   it("appends history and lists it with this repository's images in one session; prune removes in one", () => {
@@ -192,7 +190,7 @@ describe("deploy commands", () => {
   it.each([
     ["login", cmd.login(L, "ghcr.io", "u"), ["login"]],
     ["logout + unlock", cmd.lockRelease(L, "i", "ghcr.io"), ["logout"]],
-    ["pull by digest", cmd.pullMissing(L, "ghcr.io/a/b@sha256:x"), ["pull"]],
+    ["pull by digest", cmd.pullMissing(L, "ghcr.io/a/b@sha256:x"), ["pull", "pull"]], // watched (under `script`) or not
     ["manifest inspect", cmd.manifestInspect(L, "ghcr.io/a/b:t@sha256:x", false), ["manifest"]],
     ["compose up", cmd.compose("p", L.compose, composeArgs.up("app", 1)), []],
     ["compose config (render)", cmd.switchCompose("p", L, true), []],
@@ -200,7 +198,9 @@ describe("deploy commands", () => {
     ["compose version (preflight)", cmd.probe(true), []],
   ])("%s: DOCKER_CONFIG only for docker %j", (_n, argv, withConfig) => {
     const text = argv.join(" ");
-    expect([...text.matchAll(/DOCKER_CONFIG=\S+ docker ([a-z]+)/g)].map((m) => m[1])).toEqual(withConfig);
+    expect([...text.matchAll(/DOCKER_CONFIG=\S+ (?:script -qfec ')?docker ([a-z]+)/g)].map((m) => m[1])).toEqual(
+      withConfig,
+    );
     expect(text.split("DOCKER_CONFIG=").length - 1).toBe(withConfig.length);
     expect(text).not.toMatch(/DOCKER_CONFIG=\S+ docker compose/);
   });

@@ -139,3 +139,37 @@ describe("phase scripts", () => {
     expect(r).toMatchObject({ code: 0, stdout: "r/a@sha256:1\n" });
   });
 });
+
+describe("the pull's stall watchdog (real sh and util-linux script, a stand-in docker)", () => {
+  const pullBin = join(tmp, "pull-bin");
+  mkdirSync(pullBin);
+  // `docker image inspect`: not present; `docker pull`: print a progress line every 0.3 s for MOVE_S seconds, then
+  // either finish (exit 0) or go silent for a minute (STALL=1), as a pull whose download stopped does.
+  writeFileSync(
+    join(pullBin, "docker"),
+    '#!/bin/sh\n[ "$1" = image ] && exit 1\ni=0; while [ "$i" -lt "$MOVE_TENTHS" ]; do echo "Downloading $i"; sleep 0.3; i=$((i+3)); done\n' +
+      '[ "$STALL" = 1 ] && sleep 60\necho "Digest: ok"; exit 0\n',
+  );
+  chmodSync(join(pullBin, "docker"), 0o755);
+  const pull = (env: Record<string, string>) => {
+    const started = Date.now();
+    const r = spawnSync("sh", ["-c", shellCommand(cmd.pullMissing(layout(join(tmp, "pull dir")), "r/a@sha256:x", 2))], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${pullBin}:${process.env.PATH}`, ...env },
+    });
+    return { code: r.status, ...lastStep(r.stderr), ms: Date.now() - started };
+  };
+
+  it("a pull that keeps printing progress for longer than the stall window succeeds", () => {
+    const r = pull({ MOVE_TENTHS: "40", STALL: "0" });
+    expect(r.code).toBe(0);
+    expect(r.ms).toBeGreaterThan(3_500);
+  });
+
+  it("a pull that goes silent is ended after the stall window with exit 7 and its last lines", () => {
+    const r = pull({ MOVE_TENTHS: "6", STALL: "1" });
+    expect(r.code).toBe(7);
+    expect(r.stderr).toMatch(/Downloading 3\s[\s\S]*no progress for 2 s\n$/);
+    expect(r.ms).toBeLessThan(10_000);
+  });
+});

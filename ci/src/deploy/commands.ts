@@ -112,6 +112,21 @@ const DIR_CHECK =
   `case "$m" in ?????w????|????????w?) echo "writable $m" >&2; exit ${DIR_EXIT};; esac; ` +
   `for f in "$2"/* "$2"/.[!.]* "$2"/..?*; do if [ -L "$f" ]; then echo "symlink \${f##*/}" >&2; exit ${DIR_EXIT}; fi; done; fi`;
 
+/**
+ * A pull that stops moving is ended: `docker pull` prints byte progress only to a terminal, so it runs under
+ * util-linux `script` (a pty; the output goes to a temp file) and the file is checked every second. The daemon
+ * reports progress at least every 512 KB, so "no output for $3 s" is a stall (or a link slower than 512 KB per
+ * $3 s). Exit PULL_STALLED then; the pull's own exit code otherwise. The ref reaches the pty's shell through the
+ * environment, never spliced into the command text. Hosts without `script` pull as before, bounded by the timeout.
+ */
+export const PULL_STALLED = 7;
+const PULL_WATCHED =
+  'out=$(mktemp) || exit; HAMALOG_REF="$2" DOCKER_CONFIG="$1" script -qfec \'docker pull "$HAMALOG_REF"\' "$out" </dev/null >/dev/null 2>&1 & p=$!; ' +
+  'last=-1; idle=0; while kill -0 "$p" 2>/dev/null; do sleep 1; size=$(wc -c < "$out"); ' +
+  'if [ "$size" = "$last" ]; then idle=$((idle+1)); else idle=0; last=$size; fi; ' +
+  `if [ "$idle" -ge "$3" ]; then kill "$p"; wait "$p" 2>/dev/null; tr '\\r' '\\n' < "$out" | grep -v '^Script ' | tail -n 3 >&2; rm -f "$out"; echo "no progress for $3 s" >&2; exit ${PULL_STALLED}; fi; done; ` +
+  'wait "$p"; code=$?; if [ "$code" -ne 0 ]; then tr \'\\r\' \'\\n\' < "$out" | grep -v \'^Script \' | tail -n 5 >&2; fi; rm -f "$out"; exit "$code"';
+
 // Each phase sends as few remote commands as it can: every exec is a new SSH session, and sshd runs each through the
 // user's login shell (whose rc files may cost 100 ms+). The scripts below are constants; every value arrives as a
 // positional argument ("$1" …) and is quoted by shell.ts like any other word, never spliced into script text.
@@ -228,13 +243,16 @@ export const cmd = {
    * Pull `name@digest` with the deploy's login unless it is on the host already (then print IMAGE_PRESENT); compose
    * then finds it locally (its pull policy is `missing`).
    */
-  pullMissing: (l: Layout, ref: string) => [
+  pullMissing: (l: Layout, ref: string, stallSeconds = 0) => [
     "sh",
     "-c",
-    `if docker image inspect "$2" >/dev/null 2>&1; then echo ${IMAGE_PRESENT}; exit 0; fi; exec env DOCKER_CONFIG="$1" docker pull --quiet "$2"`,
+    `if docker image inspect "$2" >/dev/null 2>&1; then echo ${IMAGE_PRESENT}; exit 0; fi; ` +
+      `if [ "$3" -gt 0 ] && command -v script >/dev/null 2>&1; then ${PULL_WATCHED}; fi; ` +
+      'exec env DOCKER_CONFIG="$1" docker pull --quiet "$2"',
     "hamalog-pull",
     l.dockerConfig,
     ref,
+    String(stallSeconds),
   ],
   imagePresent: (ref: string) => ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
   imageDigests: (name: string) => ["docker", "image", "ls", "--digests", "--format", IMAGE_LS_FORMAT, name],

@@ -82,7 +82,13 @@ export async function login(s: Session, held: Held): Promise<void> {
 export async function pullIfMissing(s: Session, release: Release): Promise<void> {
   await s.rep.phase("pull", async () => {
     const ref = `${release.name}@${release.digest}`;
-    const out = await must(s, cmd.pullMissing(s.l, ref), `\`docker pull ${ref}\``, "pull", { timeoutMs: 30 * 60_000 });
+    const out = await must(
+      s,
+      cmd.pullMissing(s.l, ref, s.input.deploy.pullStallTimeout),
+      `\`docker pull ${ref}\``,
+      "pull",
+      { timeoutMs: 30 * 60_000 },
+    );
     if (out.trim() === IMAGE_PRESENT)
       return { value: undefined, summary: `skipped: ${release.digest.slice(0, 19)}… already on the host` };
     return { value: undefined, summary: `pulled ${ref}` };
