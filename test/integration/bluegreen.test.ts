@@ -273,4 +273,15 @@ describe("blue/green behind Caddy, under a 20 ms request loop", () => {
     expect(await fetch(`http://127.0.0.1:${port}/version`).then((x) => x.text())).toBe("v4\n");
     expect(projectContainers(ID)).not.toBe("");
   });
+
+  it("and blue/green again: a host that went back to recreate migrates once more (its old Caddyfile is not trusted)", async () => {
+    const { r, loop } = await underLoad(() => run(["deploy", "--sha", SHA.v2, ...bg()]));
+    console.log(`[migration again] ${loop.failed}/${loop.requests} failed, longest outage ${loop.longestOutageMs} ms`);
+    expect(r.code, text(r)).toBe(0);
+    expect(r.stdout).toMatch(/\[migrate\]/);
+    expect(loop.answers).toEqual(["v4", "v2"]);
+    expect(loop.longestOutageMs, JSON.stringify(loop)).toBeLessThan(5000);
+    expect(running("app")).toBe("");
+    expect(running("hamalog-proxy")).not.toBe("");
+  });
 });

@@ -93,9 +93,12 @@ export async function applyBlueGreen(s: Session, release: Release, action: Actio
 async function survey(s: Session, held: Held, release: Release, port: number, healthPath: string): Promise<Plan> {
   const view = await observe(s);
   const prev = held.attempt.previous;
-  const live = view.caddyLive ?? prev?.colour ?? null;
+  // A recreate-layout app that runs while the proxy does not holds the public port: migrate it, whatever an old
+  // Caddyfile from an earlier blue/green era says.
   const legacyC = view.containers.get(s.input.deploy.service);
-  const legacy = !live && legacyC?.state === "running" ? legacyC.id : null;
+  const proxyRuns = view.containers.get(PROXY_SERVICE)?.state === "running";
+  const legacy = legacyC?.state === "running" && !proxyRuns ? legacyC.id : null;
+  const live = legacy ? null : (view.caddyLive ?? prev?.colour ?? null);
   if (legacy)
     s.rep.out(`[migrate] ${s.input.deploy.service} runs in the recreate layout; it is stopped once, at the switch`);
   return {
