@@ -45,3 +45,14 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof ConfigError || err instanceof PipelineError || err instanceof InternalError) return err.exitCode;
   return 1;
 }
+
+/**
+ * The SSH connection dropped while a command ran: what it did on the host is unknown. The deploy reconnects
+ * (bounded) to finish a rollback; the journal on the host says what the next run must recover otherwise.
+ */
+export class ConnectionLost extends PipelineError {
+  constructor(message: string, phase?: string) {
+    super(message, phase);
+    this.name = "ConnectionLost";
+  }
+}

@@ -2,7 +2,7 @@
 // builds, turned into one shell line by shell.ts and run by a real `sh -c` — what sshd does with it. The point:
 // a deploy whose lock was broken with --break-lock (and taken by another deploy) must not delete the new lock.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -101,5 +101,28 @@ describe("deploy lock ownership", () => {
       "",
     ]);
     expect(argv[2]).not.toContain("it's");
+  });
+});
+
+describe("stale locks", () => {
+  it("a lock whose lease lapsed is taken over without --break-lock, naming whose it was and why", async () => {
+    const l = layout(join(tmp, "stale"));
+    await acquireLock(local, l, clock, { holder: holder("A (pid 1)", "dead-attempt") });
+    const past = Date.now() / 1000 - 120;
+    utimesSync(join(l.lock, "lease"), past, past);
+    const got = await acquireLock(local, l, clock, { holder: holder("B (pid 2)", "attempt-b") });
+    expect(got.note).toMatch(
+      /^took over the stale lock of A \(pid 1\) .*: its lease expired \(not renewed for \d+s > 30s\)$/,
+    );
+    expect(JSON.parse(readFileSync(l.lockHolder, "utf8")).id).toBe("attempt-b");
+  });
+
+  it("a lock with a fresh lease is not taken over: the error names the holder and the lease", async () => {
+    const l = layout(join(tmp, "fresh"));
+    await acquireLock(local, l, clock, { holder: holder("A (pid 1)", "live-attempt") });
+    await expect(acquireLock(local, l, clock, { holder: holder("B (pid 2)", "attempt-b") })).rejects.toThrow(
+      /holds the lock .*: A \(pid 1\) .*, its lease was renewed \d+s ago.*taken over once its lease lapses \(30s without renewal\)/,
+    );
+    expect(JSON.parse(readFileSync(l.lockHolder, "utf8")).id).toBe("live-attempt");
   });
 });

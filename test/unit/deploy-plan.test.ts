@@ -1,5 +1,6 @@
 // Pure parts of the deploy: exact remote commands (the token never in argv), the host layout, platform names,
 // and what history says runs, what a rollback goes to and which digests pruning keeps.
+import { leaseFactsScript } from "../../ci/src/deploy/journal-commands.js";
 import { describe, expect, it } from "vitest";
 import { cmd, composeArgs, hostPlatform, layout, projectName } from "../../ci/src/deploy/commands.js";
 import {
@@ -92,8 +93,9 @@ describe("deploy commands", () => {
     expect(cmd.lockAcquire(L)).toEqual([
       "sh",
       "-c",
-      'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; exit 3; fi; exit 4; fi; ' +
-        'if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit 5; fi; ' +
+      'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; echo; ' +
+        `${leaseFactsScript('"$2"')}; exit 3; fi; exit 4; fi; ` +
+        'if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit 5; fi; touch -- "$2/lease"; ' +
         'if test -e "$3"; then echo compose-present; else echo compose-absent; fi; cat -- "$4" 2>/dev/null; exit 0',
       "hamalog-lock",
       "/opt/hamalog",

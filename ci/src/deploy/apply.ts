@@ -1,33 +1,53 @@
-// The recreate procedure, shared by deploy and rollback: plan → lock → login → render-and-switch → pull-if-missing
-// → up + health → record-and-prune, and on a failure after the switch: recover (diagnostics, then the previous
-// compose file back up, health-gated). The lock is released in every outcome.
+// The recreate procedure, shared by deploy and rollback: plan → lock → reconcile → login → render → pull-if-missing
+// → up + health → promote, record and prune; on a failure after the switch: recover (diagnostics, then the
+// journal's live release back up, health-gated). The journal on the host is written before each transition, so a
+// run that dies anywhere leaves the next run a deterministic recovery. The lock is released in every outcome.
 import { renderCompose } from "../compose.js";
-import { PipelineError } from "../errors.js";
+import { ConnectionLost, PipelineError } from "../errors.js";
 import { cmd, composeArgs } from "./commands.js";
 import { collectDiagnostics } from "./diagnostics.js";
 import type { HistoryEntry, Running } from "./history.js";
+import { journalCmd } from "./journal-commands.js";
+import { atPhase, beginAttempt, endAttempt, nothingLive, promote, releaseFile, type Slot } from "./journal.js";
+import { reconcile, reconnect, saveJournal, upRelease } from "./recover.js";
 import { runningOf, type Release } from "./release.js";
 import { seconds } from "./report.js";
 import { must, type Outcome, type Session } from "./session.js";
-import { healthGate, lock, login, pullIfMissing, record, recordAndPrune, unlock, type Held } from "./steps.js";
+import { lock, login, logout, pullIfMissing, record, recordAndPrune, unlock, type Held } from "./steps.js";
 
 type Action = HistoryEntry["action"];
 
-export async function apply(s: Session, release: Release, action: Action): Promise<Outcome> {
-  const rendered = render(s, release, action);
-  if (s.input.dryRun) return plan(s, release, action, rendered);
-  const held = await lock(s, release, action);
+export async function apply(s0: Session, release: Release, action: Action): Promise<Outcome> {
+  const rendered = render(s0, release, action);
+  if (s0.input.dryRun) return plan(s0, release, action, rendered);
+  const held = await lock(s0, release, action);
+  let s = s0;
   try {
+    await reconcile(s, held);
+    const candidate = slotOf(release, releaseFile(release.digest, rendered), s.rep.clock.now().toISOString());
     let switched = false;
     try {
       await login(s, held);
-      await renderAndSwitch(s, held, rendered);
-      switched = true;
+      await renderRelease(s, candidate, rendered);
+      await saveJournal(s, held, beginAttempt(held.journal!, attemptOf(s, held, action, candidate)), true, "render");
       await pullIfMissing(s, release);
-      await upAndHealthy(s, false, held.attempt.previous?.colour !== undefined);
+      await logout(s, held);
+      await saveJournal(s, held, atPhase(held.journal!, "up"), true, "up");
+      switched = true;
+      await upRelease(s, candidate.composeFile, "", {
+        beforeHealth: () =>
+          saveJournal(s, held, atPhase(held.journal!, "health"), true, "health").then(() => undefined),
+        // A recreate deploy on a host that ran blue/green: the colours and the proxy go.
+        removeOrphans: held.attempt.previous?.colour !== undefined,
+      });
+      // Live only once the journal says so: if this write fails, the rollback below makes the host match it.
+      await saveJournal(s, held, promote(held.journal!, s.rep.clock.now().toISOString()), true, "health");
     } catch (e) {
-      throw await recover(s, held, e, switched);
+      const r = await recover(s, held, e, switched);
+      s = r.session;
+      throw r.error;
     }
+    await keepComposeCopy(s, candidate);
     await recordAndPrune(s, held, { result: "success", running: runningOf(release) });
     const durationMs = s.rep.clock.monotonic() - s.started;
     s.rep.out(
@@ -42,7 +62,31 @@ export async function apply(s: Session, release: Release, action: Action): Promi
     };
   } finally {
     await unlock(s, held);
+    for (const r of held.remotes) r.close();
   }
+}
+
+function slotOf(r: Release, composeFile: string, since: string): Slot {
+  return {
+    sha: r.sha,
+    digest: r.digest,
+    image: r.image,
+    tags: r.tags,
+    ...(r.fallback ? { fallback: true } : {}),
+    composeFile,
+    since,
+  };
+}
+
+function attemptOf(s: Session, held: Held, action: Action, candidate: Slot) {
+  return {
+    id: held.lockId,
+    holder: s.input.holder,
+    action,
+    phase: "pull",
+    startedAt: candidate.since,
+    candidate,
+  };
 }
 
 /** The compose file pinning `release` (template warnings printed). */
@@ -54,7 +98,7 @@ function render(s: Session, release: Release, action: Action): string {
     header: [
       `rendered by hamalog ${action}: sha ${release.sha}${release.fallback ? " (fallback: latest)" : ""}`,
       `image ${release.image}`,
-      "do not edit: the next deploy replaces this file",
+      "do not edit: hamalog runs it from the release journal (journal.json)",
     ],
   });
   for (const w of rendered.warnings) s.rep.warn(`WARNING: ${w}`);
@@ -65,14 +109,15 @@ function render(s: Session, release: Release, action: Action): string {
 async function plan(s: Session, release: Release, action: Action, rendered: string): Promise<Outcome> {
   const { input, rep, remote, l } = s;
   const d = input.deploy;
+  const file = releaseFile(release.digest, rendered);
   const present = (await remote.run(cmd.imagePresent(`${release.name}@${release.digest}`))).code === 0;
   rep.out(
     `[plan] would ${action} ${release.image} on ${remote.label} in ${l.dir} (project ${s.project}, service ${d.service})`,
   );
   rep.out(
-    `[plan] phases: lock → ${input.credentials ? "login (token on stdin) → " : ""}render ${l.compose} (previous kept as ${l.previous}) → pull (${present ? "skipped: digest already on the host" : "needed"}) → up --wait (${d.waitTimeout}s) → health (${d.health.url ? `${d.health.url}, ${d.health.timeout}s` : "none configured"}) → history → prune (keep ${d.keepImages}) → unlock`,
+    `[plan] phases: lock → reconcile (recover a dead attempt from journal.json) → ${input.credentials ? "login (token on stdin) → " : ""}render ${file} → pull (${present ? "skipped: digest already on the host" : "needed"}) → up --wait (${d.waitTimeout}s) → health (${d.health.url ? `${d.health.url}, ${d.health.timeout}s` : "none configured"}) → journal (live) → history → prune (keep ${d.keepImages}) → unlock`,
   );
-  rep.out(`[plan] rendered ${l.compose}:`);
+  rep.out(`[plan] rendered ${file}:`);
   for (const line of rendered.trimEnd().split("\n")) rep.out(`  ${line}`);
   rep.out("[plan] dry run: nothing on the host was changed");
   return {
@@ -84,144 +129,161 @@ async function plan(s: Session, release: Release, action: Action, rendered: stri
   };
 }
 
-/** Write the rendered file, check it with compose, keep the running one as `previous`, rename it into place. */
-async function renderAndSwitch(s: Session, held: Held, rendered: string): Promise<void> {
-  const { l } = s;
+/** Write the candidate's compose file under releases/, checked by compose; what runs is not touched. */
+async function renderRelease(s: Session, candidate: Slot, rendered: string): Promise<void> {
   await s.rep.phase("render", async () => {
-    await must(s, cmd.write(l.next), `writing ${l.next}`, "render", { stdin: rendered });
-    const steps: Record<string, string> = {
-      config: "`docker compose config` on the rendered file",
-      keep: `keeping ${l.previous}`,
-      rename: `renaming ${l.next} to ${l.compose}`,
-    };
+    const steps: Record<string, string> = { config: "`docker compose config` on the rendered file" };
     await must(
       s,
-      cmd.switchCompose(s.project, l, held.hadCompose),
-      (step) => steps[step ?? ""] ?? `checking and switching to ${l.next}`,
+      journalCmd.writeRelease(s.l, s.project, candidate.composeFile),
+      (step) => steps[step ?? ""] ?? `writing ${candidate.composeFile}`,
       "render",
-      { timeoutMs: 60_000 },
+      { stdin: rendered, timeoutMs: 60_000 },
     );
-    return {
-      value: undefined,
-      summary: `${l.compose} pins ${held.attempt.release.image}${held.hadCompose ? ` (previous kept as ${l.previous})` : ""}`,
-    };
+    return { value: undefined, summary: `${candidate.composeFile} pins ${candidate.image}` };
   });
 }
 
-/** Bring the app service up from the current compose file and pass the health gate; throws a phase error. */
-async function upAndHealthy(s: Session, recovering = false, leavingBlueGreen = false): Promise<void> {
-  const d = s.input.deploy;
-  const up = recovering ? "rollback-up" : "up";
-  const health = recovering ? "rollback-health" : "health";
-  await s.rep.phase(up, async () => {
-    await must(
-      s,
-      cmd.compose(s.project, s.l.compose, composeArgs.up(d.service, d.waitTimeout, leavingBlueGreen)),
-      "`docker compose up --wait`",
-      up,
-      {
-        timeoutMs: (d.waitTimeout + 120) * 1000,
-      },
-    );
-    return {
-      value: undefined,
-      summary: `${d.service} running and healthy per compose (--wait-timeout ${d.waitTimeout}s)`,
-    };
-  });
-  await s.rep.phase(health, async () => {
-    if (!d.health.url)
-      return { value: undefined, summary: "no deploy/health/url; compose's healthcheck gated `up --wait`" };
-    return { value: undefined, summary: await healthGate(s, d.health.url, health) };
-  });
+/** compose.yaml mirrors the live release's file, for people running `docker compose` in the directory. */
+async function keepComposeCopy(s: Session, live: Slot): Promise<void> {
+  const r = await s.remote.run(journalCmd.mirror(s.l, live.composeFile));
+  if (r.code !== 0) s.rep.warn(`WARNING: could not refresh ${s.l.compose}: ${r.stderr.trim()} (the journal is right)`);
 }
 
 /**
- * A step failed: before the switch nothing ran differently, so record and say so; after it, print diagnostics and
- * bring the previous compose file back up. Returns the error to throw (the failure, plus what recovery did).
+ * A step failed. Before the switch nothing ran differently: end the attempt and say so. After it: diagnostics
+ * (best effort), then the journal's live release back up, health-gated — on a new connection when the old one
+ * dropped. Every journal write here is best effort: it still names the attempt if it cannot be updated.
  */
-async function recover(s: Session, held: Held, e: unknown, switched: boolean): Promise<PipelineError> {
-  const { input, rep, remote, l } = s;
-  const { action, release, previous } = held.attempt;
+async function recover(
+  s0: Session,
+  held: Held,
+  e: unknown,
+  switched: boolean,
+): Promise<{ session: Session; error: PipelineError }> {
   const err = e instanceof PipelineError ? e : new PipelineError((e as Error).message);
+  let s = s0;
+  const { input, rep } = s;
+  const { action, release } = held.attempt;
   const phase = err.phase ?? "?";
   const interrupted = input.signal?.aborted === true;
   const failure = { failedPhase: phase, error: rep.clean(err.message), ...(interrupted ? { interrupted } : {}) };
   rep.warn(`FAILED in phase ${phase}: ${rep.clean(err.message)}`);
-  if (!switched) {
-    await record(s, held, { result: "failed", running: previous, ...failure });
-    return new PipelineError(
-      `${action} of ${release.image} failed in phase ${phase}; the running app was not touched: ${err.message}`,
-      err.phase,
-    );
+  const { signal: _aborted, ...calmInput } = input;
+  try {
+    if (err instanceof ConnectionLost) s = { ...(await reconnect(s, held, err)), input: calmInput };
+    else s = { ...s, input: calmInput };
+  } catch (re) {
+    return {
+      session: s,
+      error: new PipelineError(
+        `${action} of ${release.image} failed in phase ${phase}: ${err.message}\n${(re as Error).message}`,
+        err.phase,
+      ),
+    };
   }
-  // An interruption stops the new release, not the way back: recovery runs without the abort signal, so
-  // Ctrl-C leaves the previous release running (a second Ctrl-C kills the process outright, lock and all).
+  const live = held.journal?.live ?? null;
+  if (!switched) {
+    if (held.journal?.attempt) await saveJournal(s, held, endAttempt(held.journal), false, phase as never);
+    await logout(s, held);
+    await record(s, held, { result: "failed", running: live ? runningOfSlot(live) : null, ...failure });
+    return {
+      session: s,
+      error: new PipelineError(
+        `${action} of ${release.image} failed in phase ${phase}; the running app was not touched: ${err.message}`,
+        err.phase,
+      ),
+    };
+  }
   if (interrupted)
     rep.warn(
-      `interrupted: restoring the previous release first (Ctrl-C again to stop at once; the lock ${l.lock} then stays — remove it with --break-lock)`,
+      `interrupted: restoring the live release first (Ctrl-C again to stop at once; the next run then recovers)`,
     );
-  const diag = await rep.phase("diagnostics", async () => {
-    const lines = await collectDiagnostics(remote, {
-      layout: l,
-      project: s.project,
-      composeFile: l.compose,
-      service: input.deploy.service,
-      name: release.name,
-      registry: input.image.registry,
-      image: release.image,
-      loggedIn: held.loggedIn,
-    });
-    return { value: lines, summary: `what ${remote.label} looked like:` };
-  });
+  if (held.journal?.attempt) await saveJournal(s, held, atPhase(held.journal, "rollback"), false, "rollback");
+  const diag = await rep
+    .phase("diagnostics", async () => {
+      const lines = await collectDiagnostics(s.remote, {
+        layout: s.l,
+        project: s.project,
+        composeFile: `${s.l.dir}/${held.journal?.attempt?.candidate.composeFile ?? ""}`,
+        service: input.deploy.service,
+        name: release.name,
+        registry: input.image.registry,
+        image: release.image,
+        loggedIn: held.loggedIn,
+      });
+      return { value: lines, summary: `what ${s.remote.label} looked like:` };
+    })
+    .catch(() => [] as string[]);
   for (const line of diag) rep.out(line);
-  const { signal: _aborted, ...calm } = input;
-  const after = await restorePrevious({ ...s, input: calm }, held.hadCompose, previous);
+  const after = await restoreLive(s, held, live);
+  s = after.session;
   await record(s, held, { result: after.rolledBack ? "rolled-back" : "failed", running: after.running, ...failure });
-  return new PipelineError(
-    `${action} of ${release.image} failed in phase ${phase}: ${err.message}\n${after.message}`,
-    err.phase,
-  );
+  return {
+    session: s,
+    error: new PipelineError(
+      `${action} of ${release.image} failed in phase ${phase}: ${err.message}\n${after.message}`,
+      err.phase,
+    ),
+  };
 }
 
-/** Restore the previous compose file and bring it up healthy; a first deploy is stopped instead. */
-async function restorePrevious(
-  s: Session,
-  hadCompose: boolean,
-  previous: Running | null,
-): Promise<{ rolledBack: boolean; running: Running | null; message: string }> {
-  const { rep, l, input } = s;
+const runningOfSlot = (x: Slot): Running => ({
+  sha: x.sha,
+  digest: x.digest,
+  image: x.image,
+  ...(x.fallback ? { fallback: true } : {}),
+});
+
+/** Bring the journal's live release back up, health-gated (reconnecting once more if the connection drops); a first deploy is stopped instead. */
+async function restoreLive(
+  s0: Session,
+  held: Held,
+  live: Slot | null,
+): Promise<{ session: Session; rolledBack: boolean; running: Running | null; message: string }> {
+  let s = s0;
+  const { rep, input } = s;
   const d = input.deploy;
-  if (!hadCompose) {
+  if (!live) {
+    const candidate = held.journal?.attempt?.candidate;
     await rep.phase("rollback", async () => {
-      await s.remote.run(cmd.compose(s.project, l.compose, composeArgs.stop(d.service)), { timeoutMs: 120_000 });
-      await s.remote.run(cmd.move(l.compose, l.failed));
-      return {
-        value: undefined,
-        summary: `first deploy: nothing to roll back to; ${d.service} stopped, its compose file kept as ${l.failed}`,
-      };
+      if (candidate)
+        await s.remote.run(journalCmd.compose(s.l, s.project, candidate.composeFile, composeArgs.stop(d.service)), {
+          timeoutMs: 120_000,
+        });
+      return { value: undefined, summary: `first deploy: nothing to roll back to; ${d.service} stopped` };
     });
+    if (held.journal) await saveJournal(s, held, nothingLive(held.journal), false, "rollback");
     return {
+      session: s,
       rolledBack: false,
       running: null,
-      message: `nothing to roll back to (first deploy): ${d.service} is left stopped; its compose file is ${l.failed}`,
+      message: `nothing to roll back to (first deploy): ${d.service} is left stopped`,
     };
   }
-  const what = previous ? `${previous.digest} (sha ${previous.sha})` : `the previous compose file ${l.previous}`;
-  try {
-    await rep.phase("rollback", async () => {
-      await must(s, cmd.copy(l.compose, l.failed), `keeping ${l.failed}`, "rollback");
-      await must(s, cmd.copy(l.previous, l.compose), `restoring ${l.previous}`, "rollback");
-      return { value: undefined, summary: `restored ${l.compose} from ${l.previous} → ${what}` };
-    });
-    await upAndHealthy(s, true);
-    rep.out(`rolled back to ${what}`);
-    return { rolledBack: true, running: previous, message: `rolled back to ${what}` };
-  } catch (e) {
-    rep.warn(`ROLLBACK FAILED: ${rep.clean((e as Error).message)}`);
-    return {
-      rolledBack: false,
-      running: null,
-      message: `the rollback to ${what} FAILED too (${(e as Error).message}); the host needs attention — see the diagnostics above`,
-    };
+  const what = `${live.digest} (sha ${live.sha})`;
+  for (let tries = 0; ; tries++) {
+    try {
+      await upRelease(s, live.composeFile, "rollback");
+      if (held.journal) await saveJournal(s, held, endAttempt(held.journal), false, "rollback");
+      rep.out(`rolled back to ${what}`);
+      return { session: s, rolledBack: true, running: runningOfSlot(live), message: `rolled back to ${what}` };
+    } catch (e) {
+      if (e instanceof ConnectionLost && tries === 0) {
+        try {
+          s = { ...(await reconnect(s, held, e)), input: s.input };
+          continue;
+        } catch (re) {
+          e = re;
+        }
+      }
+      rep.warn(`ROLLBACK FAILED: ${rep.clean((e as Error).message)}`);
+      return {
+        session: s,
+        rolledBack: false,
+        running: null,
+        message: `the rollback to ${what} FAILED too (${(e as Error).message}); the journal still names the attempt, so the next deploy or rollback restores ${what} — see the diagnostics above`,
+      };
+    }
   }
 }

@@ -1,6 +1,7 @@
 // Where things live in the deploy directory on the host, and every remote command as an argv array (pure
 // builders; ssh.ts quotes them through shell.ts). Tests assert these exact commands.
 import { posix } from "node:path";
+import { leaseFactsScript } from "./journal-commands.js";
 
 export interface Layout {
   dir: string;
@@ -154,9 +155,9 @@ export const cmd = {
   lockAcquire: (l: Layout) => [
     "sh",
     "-c",
-    'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; ' +
-      `exit ${LOCK_EXIT.held}; fi; exit ${LOCK_EXIT.absent}; fi; ` +
-      `if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit ${LOCK_EXIT.holderUnwritable}; fi; ` +
+    'mkdir -p -m 0700 -- "$1" || exit; if ! mkdir -m 0700 -- "$2"; then if test -e "$2"; then cat -- "$2/holder.json" 2>/dev/null; echo; ' +
+      `${leaseFactsScript('"$2"')}; exit ${LOCK_EXIT.held}; fi; exit ${LOCK_EXIT.absent}; fi; ` +
+      `if ! (umask 077 && cat > "$2/holder.json"); then rm -rf -- "$2"; exit ${LOCK_EXIT.holderUnwritable}; fi; touch -- "$2/lease"; ` +
       'if test -e "$3"; then echo compose-present; else echo compose-absent; fi; cat -- "$4" 2>/dev/null; exit 0',
     "hamalog-lock",
     l.dir,

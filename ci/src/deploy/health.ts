@@ -1,6 +1,7 @@
 // The HTTP health gate: GET the configured URL from the host (tunnelled over the SSH connection, so nothing
 // needs curl on the server) until it answers the expected status or the timeout passes. Defaults suit a Spring
 // Boot app: 120 s, because a minute of JVM start-up is normal.
+import { ConnectionLost } from "../errors.js";
 import type { Remote } from "./remote.js";
 import type { Clock } from "./report.js";
 
@@ -35,6 +36,8 @@ export async function waitHealthy(
       last = `HTTP ${r.status} ${r.body.trim().replace(/\s+/g, " ").slice(0, 200)}`;
       if (r.status === spec.expectStatus) return { ok: true, attempts, last };
     } catch (e) {
+      // A dead connection answers nothing until the deadline: fail now, so the procedure can reconnect.
+      if (e instanceof ConnectionLost) throw e;
       last = (e as Error).message;
     }
     if (signal?.aborted || clock.monotonic() + spec.interval * 1000 > deadline) return { ok: false, attempts, last };

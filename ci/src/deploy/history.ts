@@ -38,6 +38,8 @@ export interface HistoryEntry {
   colour?: "blue" | "green";
   switchedAt?: string;
   kept?: Running | null;
+  /** The attempt's run died; the next run found it in the journal and restored the live release (reconcile). */
+  recovered?: boolean;
 }
 
 /** What an attempt was: known once the lock is held. */

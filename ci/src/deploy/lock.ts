@@ -3,7 +3,8 @@
 // --break-lock removes a stale lock explicitly (and says whose it was). Release removes the lock only while its
 // holder.json still carries our id, so a deploy whose lock was broken cannot delete the next holder's lock.
 import { PipelineError } from "../errors.js";
-import { cmd, LOCK_EXIT, type Layout } from "./commands.js";
+import { cmd, LOCK_EXIT, lockIdField, type Layout } from "./commands.js";
+import { journalCmd, LEASE_MARK } from "./journal-commands.js";
 import type { Remote } from "./remote.js";
 import type { Clock } from "./report.js";
 
@@ -34,6 +35,12 @@ function describeHolder(text: string): string {
   } catch {
     return "an unknown holder (unreadable holder.json)";
   }
+}
+
+/** The lock script's "held" output: holder.json's text, then the lease line (journal-commands.ts LEASE_FACTS). */
+function splitHeld(stdout: string): { holder: string; facts: string } {
+  const i = stdout.lastIndexOf(LEASE_MARK);
+  return i < 0 ? { holder: stdout, facts: "" } : { holder: stdout.slice(0, i), facts: stdout.slice(i) };
 }
 
 /** What the lock script read under the lock: whether a compose file runs there, and the history file's text. */
@@ -82,12 +89,35 @@ export async function acquireLock(remote: Remote, l: Layout, clock: Clock, opts:
       throw new PipelineError(`creating ${l.dir} failed on ${remote.label} (exit ${r.code}): ${detail}`, "lock");
     }
     retried = false;
-    const who = describeHolder(r.stdout);
+    const held = splitHeld(r.stdout);
+    const judged = judgeLock(held.holder, held.facts);
+    if (judged.stale) {
+      // Dead holder: take the lock over in place (one taker wins) and let the procedure reconcile.
+      const t = await remote.run(journalCmd.lockTakeover(l, judged.holder ? lockIdField(judged.holder.id) : ""), {
+        stdin: `${JSON.stringify(opts.holder)}\n`,
+      });
+      if (t.code === 0) {
+        const nl = t.stdout.indexOf("\n");
+        return {
+          note: `took over the stale lock of ${describeHolder(held.holder)}: ${judged.why}`,
+          hadCompose: t.stdout.slice(0, nl) === "compose-present",
+          history: t.stdout.slice(nl + 1),
+        };
+      }
+      if (t.code !== LOCK_EXIT.held)
+        throw new PipelineError(
+          `cannot take over the stale lock ${l.lock} on ${remote.label}: ${t.stderr.trim()}`,
+          "lock",
+        );
+      continue;
+    }
+    const who = `${describeHolder(held.holder)}, ${judged.why}`;
     if (opts.signal?.aborted) throw new PipelineError("interrupted while waiting for the lock", "lock");
     if (clock.monotonic() >= deadline) {
       throw new PipelineError(
         `another deploy holds the lock ${l.lock} on ${remote.label}: ${who}. ` +
-          "Wait for it (or pass --lock-wait SECONDS); if that deploy is dead, remove the stale lock with --break-lock",
+          "Wait for it (or pass --lock-wait SECONDS); a dead holder's lock is taken over once its lease lapses " +
+          `(${LEASE_SECONDS}s without renewal); only a holder stuck while alive needs --break-lock`,
         "lock",
       );
     }
@@ -117,4 +147,92 @@ export async function releaseLock(
     return `left the lock ${l.lock} on ${remote.label} alone: it was broken with --break-lock while this deploy ran and is now held by ${describeHolder(r.stdout)}`;
   }
   throw new Error(`exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+}
+
+// ---- the lease: when a held lock is stale ----
+
+/** A holder whose lease was not renewed for this long is presumed dead (the heartbeat renews it every few seconds). */
+export const LEASE_SECONDS = 30;
+/** How often the client feeds the heartbeat (journalCmd.heartbeat). */
+export const RENEW_EVERY_MS = 5000;
+
+export interface LeaseFacts {
+  /** The host's clock and the lease's last renewal, in epoch seconds (both read on the host: no clock skew). */
+  now: number;
+  renewed: number;
+  /** Whether the holder's heartbeat process exists on the host. */
+  presence: "alive" | "gone" | "unknown";
+}
+
+/** The `hamalog-lease NOW RENEWED PRESENCE` line (journal-commands.ts LEASE_MARK). */
+export function parseLeaseFacts(text: string): LeaseFacts | undefined {
+  const m = /^hamalog-lease (\d+) (\d+) (alive|gone|unknown)$/m.exec(text);
+  if (!m) return undefined;
+  return { now: Number(m[1]), renewed: Number(m[2]), presence: m[3] as LeaseFacts["presence"] };
+}
+
+export interface HeldLock {
+  holder: LockHolder | null;
+  /** Seconds since the lease was last renewed (host clock); undefined when the facts were unreadable. */
+  idleSeconds: number | undefined;
+  stale: boolean;
+  /** Why it is (or is not) stale, for messages and status. */
+  why: string;
+}
+
+/**
+ * The liveness rule. A lock is stale — taken over by the next run, which then reconciles — when its holder is
+ * provably gone (its heartbeat process on the host has ended: the SSH connection that fed it closed), or when its
+ * lease was not renewed for LEASE_SECONDS (the client stopped feeding it: hung, or its network went silent).
+ */
+export function judgeLock(holderText: string, factsText: string, leaseSeconds = LEASE_SECONDS): HeldLock {
+  let holder: LockHolder | null = null;
+  try {
+    const h = JSON.parse(holderText) as LockHolder;
+    if (h && typeof h === "object" && typeof h.id === "string") holder = h;
+  } catch {
+    // no holder.json (half-made, or a lock from before ids): judged by the lease alone
+  }
+  const f = parseLeaseFacts(factsText);
+  if (!f) return { holder, idleSeconds: undefined, stale: false, why: "its lease could not be read" };
+  const idle = Math.max(0, f.now - f.renewed);
+  if (f.presence === "gone")
+    return {
+      holder,
+      idleSeconds: idle,
+      stale: true,
+      why: "its heartbeat on the host is gone (its SSH connection closed)",
+    };
+  if (idle > leaseSeconds)
+    return {
+      holder,
+      idleSeconds: idle,
+      stale: true,
+      why: `its lease expired (not renewed for ${idle}s > ${leaseSeconds}s)`,
+    };
+  return { holder, idleSeconds: idle, stale: false, why: `its lease was renewed ${idle}s ago` };
+}
+
+export interface Heartbeat {
+  stop(): void;
+}
+
+/**
+ * Feed the lease's heartbeat on the host (journalCmd.heartbeat) a line every RENEW_EVERY_MS while this process
+ * and its SSH connection live. stop() ends it; so do this process's death and a dropped connection.
+ */
+export function startHeartbeat(remote: Remote, l: Layout, id: string): Heartbeat {
+  if (!remote.spawn) return { stop: () => undefined };
+  const p = remote.spawn(journalCmd.heartbeat(l, lockIdField(id)));
+  p.write("\n");
+  const timer = setInterval(() => p.write("\n"), RENEW_EVERY_MS);
+  // The heartbeat must never keep a finished CLI alive.
+  timer.unref();
+  void p.done.then(() => clearInterval(timer));
+  return {
+    stop: () => {
+      clearInterval(timer);
+      p.end();
+    },
+  };
 }

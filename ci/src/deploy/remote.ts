@@ -22,6 +22,15 @@ export interface HttpResult {
   body: string;
 }
 
+/** A command whose stdin stays open: the caller feeds it lines and ends it (the lock's heartbeat). */
+export interface RemoteProcess {
+  write(data: string): void;
+  /** End its stdin (it then ends). */
+  end(): void;
+  /** Settles when it has ended (never rejects). */
+  readonly done: Promise<ExecResult>;
+}
+
 export interface Remote {
   /** `user@host:port`, for messages. */
   readonly label: string;
@@ -36,5 +45,11 @@ export interface Remote {
    * rejects with `reason` 1 when sshd forbids forwarding. Optional: stand-ins without tunnels leave it out.
    */
   probeTunnel?(host: string, port: number, timeoutMs: number): Promise<void>;
+
+  /**
+   * Start argv with its stdin kept open for `write`; when the connection drops its stdin ends on the host. Hosts
+   * without it get no heartbeat: their lock is then judged by the lease alone.
+   */
+  spawn?(argv: readonly string[]): RemoteProcess;
   close(): void;
 }

@@ -1,6 +1,6 @@
 // Printing a procedure: each named phase prints one line with its duration as it completes
 // (`[preflight] … 0.4s`); every line passes through redaction of the secrets in play, as a last line of defence.
-import { PipelineError } from "../errors.js";
+import { ConnectionLost, PipelineError } from "../errors.js";
 import type { DeployPhase } from "./session.js";
 
 export interface Output {
@@ -81,6 +81,7 @@ export class Reporter {
     } catch (e) {
       this.out(`[${name}] FAILED after ${seconds(this.clock.monotonic() - start)}`);
       if (e instanceof PipelineError && e.phase) throw e;
+      if (e instanceof ConnectionLost) throw new ConnectionLost(e.message, name);
       if (e instanceof PipelineError) throw new PipelineError(e.message, name);
       throw e;
     }

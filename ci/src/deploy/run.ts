@@ -6,7 +6,9 @@ import { validateDigest } from "../reference.js";
 import type { Sha } from "../tags.js";
 import { apply } from "./apply.js";
 import { applyBlueGreen } from "./bluegreen.js";
-import { rollbackTarget, successfulReleases } from "./history.js";
+import { rollbackTarget, successfulReleases, type HistoryEntry, type Running } from "./history.js";
+import { journalCmd } from "./journal-commands.js";
+import { parseJournal, type Journal } from "./journal.js";
 import { preflight, probeForwarding, probeHost } from "./preflight.js";
 import { releaseOf } from "./release.js";
 import { readHistory, withSession, type DeployEnv, type DeployInput, type Outcome, type Session } from "./session.js";
@@ -58,7 +60,11 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
       await probeHost(s.remote, false, input.signal, input.deploy.directory);
       if (input.deploy.health.url) await probeForwarding(s.remote, input.deploy.health.url);
       const entries = await readHistory(s);
-      const r = rollbackTarget(entries, to || undefined);
+      // Blue/green does not keep the journal (yet): its rollback target stays history's.
+      const r =
+        to || input.deploy.strategy === "blue-green"
+          ? rollbackTarget(entries, to || undefined)
+          : defaultRollback(entries, await readJournal(s));
       if (!r) {
         const known = successfulReleases(entries).map(
           (x) => `${x.sha.slice(0, 12)}${x.fallback ? " (as latest fallback)" : ""} ${x.digest.slice(0, 19)}…`,
@@ -75,4 +81,23 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
     });
     return procedure(s)(s, release, "rollback");
   });
+}
+
+/** The journal (null on a host without one yet). */
+async function readJournal(s: Session): Promise<Journal | null> {
+  const r = await s.remote.run(journalCmd.readJournal(s.l));
+  if (r.code === 4) return null;
+  if (r.code !== 0) throw new PipelineError(`reading the journal on ${s.remote.label} failed: ${r.stderr.trim()}`);
+  return parseJournal(r.stdout, `${s.remote.label} ${s.l.dir}/journal.json`);
+}
+
+/**
+ * Without --to, a rollback goes to the journal's `previous` (what served before the live release), never to
+ * whatever file is on disk; without a journal, to history's newest successful release other than the current one.
+ */
+function defaultRollback(entries: HistoryEntry[], j: Journal | null): Running | undefined {
+  if (!j) return rollbackTarget(entries);
+  const p = j.previous;
+  if (p) return { sha: p.sha, digest: p.digest, image: p.image, ...(p.fallback ? { fallback: true } : {}) };
+  return successfulReleases(entries).find((r) => r.digest !== j.live?.digest);
 }

@@ -38,7 +38,10 @@ export type DeployPhase =
   | "drain"
   | "retire"
   | "discard"
-  | "switch-back";
+  | "switch-back"
+  | "reconcile"
+  | "recover-up"
+  | "recover-health";
 
 export interface DeployInput {
   image: ImageName;

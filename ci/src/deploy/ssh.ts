@@ -5,9 +5,9 @@ import { createHash } from "node:crypto";
 import { request, type ClientRequest } from "node:http";
 import type { Duplex } from "node:stream";
 import ssh2, { type Client, type ClientChannel } from "ssh2";
-import { ConfigError, PipelineError } from "../errors.js";
+import { ConfigError, ConnectionLost, PipelineError } from "../errors.js";
 import { shellCommand } from "./shell.js";
-import type { ExecResult, HttpResult, Remote, RunOptions } from "./remote.js";
+import type { ExecResult, HttpResult, Remote, RemoteProcess, RunOptions } from "./remote.js";
 
 export interface SshTarget {
   host: string;
@@ -63,6 +63,12 @@ export async function connectSsh(t: SshTarget, warn: (line: string) => void): Pr
     });
     // One permanent listener: an `error` event with no listener is an uncaught exception that would kill the
     // process with the lock held. Before `ready` it fails the connect; after it, the command in flight.
+    // A connection cut from the other side (sshd's session killed, the host rebooted) often ends with `close`
+    // and no `error`: it is a fault all the same for whatever is in flight.
+    client.on("close", () => {
+      if (ready && !faults.closing)
+        faults.report(Object.assign(new Error("connection closed"), { code: "ECONNRESET" }));
+    });
     client.on("error", (err: Error & { level?: string; code?: string }) => {
       if (ready) return faults.report(err);
       if (t.hostKey && seen && seen !== t.hostKey) {
@@ -123,6 +129,8 @@ export function unpinnedError(host: string, port: number): ConfigError {
 /** Errors the client reports after `ready` (a reset connection, a keepalive timeout): they fail what is in flight and everything after. */
 class Faults {
   error: Error | undefined;
+  /** We closed the connection ourselves: its `close` is no fault. */
+  closing = false;
   private readonly watchers = new Set<(e: Error) => void>();
 
   report(e: Error): void {
@@ -163,8 +171,8 @@ class SshRemote implements Remote {
     private readonly faults: Faults,
   ) {}
 
-  private lost(what: string, e: Error & { code?: string }): PipelineError {
-    return new PipelineError(
+  private lost(what: string, e: Error & { code?: string }): ConnectionLost {
+    return new ConnectionLost(
       `the SSH connection to ${this.label} failed while ${what} (${e.code ?? e.message}) — what it did on the host is unknown; ` +
         "check the network to the host, then look with `hamalog status`",
     );
@@ -214,7 +222,17 @@ class SshRemote implements Remote {
           s.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
           s.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
           s.on("exit", (c: number | null) => (code = c ?? -1));
-          s.on("close", () => finish(() => resolve({ code, stdout, stderr })));
+          // A channel that closes without an exit status lost its connection; the fault may be reported a tick
+          // later than the close.
+          s.on("close", () =>
+            code === -1 && !opts.signal?.aborted
+              ? setImmediate(() =>
+                  finish(() =>
+                    this.faults.error ? reject(this.lost(what, this.faults.error)) : resolve({ code, stdout, stderr }),
+                  ),
+                )
+              : finish(() => resolve({ code, stdout, stderr })),
+          );
           // A command given no stdin runs under TIED (its stdin stays open until it ends): closing the channel is then
           // what stops it.
           if (opts.stdin !== undefined) s.end(opts.stdin);
@@ -311,7 +329,65 @@ class SshRemote implements Remote {
     });
   }
 
+  /**
+   * Run argv with its stdin open to us (not under TIED: its stdin is the channel, so it sees EOF when we end it,
+   * and when the connection drops). Writes after it ended are dropped.
+   */
+  spawn(argv: readonly string[]): RemoteProcess {
+    let stream: ClientChannel | undefined;
+    let ended = false;
+    const pending: string[] = [];
+    let stdout = "";
+    let stderr = "";
+    let code = -1;
+    const done = new Promise<ExecResult>((resolve) => {
+      const finish = () => resolve({ code, stdout, stderr });
+      if (this.faults.error) return finish();
+      const unwatch = this.faults.watch(() => {
+        unwatch();
+        finish();
+      });
+      try {
+        this.client.exec(shellCommand(argv), (err, s) => {
+          if (err) return finish();
+          stream = s;
+          s.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
+          s.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+          s.on("exit", (c: number | null) => (code = c ?? -1));
+          s.on("close", () => {
+            unwatch();
+            stream = undefined;
+            ended = true;
+            finish();
+          });
+          if (ended) return void s.end();
+          for (const p of pending.splice(0)) s.write(p);
+        });
+      } catch {
+        finish();
+      }
+    });
+    return {
+      write: (data) => {
+        if (ended) return;
+        if (stream) stream.write(data);
+        else pending.push(data);
+      },
+      end: () => {
+        if (ended) return;
+        ended = true;
+        try {
+          stream?.end();
+        } catch {
+          // the channel is already gone
+        }
+      },
+      done,
+    };
+  }
+
   close(): void {
+    this.faults.closing = true;
     this.client.end();
   }
 }

@@ -1,14 +1,26 @@
-// `status`: what runs now on the host — the release history says is running (digest, sha), the container's
-// state and health as Docker sees it, the health URL's answer, and the last history lines. Read-only.
-import { colourService, other, PROXY_SERVICE } from "./colours.js";
-import { cmd, composeArgs } from "./commands.js";
-import { observe } from "./proxy.js";
+// `status`: the truth about the host, read-only — the journal's live release against the container that actually
+// runs (any mismatch flagged), the lock (holder, age, whether its lease still holds), an attempt that needs
+// recovery, the health URL's answer and the last history lines. It changes nothing: recovery is the next
+// deploy's or rollback's first step.
+import { PipelineError } from "../errors.js";
 import { currentRelease, lastEntries, type HistoryEntry, type Running } from "./history.js";
-import { readHistory, withSession, type DeployEnv, type DeployInput } from "./session.js";
+import { journalCmd, journalLayout } from "./journal-commands.js";
+import type { JournalAttempt } from "./journal.js";
+import { judgeLock, LEASE_SECONDS, type HeldLock } from "./lock.js";
+import { checkLive, describeDead, parseObservation } from "./reconcile.js";
+import { colourService, other, PROXY_SERVICE, type Colour } from "./colours.js";
+import { observe } from "./proxy.js";
+import { readHistory, withSession, type DeployEnv, type DeployInput, type Session } from "./session.js";
 
 export interface StatusReport {
+  /** The journal's live release (what passed its health gate last). */
   running: Running | null;
   container: { state: string; health: string; image: string } | null;
+  /** Where the journal and the host disagree; empty when they agree. */
+  mismatches: string[];
+  lock: HeldLock | null;
+  /** An attempt whose run died: the next deploy or rollback recovers it. */
+  attempt: JournalAttempt | null;
   health: string | null;
   history: HistoryEntry[];
 }
@@ -17,21 +29,25 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
   return withSession(input, env, async (s) => {
     const { rep, remote, l, project } = s;
     const d = input.deploy;
-    const entries = await readHistory(s);
-    const running = currentRelease(entries);
-    let container: StatusReport["container"] = null;
-    const ps = await remote.run(cmd.compose(project, l.compose, composeArgs.psJson(d.service)), { timeoutMs: 30_000 });
-    if (ps.code === 0) {
-      for (const line of ps.stdout.split("\n")) {
-        if (!line.trim()) continue;
-        try {
-          const parsed = JSON.parse(line) as Record<string, string> | Record<string, string>[];
-          const c = Array.isArray(parsed) ? parsed[0] : parsed;
-          if (c) container = { state: c.State ?? "?", health: c.Health || "no healthcheck", image: c.Image ?? "?" };
-        } catch {
-          // older compose printed other formats; leave container unknown
-        }
-      }
+    const where = `${remote.label} ${journalLayout(l).journal}`;
+    const [obsRun, leaseRun, entries] = await Promise.all([
+      remote.run(journalCmd.observe(l, project), { timeoutMs: 30_000 }),
+      remote.run(journalCmd.leaseFacts(l), { timeoutMs: 30_000 }),
+      readHistory(s),
+    ]);
+    if (obsRun.code !== 0)
+      throw new PipelineError(
+        `reading ${l.dir} on ${remote.label} failed (exit ${obsRun.code}): ${obsRun.stderr.trim().slice(0, 300)}`,
+      );
+    const obs = parseObservation(obsRun.stdout, where, rep.clock.now().toISOString());
+    const j = obs.journal;
+    const check = checkLive(j, obs.containers, [d.service]);
+    const mine = obs.containers.find((c) => c.service === d.service && !/^[0-9a-f]{12}_/.test(c.name));
+    const container = mine ? { state: mine.state, health: healthOf(mine.status ?? ""), image: mine.image } : null;
+    let lock: HeldLock | null = null;
+    if (leaseRun.code === 0) {
+      const i = leaseRun.stdout.lastIndexOf("hamalog-lease");
+      lock = judgeLock(leaseRun.stdout.slice(0, Math.max(0, i)), leaseRun.stdout.slice(Math.max(0, i)));
     }
     let health: string | null = null;
     if (d.health.url) {
@@ -43,48 +59,83 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
       }
     }
     const history = lastEntries(entries, input.lines ?? 5);
+    // A blue/green host's truth is its proxy route and history until blue/green keeps the journal.
+    const live = j.live;
     rep.out(`[status] ${remote.label} ${l.dir} (project ${project}, service ${d.service})`);
-    rep.out(
-      running
-        ? `running: ${running.image}\n  digest ${running.digest}\n  sha    ${running.sha}${running.fallback ? " (FALLBACK: latest was deployed for this sha)" : ""}`
-        : entries.length === 0
-          ? `running: nothing deployed here yet (${l.history} on ${remote.label} has no history) — \`hamalog deploy\` makes the first release; if one was made, check deploy/directory`
-          : `running: nothing (the last attempt in ${l.history} left nothing running — see below)`,
-    );
-    const view = await observe(s);
-    const proxy = view.containers.get(PROXY_SERVICE);
-    if (running?.colour || proxy) {
-      // Blue/green: the live colour (what the proxy routes to), the kept colour, and the proxy itself.
-      const live = view.caddyLive ?? running?.colour ?? null;
-      const kept = entries.at(-1)?.kept ?? null;
-      const state = (c: string) => {
-        const st = view.containers.get(colourService(d.service, c as "blue"))?.state ?? "absent";
-        return st === "exited" ? "stopped" : st;
-      };
-      rep.out(`live: ${live ?? "none"}${live ? ` (${colourService(d.service, live)} ${state(live)})` : ""}`);
-      if (live) {
-        const idle = other(live);
-        rep.out(
-          kept
-            ? `kept: ${kept.colour ?? idle} ${kept.sha.slice(0, 12)} ${kept.digest.slice(0, 19)}… (${state(kept.colour ?? idle)}; \`hamalog rollback\` starts it)`
-            : `kept: none (${colourService(d.service, idle)} ${state(idle)})`,
-        );
-      }
-      rep.out(`proxy: ${proxy?.state ?? "absent"}, routes ${d.proxy.publish ?? "?"} → ${view.caddyLive ?? "nothing"}`);
-    } else {
+    const blueGreen = await blueGreenLines(s, entries);
+    if (blueGreen) for (const line of blueGreen) rep.out(line);
+    else {
+      rep.out(
+        live
+          ? `live: ${live.image} (journal, since ${live.since})\n  digest ${live.digest}\n  sha    ${live.sha}${live.fallback ? " (FALLBACK: latest was deployed for this sha)" : ""}\n  file   ${live.composeFile}${obs.adopted ? " (not adopted yet: the next deploy adopts history's release into the journal)" : ""}`
+          : entries.length === 0
+            ? `live: nothing deployed here yet (${l.history} on ${remote.label} has no history) — \`hamalog deploy\` makes the first release; if one was made, check deploy/directory`
+            : "live: nothing (the journal has no live release)",
+      );
+
       rep.out(
         container
-          ? `container: ${container.state}, health ${container.health}, image ${container.image}`
+          ? `container: ${container.state}, health ${container.health}, image ${container.image}${check.mismatches.length ? "" : " — matches the journal"}`
           : `container: none for ${d.service}`,
       );
+      for (const m of check.mismatches) rep.out(`MISMATCH: ${m}`);
     }
+    rep.out(
+      lock
+        ? `lock: held by ${lock.holder ? `${lock.holder.holder} (${lock.holder.action} of ${lock.holder.sha.slice(0, 12)} since ${lock.holder.since})` : "an unknown holder"}, ${lock.why}${lock.stale ? ` — STALE: the next deploy takes it over (lease ${LEASE_SECONDS}s) and reconciles` : ""}`
+        : "lock: free",
+    );
+    rep.out(
+      j.attempt
+        ? `attempt: ${describeDead(j.attempt)}${lock && !lock.stale ? " (still running, or its holder is alive)" : " — NEEDS RECOVERY: the next deploy or rollback restores the live release first"}`
+        : "attempt: none",
+    );
     if (health) rep.out(`health: ${health}`);
     if (history.length > 0) rep.out(`last ${history.length} of ${entries.length} history line(s) (${l.history}):`);
     for (const e of history) {
       rep.out(
-        `  ${e.time} ${e.action} ${e.sha.slice(0, 12)} ${e.digest.slice(0, 19)}… ${e.colour ? `${e.colour} ` : ""}${e.result}${e.fallback ? " fallback" : ""}${e.failedPhase ? ` (${e.interrupted ? "interrupted" : "failed"} in ${e.failedPhase})` : ""} ${(e.durationMs / 1000).toFixed(1)}s`,
+        `  ${e.time} ${e.action} ${e.sha.slice(0, 12)} ${e.digest.slice(0, 19)}… ${e.colour ? `${e.colour} ` : ""}${e.result}${e.fallback ? " fallback" : ""}${e.failedPhase ? ` (${e.interrupted ? "interrupted" : e.recovered ? "died" : "failed"} in ${e.failedPhase}${e.recovered ? ", recovered by the next run" : ""})` : ""} ${(e.durationMs / 1000).toFixed(1)}s`,
       );
     }
-    return { running, container, health, history };
+    const running: Running | null = live
+      ? { sha: live.sha, digest: live.digest, image: live.image, ...(live.fallback ? { fallback: true } : {}) }
+      : null;
+    return { running, container, mismatches: check.mismatches, lock, attempt: j.attempt, health, history };
   });
+}
+
+/**
+ * Blue/green (which does not keep the journal yet): the live colour (what the proxy routes to), the kept colour,
+ * and the proxy itself, from the proxy's Caddyfile and history. Undefined on a recreate host.
+ */
+async function blueGreenLines(s: Session, entries: HistoryEntry[]): Promise<string[] | undefined> {
+  const d = s.input.deploy;
+  const view = await observe(s);
+  const proxy = view.containers.get(PROXY_SERVICE);
+  const running = currentRelease(entries);
+  if (!running?.colour && !proxy) return undefined;
+  const live = view.caddyLive ?? running?.colour ?? null;
+  const kept = entries.at(-1)?.kept ?? null;
+  const state = (c: Colour) => {
+    const st = view.containers.get(colourService(d.service, c))?.state ?? "absent";
+    return st === "exited" ? "stopped" : st;
+  };
+  const out = [`live: ${live ?? "none"}${live ? ` (${colourService(d.service, live)} ${state(live)})` : ""}`];
+  if (running) out.push(`running (history): ${running.image}`, `  digest ${running.digest}`, `  sha    ${running.sha}`);
+  if (live) {
+    const idle = other(live);
+    out.push(
+      kept
+        ? `kept: ${kept.colour ?? idle} ${kept.sha.slice(0, 12)} ${kept.digest.slice(0, 19)}… (${state(kept.colour ?? idle)}; \`hamalog rollback\` starts it)`
+        : `kept: none (${colourService(d.service, idle)} ${state(idle)})`,
+    );
+  }
+  out.push(`proxy: ${proxy?.state ?? "absent"}, routes ${d.proxy.publish ?? "?"} → ${view.caddyLive ?? "nothing"}`);
+  return out;
+}
+
+/** `Up 3 seconds (healthy)` → healthy; no parenthesis → no healthcheck. */
+function healthOf(status: string): string {
+  const m = /\((healthy|unhealthy|health: starting)\)/.exec(status);
+  return m ? m[1]!.replace("health: ", "") : "no healthcheck";
 }

@@ -14,7 +14,10 @@ import {
   type HistoryEntry,
   type Running,
 } from "./history.js";
-import { acquireLock, releaseLock } from "./lock.js";
+import { journalCmd } from "./journal-commands.js";
+import type { Journal } from "./journal.js";
+import { acquireLock, releaseLock, startHeartbeat, type Heartbeat } from "./lock.js";
+import type { Remote } from "./remote.js";
 import type { Release } from "./release.js";
 import { must, type DeployPhase, type Session } from "./session.js";
 
@@ -24,10 +27,16 @@ export interface Held {
   lockId: string;
   /** A compose file ran before this attempt (recreate: there is something to roll back to). */
   hadCompose: boolean;
-  /** The deploy's registry login was made (the unlock logs it out). */
+  /** The deploy's registry login is in place (logged out right after the pull, or by the unlock). */
   loggedIn: boolean;
   /** Blue/green: the stopped colour the last attempt kept (for an instant rollback), from history. */
   kept: Running | null;
+  /** The release journal as last read or written (reconcile sets it). */
+  journal?: Journal;
+  /** Feeds the lock's lease while this run's connection lives. */
+  heartbeat?: Heartbeat;
+  /** Connections opened by reconnects (closed when the procedure ends). */
+  remotes: Remote[];
 }
 
 export async function lock(s: Session, release: Release, action: HistoryEntry["action"]): Promise<Held> {
@@ -52,8 +61,10 @@ export async function lock(s: Session, release: Release, action: HistoryEntry["a
         hadCompose: got.hadCompose,
         loggedIn: false,
         kept: entries.at(-1)?.kept ?? null,
+        heartbeat: startHeartbeat(remote, l, lockId),
+        remotes: [],
       },
-      summary: `${l.lock} held by ${input.holder}`,
+      summary: `${l.lock} held by ${input.holder} (its lease renewed while connected)`,
     };
   });
 }
@@ -77,6 +88,14 @@ export async function login(s: Session, held: Held): Promise<void> {
       summary: `${creds.username} @ ${input.image.registry} (token on stdin, config in ${l.dockerConfig})`,
     };
   });
+}
+
+/** Log out as soon as nothing needs the registry any more (after the pull): a killed deploy leaves no token behind. */
+export async function logout(s: Session, held: Held): Promise<void> {
+  if (!held.loggedIn) return;
+  const r = await s.remote.run(journalCmd.logout(s.l, s.input.image.registry), { timeoutMs: 30_000 });
+  if (r.code === 0) held.loggedIn = false;
+  else s.rep.warn(`WARNING: could not log out of ${s.input.image.registry} on ${s.remote.label}: ${r.stderr.trim()}`);
 }
 
 export async function pullIfMissing(s: Session, release: Release): Promise<void> {
@@ -144,6 +163,8 @@ export async function recordAndPrune(s: Session, held: Held, end: Ending): Promi
   });
   await rep.phase("prune", async () => {
     const keep = digestsToKeep(parseHistory(listed?.history ?? ""), keepImages);
+    // What the journal may still restore is never pruned.
+    for (const slot of [held.journal?.live, held.journal?.previous]) if (slot) keep.add(slot.digest);
     const digests = new Set(
       (listed?.images ?? "")
         .split("\n")
@@ -167,9 +188,13 @@ export async function recordAndPrune(s: Session, held: Held, end: Ending): Promi
 /** Release the lock (logging out first when this attempt logged in); never throws: the outcome is already decided. */
 export async function unlock(s: Session, held: Held): Promise<void> {
   const { rep, remote, l } = s;
+  held.heartbeat?.stop();
   await releaseLock(remote, l, held.lockId, held.loggedIn ? s.input.image.registry : undefined).then(
     (note) => note && rep.warn(`WARNING: ${note}`),
-    (e) => rep.warn(`WARNING: could not release ${l.lock}: ${(e as Error).message} — remove it with --break-lock`),
+    (e) =>
+      rep.warn(
+        `WARNING: could not release ${l.lock}: ${(e as Error).message} — the next deploy takes it over once its holder is gone`,
+      ),
   );
 }
 

@@ -19,6 +19,8 @@ export interface ComposeTemplateOptions {
   preamble?: string[];
   /** Lines of the service, 4-space indented, placed right after `ports:` (e.g. labels). */
   extraLines?: string[];
+  /** `stop_grace_period` (default `1s`): how long a replacement waits for the old container to stop. */
+  stopGracePeriod?: string;
 }
 
 export function composeTemplate(o: ComposeTemplateOptions): string {
@@ -36,7 +38,7 @@ export function composeTemplate(o: ComposeTemplateOptions): string {
     `      retries: ${o.retries ?? 2}`,
     ...(o.startPeriod === null ? [] : [`      start_period: ${o.startPeriod ?? "1s"}`]),
     // busybox httpd as PID 1 ignores SIGTERM; without this every replacement waits Docker's 10 s stop timeout.
-    "    stop_grace_period: 1s",
+    `    stop_grace_period: ${o.stopGracePeriod ?? "1s"}`,
     "",
   ].join("\n");
 }
