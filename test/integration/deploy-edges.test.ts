@@ -153,7 +153,7 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     const r = await run(["status"]);
     expect(r.code, text(r)).toBe(0);
     expect(r.stdout).toMatch(
-      /^running: nothing deployed here yet \(.*history\.jsonl on root@127\.0\.0\.1:\d+ has no history\) — `hamalog deploy` makes the first release/m,
+      /^live: nothing deployed here yet \(.*history\.jsonl on root@127\.0\.0\.1:\d+ has no history\) — `hamalog deploy` makes the first release/m,
     );
     expect(r.stdout).toMatch(/^container: none for app$/m);
     expect(r.stdout).not.toMatch(/history line/);
@@ -286,6 +286,12 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
           ),
         30_000,
       );
+      // The container is replaced first (`up --detach`, never interrupted), then `up --wait` waits for health.
+      await waitFor(
+        "compose `up --wait` on the host",
+        async () => composeProcesses(ID).some((l) => / up .*--wait/.test(l)),
+        10_000,
+      );
       const pids = composeProcesses(ID)
         .filter((l) => / up /.test(l))
         .map((l) => l.trim().split(" ")[0]!);
@@ -306,7 +312,7 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       expect(Date.now() - interruptedAt).toBeLessThan(60_000);
       expect(stdout).toMatch(/^\[up\] FAILED after \d+\.\ds$/m);
       expect(stderr).toMatch(/FAILED in phase up: interrupted while running `docker compose --project-name`/);
-      expect(stderr).toMatch(/interrupted: restoring the previous release first \(Ctrl-C again to stop at once/);
+      expect(stderr).toMatch(/interrupted: restoring the live release first \(Ctrl-C again to stop at once/);
       expect(stdout).toMatch(/^\[rollback-health\] /m);
       expect(stderr).toContain(`rolled back to ${digests.v4} (sha ${SHA.v4})`);
       expect(await answer(appPort)).toBe("v4");

@@ -43,14 +43,16 @@ let diskDir: string;
 let appPort: number;
 let diskPort: number;
 let config: string;
+/** The same deploy with an app whose stop takes 3 s: the window compose's container replacement needs. */
+let slowConfig: string;
 let diskConfig: string;
 /** Set while a pull cell holds blob downloads; resolved by the cell to let them through. */
 let holdBlobs: { seen: () => void; release: Promise<void> } | undefined;
 let live = "";
 
-function writeConfig(file: string, directory: string, project: string, port: number) {
-  const template = join(tmp, `${project}.compose.yml`);
-  writeFileSync(template, composeTemplate({ appPort: port, healthPath: "/version", stopGracePeriod: "3s" }));
+function writeConfig(file: string, directory: string, project: string, port: number, stop = "1s") {
+  const template = join(tmp, `${project}-${stop}.compose.yml`);
+  writeFileSync(template, composeTemplate({ appPort: port, healthPath: "/version", stopGracePeriod: stop }));
   writeFileSync(
     file,
     pipelineYaml({
@@ -61,7 +63,7 @@ function writeConfig(file: string, directory: string, project: string, port: num
       directory,
       composeFile: template,
       project,
-      health: { url: `http://127.0.0.1:${port}/health`, timeout: 4, interval: 0.3 },
+      health: { url: `http://127.0.0.1:${port}/health`, timeout: 2, interval: 0.3 },
       waitTimeout: 20,
       keepImages: 20,
     }),
@@ -177,8 +179,10 @@ beforeAll(async () => {
   }
   config = join(tmp, "pipeline.yaml");
   writeConfig(config, dir, ID, appPort);
+  slowConfig = join(tmp, "slow.yaml");
+  writeConfig(slowConfig, dir, ID, appPort, "3s");
   diskConfig = join(tmp, "disk.yaml");
-  writeConfig(diskConfig, diskDir, DISK, diskPort);
+  writeConfig(diskConfig, diskDir, DISK, diskPort, "3s");
   const first = await run(["deploy", "--sha", SHA.a!]);
   expect(first.code, text(first)).toBe(0);
   live = "a";
@@ -219,7 +223,7 @@ describe("interruption matrix", () => {
     let seen = () => undefined as void;
     const pullSeen = new Promise<void>((r) => (seen = r));
     if (phase === "pull") holdBlobs = { seen, release: new Promise<void>((r) => (release = r)) };
-    const d = start(candidate);
+    const d = start(candidate, phase === "up" || phase === "rollback" ? slowConfig : config);
     try {
       await reach(phase, d, pullSeen);
       interrupt(sig, d.child);

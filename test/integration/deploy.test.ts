@@ -2,7 +2,7 @@
 // this machine), dockerd + compose v2, distribution registries (open, and htpasswd-protected), busybox test
 // images serving /version and /health. Runs as one ordered story; each step asserts what the host looks like.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,7 +130,7 @@ describe("hamalog deploy / status / rollback over SSH", () => {
     const r = await run(["deploy", "--sha", SHA.v1, "--dry-run"]);
     expect(r.code, text(r)).toBe(0);
     expect(r.stdout).toContain(`image: ${registry.host}/${REPO}:${SHA.v1}@${digests.v1}`);
-    expect(r.stdout).toMatch(/\[plan\] phases: lock → render/);
+    expect(r.stdout).toMatch(/\[plan\] phases: lock → reconcile \(.*\) → render/);
     expect(r.stdout).not.toMatch(/^version:/m);
     expect(r.stderr).toMatch(/removed the top-level `version: 3.8`.*obsolete/);
     expect(existsSync(dir)).toBe(false);
@@ -169,7 +169,10 @@ describe("hamalog deploy / status / rollback over SSH", () => {
       [SHA.v2, "success"],
     ]);
     expect(h[1]).toMatchObject({ previousDigest: digests.v1, previousSha: SHA.v1 });
-    expect(readFileSync(join(dir, "compose.previous.yaml"), "utf8")).toContain(digests.v1);
+    // The journal, not a file left on disk, says what was live before.
+    const j = JSON.parse(readFileSync(join(dir, "journal.json"), "utf8"));
+    expect(j).toMatchObject({ live: { digest: digests.v2 }, previous: { digest: digests.v1 }, attempt: null });
+    expect(readFileSync(join(dir, j.previous.composeFile), "utf8")).toContain(digests.v1);
     const s = await run(["status"]);
     expect(s.code, text(s)).toBe(0);
     expect(s.stdout).toContain(`digest ${digests.v2}`);
@@ -440,7 +443,11 @@ describe("hamalog deploy / status / rollback over SSH", () => {
       expect(text(o)).not.toContain(keyLine);
       expect(text(o)).not.toContain("PRIVATE KEY");
     }
-    for (const f of [history(), composeFile(), readFileSync(join(dir, "compose.previous.yaml"), "utf8")]) {
+    const files = [
+      join(dir, "journal.json"),
+      ...readdirSync(join(dir, "releases")).map((f) => join(dir, "releases", f)),
+    ];
+    for (const f of [history(), composeFile(), ...files.map((x) => readFileSync(x, "utf8"))]) {
       expect(f).not.toContain(TOKEN);
       expect(f).not.toContain(keyLine);
     }

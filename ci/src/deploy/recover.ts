@@ -98,7 +98,7 @@ export async function upRelease(
     );
     return {
       value: undefined,
-      summary: `${d.service} from ${file}: running and healthy per compose (--wait-timeout ${d.waitTimeout}s)`,
+      summary: `${d.service} running and healthy per compose (--wait-timeout ${d.waitTimeout}s), from ${file}`,
     };
   });
   await opts.beforeHealth?.();
