@@ -51,8 +51,9 @@ let holdBlobs: { seen: () => void; release: Promise<void> } | undefined;
 let live = "";
 
 function writeConfig(file: string, directory: string, project: string, port: number, stop = "1s") {
-  const template = join(tmp, `${project}-${stop}.compose.yml`);
-  writeFileSync(template, composeTemplate({ appPort: port, healthPath: "/version", stopGracePeriod: stop }));
+  // Relative to the config file, which sits beside it in tmp.
+  const template = `${project}-${stop}.compose.yml`;
+  writeFileSync(join(tmp, template), composeTemplate({ appPort: port, healthPath: "/version", stopGracePeriod: stop }));
   writeFileSync(
     file,
     pipelineYaml({
