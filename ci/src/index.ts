@@ -45,6 +45,26 @@ interface Images {
   index: boolean;
 }
 
+/**
+ * A config error in this door's words: the core names the CLI flag for a missing field (`or pass --host`); here
+ * every field is set with the constructor's `--set PATH=VALUE`.
+ */
+function daggerFlags(message: string): string {
+  return message.replace(
+    /(\b[A-Za-z]+(?:\/[A-Za-z]+)*): required \(set it in (\S+) or pass --[\w-]+\)/g,
+    "$1: required (set it in $2 or pass `dagger call --set $1=VALUE …`)",
+  );
+}
+
+/** Run a config step of the core, its ConfigErrors reworded for this door. */
+function inDaggerWords<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    throw e instanceof ConfigError ? new ConfigError(daggerFlags(e.message)) : e;
+  }
+}
+
 /** Hamalog's pipeline functions: tag, verify-manifest, deploy and friends, one definition for CI and laptops. */
 @object()
 export class Hamalog {
@@ -345,7 +365,7 @@ export class Hamalog {
    * open the door (deploy/door.ts), which checks the config, the key and the login; output is streamed and collected.
    */
   private async openRemote(cfg: PipelineConfig, sshKey: Secret, registryToken?: Secret, insecureAcceptHostKey = false) {
-    const target = remoteTarget(cfg);
+    const target = inDaggerWords(() => remoteTarget(cfg));
     const template = target.deploy.composeFile ? await this.source.file(target.deploy.composeFile).contents() : "";
     const log: string[] = [];
     const say = (line: string) => (log.push(line), console.error(line));
@@ -413,7 +433,7 @@ export class Hamalog {
       );
     }
     const text = await this.source.file(this.config).contents();
-    return parseConfig(text, this.config, mergeOverrides(parseSetPairs(this.set), named));
+    return inDaggerWords(() => parseConfig(text, this.config, mergeOverrides(parseSetPairs(this.set), named)));
   }
 
   /** One labelled, lazy image build. */

@@ -356,7 +356,7 @@ describe("ship through the Dagger door (phases named, fail fast)", () => {
 
   it("a config that cannot deploy fails before anything is built", async () => {
     await expect(inSession((m) => m.ship(SHA, "main", token(), sshKey()))).rejects.toThrow(
-      /deploy\/host: required[\s\S]*deploy\/user: required/,
+      /deploy\/host: required \(set it in pipeline\.yaml or pass `dagger call --set deploy\/host=VALUE …`\)[\s\S]*deploy\/user: required/,
     );
     expect(standIn.queries).toHaveLength(2); // the config found and read, nothing else
   });
