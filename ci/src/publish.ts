@@ -99,15 +99,6 @@ export function publishPlatforms(platforms: readonly string[]): string[] {
   return out;
 }
 
-/** A given container is published as is: it cannot also be rebuilt for several platforms. */
-export function checkContainerWithPlatforms(hasContainer: boolean, platforms: readonly string[]): void {
-  if (hasContainer && platforms.length > 0) {
-    throw new ConfigError(
-      `--container and --platforms: a given container is published as it is; drop --platforms (and build.platforms in pipeline.yaml does not apply) or let push build from --source`,
-    );
-  }
-}
-
 export interface Published {
   /** The one manifest (or index) digest every reference points at. */
   digest: string;

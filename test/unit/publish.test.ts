@@ -5,7 +5,6 @@ import { ConfigError, PipelineError } from "../../ci/src/errors.js";
 import {
   BUILD_CONTEXT_IGNORE,
   buildArgList,
-  checkContainerWithPlatforms,
   checkPublished,
   imageLabels,
   publishPlatforms,
@@ -98,7 +97,7 @@ describe("imageLabels", () => {
   });
 });
 
-describe("buildArgList / publishPlatforms / registryUser / checkContainerWithPlatforms", () => {
+describe("buildArgList / publishPlatforms / registryUser", () => {
   it("sorts build args by name and rejects bad names", () => {
     expect(buildArgList({ B: "2", A: "x=y" })).toEqual([
       { name: "A", value: "x=y" },
@@ -124,14 +123,6 @@ describe("buildArgList / publishPlatforms / registryUser / checkContainerWithPla
     const e = thrown(() => registryUser(undefined));
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.message).toMatch(/image\/username: required to push .*--registry-username/);
-  });
-
-  it("refuses an explicit platform list with a given container", () => {
-    expect(() => checkContainerWithPlatforms(true, [])).not.toThrow();
-    expect(() => checkContainerWithPlatforms(false, ["linux/amd64"])).not.toThrow();
-    expect(thrown(() => checkContainerWithPlatforms(true, ["linux/amd64"])).message).toMatch(
-      /--container and --platforms/,
-    );
   });
 
   it("keeps dependency trees and VCS data out of the build context", () => {
