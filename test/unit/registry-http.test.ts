@@ -10,7 +10,8 @@ import {
   readErrorBody,
   retryAfterMs,
 } from "../../ci/src/registry/http.js";
-import { registryBaseUrl, parseErrors } from "../../ci/src/registry/client.js";
+import { registryBaseUrl } from "../../ci/src/registry/authorized-request.js";
+import { parseErrors } from "../../ci/src/registry/http-error.js";
 
 describe("retry policy", () => {
   it.each([

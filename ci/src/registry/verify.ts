@@ -13,19 +13,17 @@ import {
 } from "../reference.js";
 import { OCI_TAG, parseSha, shaTag, type Sha } from "../tags.js";
 import { basicAuthorization, type Credentials } from "./auth.js";
-import { RegistryClient, RegistryHttpError } from "./client.js";
+import { RegistryClient } from "./client.js";
+import { RegistryHttpError } from "./http-error.js";
+import { httpDiagnosis, nameUnknownDiagnosis, networkDiagnosis } from "./diagnose-access.js";
 import {
   digestMismatchDiagnosis,
   digestUnsupportedDiagnosis,
-  httpDiagnosis,
   manifestUnknownDiagnosis,
-  nameUnknownDiagnosis,
-  networkDiagnosis,
   oversizeDiagnosis,
   platformMissingDiagnosis,
-  type Diagnosis,
-  type Subject,
-} from "./diagnose.js";
+} from "./diagnose-image.js";
+import type { Diagnosis, Subject } from "./diagnosis.js";
 import { BodyTooLarge, NetworkFailure, type Call } from "./http.js";
 import {
   configDescriptor,
