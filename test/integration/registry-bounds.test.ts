@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { RegistryError, verifyManifest } from "../../ci/src/registry/verify.js";
 import { hamalog } from "../helpers/cli.js";
 import { startHostileRegistry, type HostileMode, type HostileRegistry } from "./helpers/hostile-registry.js";
+import { verifyManifestArgv } from "./helpers/registry.js";
 
 const UNPRINTABLE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
@@ -79,7 +80,7 @@ describe("registry text is sanitised and capped", () => {
 
   it("the CLI prints none of the forged text either", async () => {
     server = await startHostileRegistry("forged-errors");
-    const r = await hamalog(["verify-manifest", "--image", `${server.host}/acme/app`, "--tag", "v1"]);
+    const r = await hamalog(verifyManifestArgv(server.host, "acme/app", "--tag", "v1"));
     expect(r.code).toBe(1);
     expect(r.stderr + r.stdout).not.toMatch(UNPRINTABLE);
     expect(r.stderr).toMatch(/denied/);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RegistryClient, RegistryError, verifyManifest, type VerifyRequest } from "../../ci/src/registry/verify.js";
 import { hamalog } from "../helpers/cli.js";
 import { buildAppImage, docker } from "./helpers/images.js";
-import { loginAndPushAsync, startRegistry, type Registry } from "./helpers/registry.js";
+import { loginAndPushAsync, startRegistry, verifyManifestArgv, type Registry } from "./helpers/registry.js";
 import { startTokenServer, type TokenServer } from "./helpers/token-server.js";
 import { parseSha } from "../../ci/src/tags.js";
 
@@ -187,10 +187,9 @@ describe("token-auth registry (own JWT token service)", () => {
   describe("the CLI with secrets through --password-env / --password-file", () => {
     it("passes with --password-env; the password is in no output", async () => {
       const r = await hamalog(
-        [
-          "verify-manifest",
-          "--image",
-          `${registry.host}/daemin-kim/hamalog-backend`,
+        verifyManifestArgv(
+          registry.host,
+          "daemin-kim/hamalog-backend",
           "--tag",
           SHA,
           "--username",
@@ -198,7 +197,7 @@ describe("token-auth registry (own JWT token service)", () => {
           "--password-env",
           "HAMALOG_TEST_REGISTRY_PASSWORD",
           "--json",
-        ],
+        ),
         { env: { HAMALOG_TEST_REGISTRY_PASSWORD: PASSWORD } },
       );
       expect(r.code).toBe(0);
@@ -212,10 +211,9 @@ describe("token-auth registry (own JWT token service)", () => {
         const file = join(dir, "password");
         writeFileSync(file, `${WRONG}\n`, { mode: 0o600 });
         const r = await hamalog(
-          [
-            "verify-manifest",
-            "--image",
-            `${registry.host}/daemin-kim/hamalog-backend`,
+          verifyManifestArgv(
+            registry.host,
+            "daemin-kim/hamalog-backend",
             "--sha",
             SHA,
             "--username",
@@ -223,7 +221,7 @@ describe("token-auth registry (own JWT token service)", () => {
             "--password-file",
             file,
             "--json",
-          ],
+          ),
           {
             env: { HAMALOG_DEBUG: "1" },
           },
@@ -241,17 +239,18 @@ describe("token-auth registry (own JWT token service)", () => {
       [PASSWORD, /not an environment variable name/],
       ["ghp_16C7e42F292c6912E7710c838347Ae178B4a", /name not shown: is it the secret itself/],
     ])("a secret passed by mistake as --password-env's NAME is not echoed back (%#)", async (secret, message) => {
-      const r = await hamalog([
-        "verify-manifest",
-        "--image",
-        `${registry.host}/daemin-kim/hamalog-backend`,
-        "--tag",
-        SHA,
-        "--username",
-        USER,
-        "--password-env",
-        secret,
-      ]);
+      const r = await hamalog(
+        verifyManifestArgv(
+          registry.host,
+          "daemin-kim/hamalog-backend",
+          "--tag",
+          SHA,
+          "--username",
+          USER,
+          "--password-env",
+          secret,
+        ),
+      );
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stdout + r.stderr).not.toContain(secret);

@@ -11,7 +11,7 @@ import { Hamalog } from "../../ci/src/index.js";
 import { RegistryClient, RegistryError, verifyManifest, type VerifyRequest } from "../../ci/src/registry/verify.js";
 import { hamalog } from "../helpers/cli.js";
 import { buildAppImage, docker, pushImage } from "./helpers/images.js";
-import { getManifestRaw, putManifest, startRegistry, type Registry } from "./helpers/registry.js";
+import { getManifestRaw, putManifest, startRegistry, verifyManifestArgv, type Registry } from "./helpers/registry.js";
 import { startRegistryProxy } from "./helpers/registry-proxy.js";
 import { parseSha } from "../../ci/src/tags.js";
 
@@ -366,29 +366,19 @@ describe("verify-manifest against a real registry (no auth)", () => {
 
   describe("the CLI door", () => {
     it("prints only the digest on stdout, exit 0", async () => {
-      const r = await hamalog([
-        "verify-manifest",
-        "--image",
-        `${registry.host}/daemin-kim/hamalog-backend`,
-        "--tag",
-        SHA,
-      ]);
+      const r = await hamalog(verifyManifestArgv(registry.host, "daemin-kim/hamalog-backend", "--tag", SHA));
       expect(r.code).toBe(0);
       expect(r.stdout).toBe(`${pushedDigest}\n`);
       expect(r.stderr).toMatch(/^verified /);
     });
 
     it("--sha verifies the tag from the tag definition; the seed case fails with the diagnosis on stderr, exit 1", async () => {
-      const ok = await hamalog([
-        "verify-manifest",
-        "--image",
-        `${registry.host}/daemin-kim/hamalog-backend`,
-        "--sha",
-        SHA.toUpperCase(),
-      ]);
+      const ok = await hamalog(
+        verifyManifestArgv(registry.host, "daemin-kim/hamalog-backend", "--sha", SHA.toUpperCase()),
+      );
       expect(ok.code).toBe(0);
       expect(ok.stdout.trim()).toBe(pushedDigest);
-      const bad = await hamalog(["verify-manifest", "--image", `${registry.host}/acme/seed-branch`, "--sha", SHA]);
+      const bad = await hamalog(verifyManifestArgv(registry.host, "acme/seed-branch", "--sha", SHA));
       expect(bad.code).toBe(1);
       expect(bad.stdout).toBe("");
       expect(bad.stderr).toContain(`main-${SHA} — the same commit (full sha)`);
@@ -396,16 +386,9 @@ describe("verify-manifest against a real registry (no auth)", () => {
     });
 
     it("--json gives the structured result or diagnosis", async () => {
-      const ok = await hamalog([
-        "verify-manifest",
-        "--image",
-        `${registry.host}/acme/multi`,
-        "--tag",
-        "multi",
-        "--platform",
-        "linux/amd64",
-        "--json",
-      ]);
+      const ok = await hamalog(
+        verifyManifestArgv(registry.host, "acme/multi", "--tag", "multi", "--platform", "linux/amd64", "--json"),
+      );
       expect(ok.code).toBe(0);
       const j = JSON.parse(ok.stdout);
       expect(j).toMatchObject({
@@ -414,14 +397,7 @@ describe("verify-manifest against a real registry (no auth)", () => {
         platforms: ["linux/amd64", "linux/arm64/v8"],
         requests: 1,
       });
-      const bad = await hamalog([
-        "verify-manifest",
-        "--image",
-        `${registry.host}/acme/seed-short`,
-        "--sha",
-        SHA,
-        "--json",
-      ]);
+      const bad = await hamalog(verifyManifestArgv(registry.host, "acme/seed-short", "--sha", SHA, "--json"));
       expect(bad.code).toBe(1);
       const d = JSON.parse(bad.stdout);
       expect(d.ok).toBe(false);

@@ -22,6 +22,11 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
+/** The argv of `hamalog verify-manifest --image HOST/REPOSITORY` followed by `flags`. */
+export function verifyManifestArgv(host: string, repository: string, ...flags: string[]): string[] {
+  return ["verify-manifest", "--image", `${host}/${repository}`, ...flags];
+}
+
 export async function startRegistry(opts: { auth?: RegistryAuth; port?: number } = {}): Promise<Registry> {
   const dir = mkdtempSync(join(tmpdir(), "hamalog-registry-"));
   const port = opts.port ?? (await freePort());
