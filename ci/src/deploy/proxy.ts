@@ -64,6 +64,16 @@ export const proxyCmd = {
    * With `up`, (re)create the proxy from the compose file; then print its container id and the host ports Docker
    * picked for the check sites, one `127.0.0.1:PORT` line per colour (blue, then green). Steps `up`, `ports`.
    */
+  /** Remove every container of one compose service of the project (none there: nothing to do). */
+  removeService: (project: string, service: string) => [
+    "sh",
+    "-c",
+    'ids=$(docker ps --all --quiet --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=$2") || exit; ' +
+      '[ -z "$ids" ] || docker rm --force $ids >/dev/null',
+    "hamalog-remove-service",
+    project,
+    service,
+  ],
   proxyUp: (project: string, composeFile: string, up: boolean) => [
     "sh",
     "-c",
@@ -101,7 +111,7 @@ export async function writeCaddyfile(
   text: string,
   /** The running proxy to reload; without one the file is just written (a proxy starting next reads it). */
   reload: ProxyRef | undefined,
-  phase: "proxy" | "switch" | "switch-back",
+  phase: "proxy" | "switch" | "switch-back" | "reconcile",
 ) {
   const r = await s.remote.run(proxyCmd.caddySwitch(s.l, reload?.id ?? ""), {
     stdin: text,
@@ -116,9 +126,12 @@ export async function writeCaddyfile(
   }
 }
 
-/** Start (with `up`) or find the proxy: its container id and the URL of each colour's check site for `healthPath`. */
-export async function proxyUp(s: Session, up: boolean, healthPath: string): Promise<ProxyRef> {
-  const r = await s.remote.run(proxyCmd.proxyUp(s.project, s.l.compose, up), { timeoutMs: 120_000 });
+/**
+ * Start (with `up`) or find the proxy: its container id and the URL of each colour's check site for `healthPath`.
+ * `file`: the compose file that defines it (a recovery starts it from the live release's file).
+ */
+export async function proxyUp(s: Session, up: boolean, healthPath: string, file = s.l.compose): Promise<ProxyRef> {
+  const r = await s.remote.run(proxyCmd.proxyUp(s.project, file, up), { timeoutMs: 120_000 });
   const [id = "", ...ports] = r.stdout.trim().split("\n");
   if (r.code !== 0 || ports.length !== COLOURS.length || ports.some((p) => !/:\d+$/.test(p.trim()))) {
     const { step, stderr } = lastStep(r.stderr);

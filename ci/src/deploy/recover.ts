@@ -8,6 +8,7 @@ import { cmd, composeArgs, lockIdField } from "./commands.js";
 import { historyLine } from "./history.js";
 import { journalCmd, journalLayout } from "./journal-commands.js";
 import { journalText, type Journal, type Slot } from "./journal.js";
+import { removeColour, restoreColour, routeProxy, type ColourRecovery } from "./bluegreen-reconcile.js";
 import { startHeartbeat } from "./lock.js";
 import { describeAction, describeDead, parseObservation, planRecovery, type RecoveryAction } from "./reconcile.js";
 import { must, type DeployPhase, type Session } from "./session.js";
@@ -151,9 +152,10 @@ export async function reconcile(s: Session, held: Held): Promise<void> {
   if (plan.actions.length === 0) return;
   if (plan.dead) rep.warn(`RECOVERING: ${describeDead(plan.dead)}`);
   const done: string[] = [];
+  const colours: ColourRecovery = {};
   for (const a of plan.actions) {
     rep.out(`[reconcile] ${describeAction(a)}`);
-    await perform(s, held, a);
+    await perform(s, held, a, colours);
     done.push(describeAction(a));
   }
   if (plan.dead) {
@@ -187,8 +189,9 @@ export async function reconcile(s: Session, held: Held): Promise<void> {
   }
 }
 
-async function perform(s: Session, held: Held, a: RecoveryAction): Promise<void> {
+async function perform(s: Session, held: Held, a: RecoveryAction, colours: ColourRecovery): Promise<void> {
   const d = s.input.deploy;
+  const calm = { ...s, input: withoutSignal(s) };
   switch (a.kind) {
     case "remove-containers":
       await must(
@@ -204,9 +207,12 @@ async function perform(s: Session, held: Held, a: RecoveryAction): Promise<void>
         s.rep.warn(`WARNING: could not log out of ${s.input.image.registry} on ${s.remote.label}: ${r.stderr.trim()}`);
       return;
     }
-    case "restore-live":
-      await upRelease({ ...s, input: withoutSignal(s) }, a.slot.composeFile, "recover");
+    case "restore-live": {
+      const colour = a.slot.colour;
+      if (colour) await restoreColour(calm, colours, { ...a.slot, colour });
+      else await upRelease(calm, a.slot.composeFile, "recover");
       return;
+    }
     case "stop-candidate":
       await must(
         s,
@@ -222,11 +228,11 @@ async function perform(s: Session, held: Held, a: RecoveryAction): Promise<void>
       await saveJournal(s, held, a.journal, false, "reconcile");
       return;
     case "route-proxy":
+      await routeProxy(calm, colours, a.colour, held.journal!.live!);
+      return;
     case "remove-colour":
-      throw new PipelineError(
-        `the journal on ${s.remote.label} is a blue/green one, which this version of hamalog cannot recover (${describeAction(a)}) — deploy with a version that supports deploy/strategy blue-green`,
-        "reconcile",
-      );
+      await removeColour(calm, a.colour);
+      return;
   }
 }
 
