@@ -29,7 +29,8 @@ export async function apply(s0: Session, release: Release, action: Action): Prom
     try {
       await login(s, held);
       await renderRelease(s, candidate, rendered);
-      await saveJournal(s, held, beginAttempt(held.journal!, attemptOf(s, held, action, candidate)), true, "render");
+      const j = { ...held.journal!, strategy: "recreate" as const };
+      await saveJournal(s, held, beginAttempt(j, attemptOf(s, held, action, candidate)), true, "render");
       await pullIfMissing(s, release);
       await logout(s, held);
       await saveJournal(s, held, atPhase(held.journal!, "up"), true, "up");
@@ -66,7 +67,7 @@ export async function apply(s0: Session, release: Release, action: Action): Prom
   }
 }
 
-function slotOf(r: Release, composeFile: string, since: string): Slot {
+export function slotOf(r: Release, composeFile: string, since: string): Slot {
   return {
     sha: r.sha,
     digest: r.digest,
@@ -78,7 +79,7 @@ function slotOf(r: Release, composeFile: string, since: string): Slot {
   };
 }
 
-function attemptOf(s: Session, held: Held, action: Action, candidate: Slot) {
+export function attemptOf(s: Session, held: Held, action: Action, candidate: Slot) {
   return {
     id: held.lockId,
     holder: s.input.holder,

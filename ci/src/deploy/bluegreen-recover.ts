@@ -1,11 +1,15 @@
 // Blue/green when something goes wrong, and its dry run: a candidate that failed (or was interrupted) before it was
 // proven live is removed after its diagnostics, the public route is switched back when it had moved, a recreate
-// app being migrated is started again; the run ends with "… never went live; … kept serving".
+// app being migrated is started again, the journal's attempt is ended (its `previous` cleared when the candidate
+// took the kept colour's place); the run ends with "… never went live; … kept serving". A run that dies without
+// getting here is recovered by the next one from the journal (recover.ts, bluegreen-reconcile.ts).
 import { PipelineError } from "../errors.js";
 import { startProxy, type Action, type Plan } from "./bluegreen.js";
 import { caddyfile, colourService, other } from "./colours.js";
 import { collectDiagnostics } from "./diagnostics.js";
+import { endAttempt } from "./journal.js";
 import { composeRun, observe, writeCaddyfile } from "./proxy.js";
+import { saveJournal } from "./recover.js";
 import { runningOf, type Release } from "./release.js";
 import type { Outcome, Session } from "./session.js";
 import { record, type Held } from "./steps.js";
@@ -58,6 +62,11 @@ export async function recover(s: Session, held: Held, p: Plan, e: unknown): Prom
     });
   // The candidate takes the idle colour, where the kept release was: once started, that one is gone.
   const kept = started ? null : held.kept;
+  const j = held.journal;
+  if (j?.attempt) {
+    const gone = started && j.previous?.colour === p.candidate;
+    await saveJournal(calm, held, { ...endAttempt(j), ...(gone ? { previous: null } : {}) }, false, "discard");
+  }
   await record(calm, held, {
     result: "failed",
     running: held.attempt.previous,

@@ -3,7 +3,12 @@
 // that colour, before any live traffic) → switch (atomic Caddyfile + graceful reload) → live-health (through the
 // public route) → drain → retire (stop, but keep, the old colour) → history → prune. A candidate that fails never
 // gets traffic; after the switch, a failure switches back to the old colour, which runs until the drain ends.
-// Journal transition points (issue 9): before `candidate`, before `switch`, after `live-health`, after `drain`.
+// The release journal (journal.ts) is written before each transition: the attempt (candidate colour and digest)
+// before `candidate`, its phase before `switch`, live = candidate and previous = the kept colour once `live-health`
+// passed, the phase before `retire`, no attempt at the end. A run that dies anywhere leaves the next run (reconcile,
+// first thing under the lock) a deterministic recovery: route to the journal's live colour, restore it, remove
+// the candidate.
+import { PipelineError } from "../errors.js";
 import { cmd, STEP_MARK } from "./commands.js";
 import {
   caddyfile,
@@ -15,7 +20,11 @@ import {
   upstreamPort,
   type Colour,
 } from "./colours.js";
+import { attemptOf, slotOf } from "./apply.js";
 import type { HistoryEntry, Running } from "./history.js";
+import { journalCmd } from "./journal-commands.js";
+import { atPhase, beginAttempt, endAttempt, promote, releaseFile, type Slot } from "./journal.js";
+import { reconcile, saveJournal } from "./recover.js";
 import { composeRun, observe, proxyUp, writeCaddyfile, type HostView, type ProxyRef } from "./proxy.js";
 import { runningOf, type Release } from "./release.js";
 import { seconds } from "./report.js";
@@ -46,6 +55,8 @@ export interface Plan {
   candidateStarted?: boolean;
   legacyStopped?: boolean;
   switchedAt?: string;
+  /** The candidate's release file under releases/ (a copy of the compose file that starts it), once written. */
+  file?: string;
 }
 
 export async function applyBlueGreen(s: Session, release: Release, action: Action): Promise<Outcome> {
@@ -55,20 +66,39 @@ export async function applyBlueGreen(s: Session, release: Release, action: Actio
   if (s.input.dryRun) return plan(s, release, action);
   const held = await lock(s, release, action);
   try {
+    await reconcile(s, held);
     const p = await survey(s, held, release, port, healthPath);
+    const now = () => s.rep.clock.now().toISOString();
     try {
       await login(s, held);
       await pullIfMissing(s, release);
       const proxy = await startProxy(s, p);
+      const candidate: Slot = { ...slotOf(release, p.file!, now()), colour: p.candidate };
+      const attempt = { ...attemptOf(s, held, action, candidate), phase: "candidate" };
+      await saveJournal(
+        s,
+        held,
+        beginAttempt({ ...held.journal!, strategy: "blue-green" }, attempt),
+        true,
+        "candidate",
+      );
       await startCandidate(s, p);
       await candidateHealth(s, proxy.checkUrls[p.candidate]);
+      await saveJournal(s, held, atPhase(held.journal!, "switch"), true, "switch");
+      // Ctrl-C before the switch: the candidate goes, the live colour never changed.
+      if (s.input.signal?.aborted) throw new PipelineError("interrupted before the switch", "switch");
       await switchTo(s, p);
       await liveHealth(s, p);
+      // Live only once the journal says so (a failed write switches back); the attempt stays for drain and retire.
+      const promoted = { ...promote(held.journal!, now()), attempt: { ...held.journal!.attempt!, phase: "drain" } };
+      await saveJournal(s, held, promoted, true, "live-health");
     } catch (e) {
       throw await recover(s, held, p, e);
     }
     await drain(s);
+    await saveJournal(s, held, atPhase(held.journal!, "retire"), false, "retire");
     await retire(s, p);
+    await saveJournal(s, held, endAttempt(held.journal!), false, "retire");
     const running = { ...runningOf(release), colour: p.candidate };
     const kept = p.live && p.liveRelease ? { ...p.liveRelease, colour: p.live } : null;
     await recordAndPrune(s, held, {
@@ -89,16 +119,20 @@ export async function applyBlueGreen(s: Session, release: Release, action: Actio
   }
 }
 
-/** What serves now: the Caddyfile's live colour (else history's), its release, and a recreate-layout app to migrate. */
+/**
+ * What serves now: the journal's live colour and release (a host from before the journal: the Caddyfile's, else
+ * history's), and a recreate-layout app to migrate.
+ */
 async function survey(s: Session, held: Held, release: Release, port: number, healthPath: string): Promise<Plan> {
   const view = await observe(s);
   const prev = held.attempt.previous;
+  const j = held.journal?.live?.colour ? held.journal.live : null;
   // A recreate-layout app that runs while the proxy does not holds the public port: migrate it, whatever an old
   // Caddyfile from an earlier blue/green era says.
   const legacyC = view.containers.get(s.input.deploy.service);
   const proxyRuns = view.containers.get(PROXY_SERVICE)?.state === "running";
   const legacy = legacyC?.state === "running" && !proxyRuns ? legacyC.id : null;
-  const live = legacy ? null : (view.caddyLive ?? prev?.colour ?? null);
+  const live = legacy ? null : (j?.colour ?? view.caddyLive ?? prev?.colour ?? null);
   if (legacy)
     s.rep.out(`[migrate] ${s.input.deploy.service} runs in the recreate layout; it is stopped once, at the switch`);
   return {
@@ -106,7 +140,12 @@ async function survey(s: Session, held: Held, release: Release, port: number, he
     port,
     healthPath,
     live,
-    liveRelease: prev && (prev.colour === live || !prev.colour) ? prev : null,
+    liveRelease:
+      j && j.colour === live
+        ? { sha: j.sha, digest: j.digest, image: j.image, ...(j.fallback ? { fallback: true } : {}), colour: j.colour }
+        : prev && (prev.colour === live || !prev.colour)
+          ? prev
+          : null,
     candidate: live ? other(live) : "blue",
     legacy,
     hadCompose: held.hadCompose,
@@ -156,6 +195,9 @@ async function writeFiles(s: Session, p: Plan, withPublic: boolean, route: Colou
     timeoutMs: 60_000,
   });
   p.hadCompose = true;
+  // The journal names the candidate's release by this copy: compose.yaml is replaced by the next attempt.
+  p.file ??= releaseFile(p.release.digest, rendered.yaml, p.candidate);
+  await must(s, journalCmd.adopt(s.l, p.file), `keeping ${s.l.compose} as ${p.file}`, "proxy");
   // Written before the proxy (re)starts, so it starts with the routes that are true now.
   await writeCaddyfile(s, caddyfile(d, route, p.port), undefined, "proxy");
   return rendered.proxyConfig;
@@ -244,7 +286,9 @@ async function drain(s: Session): Promise<void> {
   const secs = s.input.deploy.proxy.drainSeconds;
   await s.rep.phase("drain", async () => {
     const end = s.rep.clock.monotonic() + secs * 1000;
-    while (s.rep.clock.monotonic() < end && !s.input.signal?.aborted)
+    // Even cut short, requests the old colour accepted just before the switch get a second to finish.
+    const floor = s.rep.clock.monotonic() + Math.min(secs, 1) * 1000;
+    while (s.rep.clock.monotonic() < end && (!s.input.signal?.aborted || s.rep.clock.monotonic() < floor))
       await s.rep.clock.sleep(Math.min(250, end - s.rep.clock.monotonic()));
     const cut = s.input.signal?.aborted ? " (interrupted: cut short, the new colour is live)" : "";
     return { value: undefined, summary: `${secs}s for in-flight requests on the old colour${cut}` };

@@ -60,11 +60,8 @@ export function rollback(input: DeployInput & { to?: string }, env: DeployEnv): 
       await probeHost(s.remote, false, input.signal, input.deploy.directory);
       if (input.deploy.health.url) await probeForwarding(s.remote, input.deploy.health.url);
       const entries = await readHistory(s);
-      // Blue/green does not keep the journal (yet): its rollback target stays history's.
-      const r =
-        to || input.deploy.strategy === "blue-green"
-          ? rollbackTarget(entries, to || undefined)
-          : defaultRollback(entries, await readJournal(s));
+      // Both strategies: the journal's `previous` (blue/green: the kept colour, started again as it is).
+      const r = to ? rollbackTarget(entries, to) : defaultRollback(entries, await readJournal(s));
       if (!r) {
         const known = successfulReleases(entries).map(
           (x) => `${x.sha.slice(0, 12)}${x.fallback ? " (as latest fallback)" : ""} ${x.digest.slice(0, 19)}…`,
