@@ -1,13 +1,13 @@
 // `status`: the truth about the host, read-only — the journal's live release against the container that actually
-// runs (any mismatch flagged), the lock (holder, age, whether its lease still holds), an attempt that needs
+// runs (any mismatch flagged), the lock (holder, age, whether its lease still holds); blue/green: the proxy's route and the kept colour too, an attempt that needs
 // recovery, the health URL's answer and the last history lines. It changes nothing: recovery is the next
 // deploy's or rollback's first step.
 import { PipelineError } from "../errors.js";
 import { currentRelease, lastEntries, type HistoryEntry, type Running } from "./history.js";
 import { journalCmd, journalLayout } from "./journal-commands.js";
-import type { JournalAttempt } from "./journal.js";
+import type { Journal, JournalAttempt } from "./journal.js";
 import { judgeLock, LEASE_SECONDS, type HeldLock } from "./lock.js";
-import { checkLive, describeDead, parseObservation } from "./reconcile.js";
+import { checkLive, describeDead, parseObservation, type ContainerSeen } from "./reconcile.js";
 import { colourService, other, PROXY_SERVICE, type Colour } from "./colours.js";
 import { observe } from "./proxy.js";
 import { readHistory, withSession, type DeployEnv, type DeployInput, type Session } from "./session.js";
@@ -59,11 +59,10 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
       }
     }
     const history = lastEntries(entries, input.lines ?? 5);
-    // A blue/green host's truth is its proxy route and history until blue/green keeps the journal.
     const live = j.live;
     rep.out(`[status] ${remote.label} ${l.dir} (project ${project}, service ${d.service})`);
-    const blueGreen = await blueGreenLines(s, entries);
-    if (blueGreen) for (const line of blueGreen) rep.out(line);
+    const blueGreen = await blueGreenStatus(s, j, obs.containers, entries);
+    if (blueGreen) for (const line of blueGreen.lines) rep.out(line);
     else {
       rep.out(
         live
@@ -100,38 +99,56 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
     const running: Running | null = live
       ? { sha: live.sha, digest: live.digest, image: live.image, ...(live.fallback ? { fallback: true } : {}) }
       : null;
-    return { running, container, mismatches: check.mismatches, lock, attempt: j.attempt, health, history };
+    const mismatches = blueGreen ? blueGreen.mismatches : check.mismatches;
+    return { running, container, mismatches, lock, attempt: j.attempt, health, history };
   });
 }
 
 /**
- * Blue/green (which does not keep the journal yet): the live colour (what the proxy routes to), the kept colour,
- * and the proxy itself, from the proxy's Caddyfile and history. Undefined on a recreate host.
+ * Blue/green: the journal's live colour and release against what the proxy routes to and what runs, the kept
+ * colour (`previous`), the proxy. A host from before the journal shows the Caddyfile's route and history's release.
+ * Undefined on a recreate host.
  */
-async function blueGreenLines(s: Session, entries: HistoryEntry[]): Promise<string[] | undefined> {
+async function blueGreenStatus(s: Session, j: Journal, seen: ContainerSeen[], entries: HistoryEntry[]) {
   const d = s.input.deploy;
   const view = await observe(s);
   const proxy = view.containers.get(PROXY_SERVICE);
-  const running = currentRelease(entries);
-  if (!running?.colour && !proxy) return undefined;
-  const live = view.caddyLive ?? running?.colour ?? null;
-  const kept = entries.at(-1)?.kept ?? null;
+  const jl = j.live?.colour ? j.live : null;
+  if (!jl && j.strategy !== "blue-green" && !proxy) return undefined;
+  const fromHistory = jl ? null : currentRelease(entries);
+  const live = jl?.colour ?? view.caddyLive ?? fromHistory?.colour ?? null;
   const state = (c: Colour) => {
     const st = view.containers.get(colourService(d.service, c))?.state ?? "absent";
     return st === "exited" ? "stopped" : st;
   };
-  const out = [`live: ${live ?? "none"}${live ? ` (${colourService(d.service, live)} ${state(live)})` : ""}`];
-  if (running) out.push(`running (history): ${running.image}`, `  digest ${running.digest}`, `  sha    ${running.sha}`);
+  const check = checkLive(j, seen, live ? [colourService(d.service, live)] : []);
+  const mismatches = [...check.mismatches];
+  if (jl && view.caddyLive !== jl.colour)
+    mismatches.push(
+      `the journal's live colour is ${jl.colour}, but the proxy routes to ${view.caddyLive ?? "nothing"}`,
+    );
+  if (jl && proxy?.state !== "running") mismatches.push(`the proxy ${PROXY_SERVICE} is ${proxy?.state ?? "absent"}`);
+  const rel = jl ?? fromHistory;
+  const lines = [`live: ${live ?? "none"}${live ? ` (${colourService(d.service, live)} ${state(live)})` : ""}`];
+  if (rel)
+    lines.push(
+      `${jl ? `release (journal, since ${jl.since})` : "running (history; the next deploy writes the journal)"}: ${rel.image}`,
+      `  digest ${rel.digest}`,
+      `  sha    ${rel.sha}`,
+    );
+  const kept = j.previous?.colour ? j.previous : jl ? null : (entries.at(-1)?.kept ?? null);
   if (live) {
     const idle = other(live);
-    out.push(
+    lines.push(
       kept
         ? `kept: ${kept.colour ?? idle} ${kept.sha.slice(0, 12)} ${kept.digest.slice(0, 19)}… (${state(kept.colour ?? idle)}; \`hamalog rollback\` starts it)`
         : `kept: none (${colourService(d.service, idle)} ${state(idle)})`,
     );
   }
-  out.push(`proxy: ${proxy?.state ?? "absent"}, routes ${d.proxy.publish ?? "?"} → ${view.caddyLive ?? "nothing"}`);
-  return out;
+  lines.push(`proxy: ${proxy?.state ?? "absent"}, routes ${d.proxy.publish ?? "?"} → ${view.caddyLive ?? "nothing"}`);
+  if (jl && mismatches.length === 0) lines.push("the proxy, the running colour and the journal agree");
+  for (const m of mismatches) lines.push(`MISMATCH: ${m}`);
+  return { lines, mismatches };
 }
 
 /** `Up 3 seconds (healthy)` → healthy; no parenthesis → no healthcheck. */
