@@ -9,7 +9,7 @@
 // first thing under the lock) a deterministic recovery: route to the journal's live colour, restore it, remove
 // the candidate.
 import { PipelineError } from "../errors.js";
-import { cmd, STEP_MARK } from "./commands.js";
+import { cmd } from "./commands.js";
 import {
   caddyfile,
   colourService,
@@ -25,7 +25,7 @@ import type { HistoryEntry, Running } from "./history.js";
 import { journalCmd } from "./journal-commands.js";
 import { atPhase, beginAttempt, endAttempt, promote, releaseFile, type Slot } from "./journal.js";
 import { reconcile, saveJournal } from "./recover.js";
-import { composeRun, observe, proxyUp, writeCaddyfile, type HostView, type ProxyRef } from "./proxy.js";
+import { composeRun, observe, proxyCmd, proxyUp, writeCaddyfile, type HostView, type ProxyRef } from "./proxy.js";
 import { runningOf, type Release } from "./release.js";
 import { seconds } from "./report.js";
 import { must, type Outcome, type Session } from "./session.js";
@@ -231,21 +231,6 @@ async function candidateHealth(s: Session, url: string): Promise<void> {
   }));
 }
 
-/** Remove the check-only proxy, stop the recreate app (its one stop), start the proxy with the public port. */
-function migrateCmd(s: Session, legacy: string): string[] {
-  return [
-    "sh",
-    "-c",
-    `echo ${STEP_MARK}remove-check-proxy >&2; docker compose --project-name "$1" --file "$2" rm --stop --force ${PROXY_SERVICE} || exit; ` +
-      `echo ${STEP_MARK}stop-recreate-app >&2; docker stop "$3" >/dev/null || exit; ` +
-      `echo ${STEP_MARK}start-proxy >&2; docker compose --project-name "$1" --file "$2" up --detach --no-deps ${PROXY_SERVICE}`,
-    "hamalog-migrate",
-    s.project,
-    s.l.compose,
-    legacy,
-  ];
-}
-
 /** Route the public port to the candidate: one atomic Caddyfile replacement and a graceful reload; never interrupted halfway. */
 async function switchTo(s: Session, p: Plan): Promise<void> {
   const d = s.input.deploy;
@@ -257,9 +242,15 @@ async function switchTo(s: Session, p: Plan): Promise<void> {
       // just the old app's stop and the new proxy's start, in one remote command.
       await writeFiles(s, { ...p, live: p.candidate, liveRelease: null }, true, p.candidate);
       p.legacyStopped = true;
-      await must(s, migrateCmd(s, p.legacy), (step) => `${step ?? "migrating"} on the way to blue/green`, "switch", {
-        timeoutMs: 180_000,
-      });
+      await must(
+        s,
+        proxyCmd.migrate(s.project, s.l.compose, p.legacy),
+        (step) => `${step ?? "migrating"} on the way to blue/green`,
+        "switch",
+        {
+          timeoutMs: 180_000,
+        },
+      );
       p.proxy = await proxyUp(s, false, p.healthPath);
       p.view.containers.delete(PROXY_SERVICE); // re-created: a recovery must not take it for unchanged
     } else {

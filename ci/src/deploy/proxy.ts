@@ -64,6 +64,18 @@ export const proxyCmd = {
    * With `up`, (re)create the proxy from the compose file; then print its container id and the host ports Docker
    * picked for the check sites, one `127.0.0.1:PORT` line per colour (blue, then green). Steps `up`, `ports`.
    */
+  /** Migration from recreate: remove the check-only proxy, stop the recreate app (its one stop), start the proxy with the public port. */
+  migrate: (project: string, composeFile: string, legacy: string) => [
+    "sh",
+    "-c",
+    `echo ${STEP_MARK}remove-check-proxy >&2; docker compose --project-name "$1" --file "$2" rm --stop --force ${PROXY_SERVICE} || exit; ` +
+      `echo ${STEP_MARK}stop-recreate-app >&2; docker stop "$3" >/dev/null || exit; ` +
+      `echo ${STEP_MARK}start-proxy >&2; docker compose --project-name "$1" --file "$2" up --detach --no-deps ${PROXY_SERVICE}`,
+    "hamalog-migrate",
+    project,
+    composeFile,
+    legacy,
+  ],
   /** Remove every container of one compose service of the project (none there: nothing to do). */
   removeService: (project: string, service: string) => [
     "sh",
