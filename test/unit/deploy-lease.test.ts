@@ -40,12 +40,16 @@ describe("journal write", () => {
     const l = layout(join(tmp, "j"));
     mkdirSync(l.dir, { recursive: true });
     const j = journalLayout(l);
-    expect(sh(journalCmd.write(l), '{"v":1}\n').code).toBe(0);
+    expect(sh(journalCmd.write(l, 8), '{"v":1}\n').code).toBe(0);
+    expect(readFileSync(j.journal, "utf8")).toBe('{"v":1}\n');
+    expect(existsSync(j.journalTmp)).toBe(false);
+    // A client killed mid-write: the channel closes, `cat` sees a normal end of input. Truncated: not renamed.
+    for (const cut of ["", '{"v":']) expect(sh(journalCmd.write(l, 8), cut).code, JSON.stringify(cut)).not.toBe(0);
     expect(readFileSync(j.journal, "utf8")).toBe('{"v":1}\n');
     expect(existsSync(j.journalTmp)).toBe(false);
     // A temp path that cannot be written (a directory in its way) stands for a full disk: the old journal stays.
     mkdirSync(j.journalTmp);
-    const r = sh(journalCmd.write(l), '{"v":2}\n');
+    const r = sh(journalCmd.write(l, 8), '{"v":2}\n');
     expect(r.code).not.toBe(0);
     expect(readFileSync(j.journal, "utf8")).toBe('{"v":1}\n');
   });

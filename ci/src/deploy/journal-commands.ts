@@ -49,16 +49,21 @@ const LEASE_FACTS =
   `echo "${LEASE_MARK} $(date +%s) $r $p"`;
 
 export const journalCmd = {
-  /** Replace journal.json atomically: stdin to a temp file, then rename over it. Fails without touching the old one. */
-  write: (l: Layout) => {
+  /**
+   * Replace journal.json atomically: stdin to a temp file, then rename over it. Fails without touching the old one.
+   * Only a file of exactly `bytes` bytes is renamed: a client killed mid-write closes the channel, which `cat` sees
+   * as a normal end of its input, and a truncated journal must never replace a whole one.
+   */
+  write: (l: Layout, bytes: number) => {
     const j = journalLayout(l);
     return [
       "sh",
       "-c",
-      'umask 077; cat > "$1" && mv -f -- "$1" "$2" && exit 0; c=$?; rm -f -- "$1"; exit "$c"',
+      'umask 077; cat > "$1" && n=$(wc -c < "$1") && [ $n -eq "$3" ] && mv -f -- "$1" "$2" && exit 0; c=$?; rm -f -- "$1"; exit "$c"',
       "hamalog-journal",
       j.journalTmp,
       j.journal,
+      String(bytes),
     ];
   },
   /**

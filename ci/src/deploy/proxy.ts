@@ -47,10 +47,11 @@ export const proxyCmd = {
    * `reload`, have the running proxy load it gracefully; a reload that fails puts the old file back (Caddy keeps
    * serving its old config then). Steps `write`, `reload`.
    */
-  caddySwitch: (l: Layout, proxyId: string) => [
+  caddySwitch: (l: Layout, proxyId: string, bytes: number) => [
     "sh",
     "-c",
-    `echo ${STEP_MARK}write >&2; mkdir -p -m 0755 -- "$1" && (umask 022 && cat > "$1/.Caddyfile.next") || exit; ` +
+    // Only whole: a client killed mid-write ends stdin as if it were complete.
+    `echo ${STEP_MARK}write >&2; mkdir -p -m 0755 -- "$1" && (umask 022 && cat > "$1/.Caddyfile.next") && n=$(wc -c < "$1/.Caddyfile.next") && [ $n -eq "$3" ] || exit; ` +
       'rm -f -- "$1/.Caddyfile.prev"; if [ -e "$1/Caddyfile" ]; then cp -p -- "$1/Caddyfile" "$1/.Caddyfile.prev" || exit; fi; ' +
       'mv -f -- "$1/.Caddyfile.next" "$1/Caddyfile" || exit; [ -n "$2" ] || exit 0; ' +
       `echo ${STEP_MARK}reload >&2; ` +
@@ -59,6 +60,7 @@ export const proxyCmd = {
     "hamalog-caddy",
     l.proxyDir,
     proxyId,
+    String(bytes),
   ],
   /**
    * With `up`, (re)create the proxy from the compose file; then print its container id and the host ports Docker
@@ -125,7 +127,7 @@ export async function writeCaddyfile(
   reload: ProxyRef | undefined,
   phase: "proxy" | "switch" | "switch-back" | "reconcile",
 ) {
-  const r = await s.remote.run(proxyCmd.caddySwitch(s.l, reload?.id ?? ""), {
+  const r = await s.remote.run(proxyCmd.caddySwitch(s.l, reload?.id ?? "", Buffer.byteLength(text)), {
     stdin: text,
     timeoutMs: 60_000,
   });

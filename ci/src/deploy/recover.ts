@@ -20,7 +20,8 @@ import { healthGate, type Held } from "./steps.js";
  * journal still describes the attempt, which is exactly what the next run must recover from.
  */
 export async function saveJournal(s: Session, held: Held, j: Journal, required: boolean, phase: DeployPhase) {
-  const r = await s.remote.run(journalCmd.write(s.l), { stdin: journalText(j), timeoutMs: 30_000 });
+  const text = journalText(j);
+  const r = await s.remote.run(journalCmd.write(s.l, Buffer.byteLength(text)), { stdin: text, timeoutMs: 30_000 });
   if (r.code === 0) {
     held.journal = j;
     return true;
