@@ -1,6 +1,6 @@
 // The lease and journal scripts (journal-commands.ts) on a real filesystem with a real `sh`, each argv quoted by
 // shell.ts as sshd would receive it: the journal is replaced atomically or not at all, a heartbeat that lost its
-// client is seen as gone, an unrenewed lease expires, and only one of two runs takes over a stale lock.
+// client is seen as gone, the blue/green Caddyfile is replaced only whole, an unrenewed lease expires, and only one of two runs takes over a stale lock.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { layout, lockIdField } from "../../ci/src/deploy/commands.js";
 import { journalCmd, journalLayout } from "../../ci/src/deploy/journal-commands.js";
 import { judgeLock, LEASE_SECONDS } from "../../ci/src/deploy/lock.js";
+import { proxyCmd } from "../../ci/src/deploy/proxy.js";
 import { shellCommand } from "../../ci/src/deploy/shell.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-lease-"));
@@ -52,6 +53,20 @@ describe("journal write", () => {
     const r = sh(journalCmd.write(l, 8), '{"v":2}\n');
     expect(r.code).not.toBe(0);
     expect(readFileSync(j.journal, "utf8")).toBe('{"v":1}\n');
+  });
+});
+
+describe("Caddyfile write (blue/green)", () => {
+  it("replaces the Caddyfile only when it arrived whole; a truncated one leaves the routes as they were", () => {
+    const l = layout(join(tmp, "caddy"));
+    mkdirSync(l.dir, { recursive: true });
+    const text = "# hamalog live: blue\n:80 {\n}\n";
+    // No proxy id: the file is just written (a proxy starting next reads it), no `docker exec`.
+    expect(sh(proxyCmd.caddySwitch(l, "", Buffer.byteLength(text)), text).code).toBe(0);
+    expect(readFileSync(l.caddyfile, "utf8")).toBe(text);
+    const next = "# hamalog live: green\n:80 {\n}\n";
+    expect(sh(proxyCmd.caddySwitch(l, "", Buffer.byteLength(next)), next.slice(0, 20)).code).not.toBe(0);
+    expect(readFileSync(l.caddyfile, "utf8")).toBe(text);
   });
 });
 
