@@ -14,7 +14,8 @@ import {
 import { ConfigError } from "../errors.js";
 import type { ImageName } from "../reference.js";
 import { verifyManifest } from "../registry/verify.js";
-import { checkPrivateKey, connectSsh, unpinnedError } from "./ssh.js";
+import { connectSsh } from "./ssh.js";
+import { checkPrivateKey, unpinnedError } from "./ssh-key.js";
 import { keySecrets, type Output } from "./report.js";
 import type { DeployEnv, DeployInput } from "./session.js";
 

@@ -5,7 +5,7 @@
 // over the network trusts the network.
 import ssh2 from "ssh2";
 import { PipelineError } from "../errors.js";
-import { fingerprintOf } from "./ssh.js";
+import { fingerprintOf } from "./ssh-key.js";
 
 export interface HostKey {
   /** `SHA256:…`, unpadded, as deploy/hostKey takes it. */

@@ -1,11 +1,13 @@
 // The SSH transport: ONE connection per deploy, reused by every phase (no per-command handshakes). The private
 // key comes in as a string (Dagger Secret / --ssh-key-file / --ssh-key-env), the host key is pinned by its
 // SHA256 fingerprint, and HTTP health checks are tunnelled through the same connection so they run "from the host".
-import { createHash } from "node:crypto";
 import { request, type ClientRequest } from "node:http";
 import type { Duplex } from "node:stream";
 import ssh2, { type Client, type ClientChannel } from "ssh2";
 import { ConfigError, ConnectionLost, PipelineError } from "../errors.js";
+import { Faults } from "./ssh-faults.js";
+import { fingerprintOf, unpinnedError } from "./ssh-key.js";
+import { tied } from "./tied.js";
 import { shellCommand } from "./shell.js";
 import type { ExecResult, HttpResult, Remote, RemoteProcess, RunOptions } from "./remote.js";
 
@@ -20,28 +22,6 @@ export interface SshTarget {
   /** Accept whatever key the host presents (--insecure-accept-host-key): never the default. */
   insecureAcceptHostKey?: boolean;
   readyTimeoutMs?: number;
-}
-
-/** `SHA256:` + unpadded base64 of the key blob's sha256, exactly like OpenSSH prints it. */
-export function fingerprintOf(keyBlob: Buffer): string {
-  return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
-}
-
-/** Reject an unparsable key up front with a message that never contains the key. */
-export function checkPrivateKey(key: string, source: string): void {
-  const parsed = ssh2.utils.parseKey(key);
-  if (parsed instanceof Error) {
-    throw new ConfigError(
-      `${source}: not a usable SSH private key (${parsed.message.replace(/\s+/g, " ").slice(0, 120)}) — give an unencrypted OpenSSH or PEM private key`,
-    );
-  }
-  // A public key parses too (an `id_ed25519.pub` given by mistake); ssh2 would fail later with its raw text.
-  const first = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (first && !first.isPrivateKey()) {
-    throw new ConfigError(
-      `${source}: this is a public key (${first.type}); give the private key — the file without .pub (e.g. ~/.ssh/id_ed25519), whose public half is in the host's authorized_keys`,
-    );
-  }
 }
 
 /**
@@ -114,53 +94,6 @@ export async function connectSsh(t: SshTarget, warn: (line: string) => void): Pr
     );
   }
   return new SshRemote(client, label, seen, faults);
-}
-
-/** Why a deploy without a pinned host key stops before it connects, and how to get the pin. */
-export function unpinnedError(host: string, port: number): ConfigError {
-  return new ConfigError(
-    `deploy/hostKey: required — no host key is pinned for ${host}, so nothing is sent to it (the host receives the registry token). ` +
-      `Print its fingerprint with \`npx hamalog host-key --host ${host}${port === 22 ? "" : ` --port ${port}`}\` ` +
-      "(or `dagger call host-key`), check it on the host's console with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`, " +
-      "then set deploy/hostKey or pass --host-key. For a throwaway host only: --insecure-accept-host-key",
-  );
-}
-
-/** Errors the client reports after `ready` (a reset connection, a keepalive timeout): they fail what is in flight and everything after. */
-class Faults {
-  error: Error | undefined;
-  /** We closed the connection ourselves: its `close` is no fault. */
-  closing = false;
-  private readonly watchers = new Set<(e: Error) => void>();
-
-  report(e: Error): void {
-    this.error ??= e;
-    for (const w of [...this.watchers]) w(e);
-  }
-
-  /** Call `fn` on the next fault (callers check `error` first); returns the unwatch function. */
-  watch(fn: (e: Error) => void): () => void {
-    this.watchers.add(fn);
-    return () => this.watchers.delete(fn);
-  }
-}
-
-/**
- * Closing an SSH channel does not stop its command: without a pty sshd sends no SIGHUP, so an interrupted or
- * timed-out `docker compose up --wait` would go on and race the rollback's own `up`. (The SSH `signal` request
- * is no way out: OpenSSH refuses it in some setups — "session signalling requires privilege separation".) So a
- * command that needs no stdin runs with stdin from /dev/null, beside a watcher reading the channel's stdin,
- * which the client never ends: that read ends only when the channel closes, and then the watcher TERMs the
- * session's process group (sshd makes one per session: the command and all it started, e.g. the compose
- * plugin). When the command ends first, the watcher is killed and the command's exit code is passed on. The
- * script is a constant; the command arrives as "$@", quoted like every argv.
- */
-export const TIED =
-  'exec 3<&0; "$@" </dev/null 3<&- & cmd=$!; (cat <&3 >/dev/null 2>&1; kill -TERM 0) >/dev/null 2>&1 & watcher=$!; ' +
-  'exec 3<&-; wait "$cmd"; code=$?; kill "$watcher" 2>/dev/null; exit "$code"';
-
-export function tied(argv: readonly string[]): string[] {
-  return ["sh", "-c", TIED, "hamalog-run", ...argv];
 }
 
 class SshRemote implements Remote {
