@@ -136,9 +136,13 @@ export async function must(
   argv: string[],
   what: string | ((step: string | undefined) => string),
   phase: DeployPhase,
-  opts: { stdin?: string; timeoutMs?: number } = {},
+  opts: { stdin?: string; timeoutMs?: number; uninterruptible?: boolean } = {},
 ): Promise<string> {
-  const r = await s.remote.run(argv, { ...opts, ...(s.input.signal ? { signal: s.input.signal } : {}) });
+  // An uninterruptible command runs to its end (or its timeout) after Ctrl-C: a command fed on stdin goes on on the
+  // host when the channel closes, so stopping our side would only lose track of what it did there.
+  const { uninterruptible, ...run } = opts;
+  const signal = uninterruptible ? undefined : s.input.signal;
+  const r = await s.remote.run(argv, { ...run, ...(signal ? { signal } : {}) });
   if (r.code !== 0) {
     const { step, stderr } = lastStep(r.stderr);
     const detail = (stderr.trim() ? stderr : r.stdout).trim().split("\n").slice(-8).join("\n");

@@ -27,7 +27,10 @@ export interface Held {
   lockId: string;
   /** A compose file ran before this attempt (recreate: there is something to roll back to). */
   hadCompose: boolean;
-  /** The deploy's registry login is in place (logged out right after the pull, or by the unlock). */
+  /**
+   * The deploy's registry login may be in place: set before the login runs, so a login that fails halfway is
+   * logged out too. Logged out right after the pull, or by the unlock (logging out of nothing is harmless).
+   */
   loggedIn: boolean;
   /** Blue/green: the stopped colour the last attempt kept (for an instant rollback), from history. */
   kept: Running | null;
@@ -75,14 +78,16 @@ export async function login(s: Session, held: Held): Promise<void> {
   const creds = input.credentials;
   if (!creds) return;
   await rep.phase("login", async () => {
+    held.loggedIn = true;
     await must(
       s,
       cmd.login(l, input.image.registry, creds.username),
       (step) => (step === "config-dir" ? `creating ${l.dockerConfig}` : `\`docker login ${input.image.registry}\``),
       "login",
-      { stdin: `${creds.password}\n`, timeoutMs: 60_000 },
+      // Not cut short by Ctrl-C: the login would still finish on the host after we stopped listening, and the
+      // unlock's logout must come after it, not race it.
+      { stdin: `${creds.password}\n`, timeoutMs: 60_000, uninterruptible: true },
     );
-    held.loggedIn = true;
     return {
       value: undefined,
       summary: `${creds.username} @ ${input.image.registry} (token on stdin, config in ${l.dockerConfig})`,
