@@ -29,12 +29,12 @@ import { freePort, waitFor } from "../../test/integration/helpers/ports.js";
 import { startRegistry, type Registry } from "../../test/integration/helpers/registry.js";
 import { startSshd, type Sshd } from "../../test/integration/helpers/sshd.js";
 import { composeTemplate, pipelineYaml } from "../../test/integration/helpers/stack-files.js";
-import { remoteDoor } from "../src/cli/deploy-env.js";
-import { deploy as deployCore } from "../src/deploy/run.js";
-import type { Remote } from "../src/deploy/remote.js";
-import { connectSsh } from "../src/deploy/ssh.js";
+import { remoteDoor } from "../cli/deploy-env.js";
+import { deploy as deployCore } from "../core/deploy/run.js";
+import type { Remote } from "../core/deploy/remote.js";
+import { connectSsh } from "../core/deploy/ssh.js";
 import { median, timedSpawn } from "./timing.js";
-import { parseSha, type Sha } from "../src/tags.js";
+import { parseSha, type Sha } from "../core/tags.js";
 
 const runsArg = process.argv.indexOf("--runs");
 const N = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 5;

@@ -12,9 +12,9 @@ import { fileURLToPath } from "node:url";
 import { buildAppImage, docker } from "../../test/integration/helpers/images.js";
 import { loginAndPushAsync, startRegistry } from "../../test/integration/helpers/registry.js";
 import { startTokenServer } from "../../test/integration/helpers/token-server.js";
-import { parseTokenResponse, pullScope } from "../src/registry/auth.js";
-import { MANIFEST_ACCEPT } from "../src/registry/manifest.js";
-import { RegistryClient, verifyManifest } from "../src/registry/verify.js";
+import { parseTokenResponse, pullScope } from "../core/registry/auth.js";
+import { MANIFEST_ACCEPT } from "../core/registry/manifest.js";
+import { RegistryClient, verifyManifest } from "../core/registry/verify.js";
 import { median, timedSpawn } from "./timing.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));

@@ -1,10 +1,10 @@
-// Builds the `hamalog` CLI ahead of its runs: ci/src bundled by esbuild, dependencies included, into
+// Builds the `hamalog` CLI ahead of its runs: ci/cli + ci/core bundled by esbuild, dependencies included, into
 // node_modules/.cache/hamalog-cli/<id>/ — main.mjs plus one chunk per command and per shared module, so a command
 // loads a handful of files and only the code it uses. Start-up is mostly module loading (docs/benchmarks.md):
 // bundling spares Node the resolution of hundreds of dependency files, and the chunks keep `tag` clear of the
 // registry client, ssh2, yaml and zod.
 //
-// `npm ci` runs this as `prepare`; the launcher (hamalog.mjs) runs it again whenever ci/src changed since, so a stale
+// `npm ci` runs this as `prepare`; the launcher (hamalog.mjs) runs it again whenever ci/core or ci/cli changed since, so a stale
 // build never runs. `node ci/bin/build.mjs` builds by hand and prints where.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { isBuiltin } from "node:module";
@@ -21,7 +21,7 @@ export async function build(text = sources()) {
     esbuild = await import("esbuild");
   } catch {
     throw new Error(
-      "ci/src changed since the CLI was built, and esbuild, which rebuilds it, is not installed: run `npm ci`",
+      "ci/core or ci/cli changed since the CLI was built, and esbuild, which rebuilds it, is not installed: run `npm ci`",
     );
   }
   const tmp = `${out}.tmp-${process.pid}`;
@@ -49,7 +49,7 @@ export function isBuildOf(dir, text) {
 /** The esbuild call itself (the benchmark times it alone); meta.json says which inputs each output holds. */
 export async function bundle(esbuild, outdir) {
   const result = await esbuild.build({
-    entryPoints: { main: join(ROOT, "ci", "src", "cli", "main.ts") },
+    entryPoints: { main: join(ROOT, "ci", "cli", "main.ts") },
     outdir,
     outExtension: { ".js": ".mjs" },
     bundle: true,

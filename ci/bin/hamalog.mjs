@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Launcher for the `hamalog` CLI. Runs the build of ci/src that ci/bin/build.mjs made (at `npm ci`, as `prepare`)
+// Launcher for the `hamalog` CLI. Runs the build of ci/core + ci/cli that ci/bin/build.mjs made (at `npm ci`, as `prepare`)
 // once it has checked that the build is of the sources as they are now, rebuilding first when it is not: a stale
 // build never runs. The check stats each source file (about a millisecond); build.mjs and esbuild load only to
 // rebuild.
@@ -20,7 +20,7 @@ if (!built) {
   try {
     dir = await (await import("./build.mjs")).build(text);
   } catch (e) {
-    process.stderr.write(`hamalog: cannot build the CLI from ci/src: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`hamalog: cannot build the CLI from ci/cli: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(70);
   }
 }

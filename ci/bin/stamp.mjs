@@ -1,5 +1,5 @@
 // What a build of the CLI is made from, read cheaply enough to check on every run (about a millisecond, no
-// node:crypto, whose loading alone costs more): one line per file under ci/src (path, size, mtime: an edit, an
+// node:crypto, whose loading alone costs more): one line per file under ci/core and ci/cli (path, size, mtime: an edit, an
 // added, removed or renamed file each change it), plus the build script, ci/tsconfig.json (esbuild reads it) and
 // npm's record of the installed packages (bundled dependencies change with it).
 import { readdirSync, statSync } from "node:fs";
@@ -22,7 +22,8 @@ export function sources() {
       else add(`${rel}/${e.name}`);
     }
   };
-  walk("ci/src");
+  walk("ci/core");
+  walk("ci/cli");
   add("ci/bin/build.mjs");
   add("ci/tsconfig.json");
   add("node_modules/.package-lock.json");

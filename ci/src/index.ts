@@ -6,9 +6,9 @@
  * this class is a thin door onto them (the `hamalog` CLI is the other door).
  */
 import { object, func, argument, dag, Container, Directory, Secret, type Platform } from "@dagger.io/dagger";
-import { parseSha, shaTag, tagsFor, type Sha } from "./tags.js";
-import { parseConfig, requireImage, type PipelineConfig } from "./config.js";
-import { mergeOverrides, parseSetPairs, type Overrides } from "./overrides.js";
+import { parseSha, shaTag, tagsFor, type Sha } from "../core/tags.js";
+import { parseConfig, requireImage, type PipelineConfig } from "../core/config.js";
+import { mergeOverrides, parseSetPairs, type Overrides } from "../core/overrides.js";
 import {
   BUILD_CONTEXT_IGNORE,
   buildArgList,
@@ -18,14 +18,14 @@ import {
   publishReferences,
   registryUser,
   type Published,
-} from "./publish.js";
-import { deploy as deployRelease, rollback as rollbackRelease } from "./deploy/run.js";
-import { status as deployStatus } from "./deploy/status.js";
-import { openDoor, remoteTarget } from "./deploy/door.js";
-import { keygenLine, scanHostKey } from "./deploy/host-key.js";
-import { chooseReference, verifyManifest as verifyRegistry } from "./registry/verify.js";
-import { explainPushFailure } from "./push-error.js";
-import { ConfigError } from "./errors.js";
+} from "../core/publish.js";
+import { deploy as deployRelease, rollback as rollbackRelease } from "../core/deploy/run.js";
+import { status as deployStatus } from "../core/deploy/status.js";
+import { openDoor, remoteTarget } from "../core/deploy/door.js";
+import { keygenLine, scanHostKey } from "../core/deploy/host-key.js";
+import { chooseReference, verifyManifest as verifyRegistry } from "../core/registry/verify.js";
+import { explainPushFailure } from "../core/push-error.js";
+import { ConfigError } from "../core/errors.js";
 import {
   Deployment,
   Fallback,
@@ -37,7 +37,7 @@ import {
   shipmentOf,
   statusOf,
 } from "./results.js";
-import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "./ship.js";
+import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "../core/ship.js";
 
 /** Builds to publish: one image, or the platform variants of one index. */
 interface Images {

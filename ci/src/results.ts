@@ -2,9 +2,9 @@
 // return, so a caller chains `ship(...).verified().digest()` instead of parsing a log. Data only; the two mapping
 // functions at the bottom are the one place the deploy core's outcomes become these types.
 import { func, object } from "@dagger.io/dagger";
-import type { HistoryEntry } from "./deploy/history.js";
-import type { Outcome } from "./deploy/session.js";
-import type { StatusReport } from "./deploy/status.js";
+import type { HistoryEntry } from "../core/deploy/history.js";
+import type { Outcome } from "../core/deploy/session.js";
+import type { StatusReport } from "../core/deploy/status.js";
 
 /** What a deploy does when the commit's sha tag is missing (deploy/fallback). */
 export enum Fallback {

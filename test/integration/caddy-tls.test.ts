@@ -6,8 +6,8 @@ import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig, requireDeploy } from "../../ci/src/config.js";
-import { caddyfile } from "../../ci/src/deploy/colours.js";
+import { parseConfig, requireDeploy } from "../../ci/core/config.js";
+import { caddyfile } from "../../ci/core/deploy/colours.js";
 import { buildSlowAppImage, docker } from "./helpers/images.js";
 import { freePort, waitFor } from "./helpers/ports.js";
 

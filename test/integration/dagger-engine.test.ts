@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { accessSync, constants, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseSha, tagsFor } from "../../ci/src/tags.js";
+import { parseSha, tagsFor } from "../../ci/core/tags.js";
 import { ROOT } from "../helpers/cli.js";
 
 function onPath(cmd: string): string | undefined {

@@ -18,7 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectSsh } from "../../ci/src/deploy/ssh.js";
+import { connectSsh } from "../../ci/core/deploy/ssh.js";
 import { hamalog, type CliResult } from "../helpers/cli.js";
 import { buildAppImage, docker, removeComposeProject, removeImages } from "./helpers/images.js";
 import { freePort } from "./helpers/ports.js";

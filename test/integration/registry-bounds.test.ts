@@ -2,7 +2,7 @@
 // answers are cut at their caps within seconds, forged text never reaches the terminal raw, weak digests are
 // not "verified", and a caller's cancel ends a verification at once — through the core and the real CLI.
 import { afterEach, describe, expect, it } from "vitest";
-import { RegistryError, verifyManifest } from "../../ci/src/registry/verify.js";
+import { RegistryError, verifyManifest } from "../../ci/core/registry/verify.js";
 import { hamalog } from "../helpers/cli.js";
 import { startHostileRegistry, type HostileMode, type HostileRegistry } from "./helpers/hostile-registry.js";
 import { verifyManifestArgv } from "./helpers/registry.js";

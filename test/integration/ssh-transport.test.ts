@@ -1,4 +1,4 @@
-// The SSH transport (ci/src/deploy/ssh.ts) against a real sshd on 127.0.0.1, where things go wrong after the connection
+// The SSH transport (ci/core/deploy/ssh.ts) against a real sshd on 127.0.0.1, where things go wrong after the connection
 // is up: an app that accepts the health probe's connection and never answers, and a connection reset in the
 // middle of a command (a TCP proxy between the client and sshd sends the RST). Neither may hang or kill the
 // process: both must come back as failures of the call in flight, so the deploy can roll back and unlock.
@@ -7,9 +7,9 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PipelineError } from "../../ci/src/errors.js";
-import { connectSsh } from "../../ci/src/deploy/ssh.js";
-import type { Remote } from "../../ci/src/deploy/remote.js";
+import { PipelineError } from "../../ci/core/errors.js";
+import { connectSsh } from "../../ci/core/deploy/ssh.js";
+import type { Remote } from "../../ci/core/deploy/remote.js";
 import { startGate, type Gate } from "./helpers/http-gate.js";
 import { waitFor } from "./helpers/ports.js";
 import { startSshd, type Sshd } from "./helpers/sshd.js";

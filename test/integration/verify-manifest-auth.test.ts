@@ -5,12 +5,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RegistryClient, RegistryError, verifyManifest, type VerifyRequest } from "../../ci/src/registry/verify.js";
+import { RegistryClient, RegistryError, verifyManifest, type VerifyRequest } from "../../ci/core/registry/verify.js";
 import { hamalog } from "../helpers/cli.js";
 import { buildAppImage, docker } from "./helpers/images.js";
 import { loginAndPushAsync, startRegistry, verifyManifestArgv, type Registry } from "./helpers/registry.js";
 import { startTokenServer, type TokenServer } from "./helpers/token-server.js";
-import { parseSha } from "../../ci/src/tags.js";
+import { parseSha } from "../../ci/core/tags.js";
 
 const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 const LOCAL = "hamalog-verify-auth-test/app:1";

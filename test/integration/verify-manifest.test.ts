@@ -6,14 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Directory, Secret } from "@dagger.io/dagger";
-import { ConfigError } from "../../ci/src/errors.js";
+import { ConfigError } from "../../ci/core/errors.js";
 import { Hamalog } from "../../ci/src/index.js";
-import { RegistryClient, RegistryError, verifyManifest, type VerifyRequest } from "../../ci/src/registry/verify.js";
+import { RegistryClient, RegistryError, verifyManifest, type VerifyRequest } from "../../ci/core/registry/verify.js";
 import { hamalog } from "../helpers/cli.js";
 import { buildAppImage, docker, pushImage } from "./helpers/images.js";
 import { getManifestRaw, putManifest, startRegistry, verifyManifestArgv, type Registry } from "./helpers/registry.js";
 import { startRegistryProxy } from "./helpers/registry-proxy.js";
-import { parseSha } from "../../ci/src/tags.js";
+import { parseSha } from "../../ci/core/tags.js";
 
 const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";

@@ -4,8 +4,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Io } from "../../ci/src/cli/command.js";
-import { main } from "../../ci/src/cli/main.js";
+import type { Io } from "../../ci/cli/command.js";
+import { main } from "../../ci/cli/main.js";
 
 const SHA = "453a6545b97fe240727c378291230abeb793d851";
 const dir = mkdtempSync(join(tmpdir(), "hamalog-memo-"));

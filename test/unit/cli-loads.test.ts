@@ -42,7 +42,7 @@ function loadedBy(entry: string): string[] {
     }
   };
   // main.mjs first: a command's chunk is reached from it, by a dynamic import once the command is known.
-  visit(Object.values(meta.outputs).find((o) => o.entryPoint === "ci/src/cli/main.ts")!);
+  visit(Object.values(meta.outputs).find((o) => o.entryPoint === "ci/cli/main.ts")!);
   visit(start);
   return [...loaded];
 }
@@ -50,24 +50,24 @@ const has = (loaded: string[], what: RegExp) => loaded.some((p) => what.test(p))
 
 describe("what a command loads before it runs", () => {
   it("tag: neither the SSH library, nor the registry client, nor yaml or zod", () => {
-    const loaded = loadedBy("ci/src/cli/tag.ts");
+    const loaded = loadedBy("ci/cli/tag.ts");
     expect(has(loaded, /cli\/tag\.ts$/)).toBe(true);
     expect(has(loaded, /^ssh2$|node_modules\/ssh2\//)).toBe(false);
-    expect(has(loaded, /ci\/src\/registry\//)).toBe(false);
+    expect(has(loaded, /ci\/core\/registry\//)).toBe(false);
     expect(has(loaded, /node_modules\/(yaml|zod)\//)).toBe(false);
     expect(has(loaded, /node:(crypto|http|https)$/)).toBe(false);
   });
 
   it("verify-manifest: the registry client over node:http, no SSH, yaml, zod or fetch", () => {
-    const loaded = loadedBy("ci/src/cli/verify-manifest.ts");
-    expect(has(loaded, /ci\/src\/registry\/client\.ts$/)).toBe(true);
+    const loaded = loadedBy("ci/cli/verify-manifest.ts");
+    expect(has(loaded, /ci\/core\/registry\/client\.ts$/)).toBe(true);
     expect(has(loaded, /^node:http$/)).toBe(true);
-    expect(has(loaded, /^ssh2$|ci\/src\/deploy\//)).toBe(false);
+    expect(has(loaded, /^ssh2$|ci\/core\/deploy\//)).toBe(false);
     expect(has(loaded, /node_modules\/(yaml|zod)\//)).toBe(false);
   });
 
   it("deploy does load the SSH library and the config schema (the check can see them)", () => {
-    const loaded = loadedBy("ci/src/cli/deploy.ts");
+    const loaded = loadedBy("ci/cli/deploy.ts");
     expect(has(loaded, /^ssh2$/)).toBe(true);
     expect(has(loaded, /node_modules\/zod\//)).toBe(true);
   });

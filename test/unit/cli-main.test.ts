@@ -1,9 +1,9 @@
 // The CLI dispatcher's contract: each error kind a command throws becomes its exit code and one stderr message.
 import { describe, expect, it } from "vitest";
-import { main } from "../../ci/src/cli/main.js";
-import type { Command, Io } from "../../ci/src/cli/command.js";
-import { ConfigError, InternalError, PipelineError } from "../../ci/src/errors.js";
-import { checkPublished } from "../../ci/src/publish.js";
+import { main } from "../../ci/cli/main.js";
+import type { Command, Io } from "../../ci/cli/command.js";
+import { ConfigError, InternalError, PipelineError } from "../../ci/core/errors.js";
+import { checkPublished } from "../../ci/core/publish.js";
 
 function throwing(error: unknown) {
   const command: Command = {

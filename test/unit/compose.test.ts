@@ -1,7 +1,7 @@
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { renderCompose } from "../../ci/src/compose.js";
-import { ConfigError } from "../../ci/src/errors.js";
+import { renderCompose } from "../../ci/core/compose.js";
+import { ConfigError } from "../../ci/core/errors.js";
 
 const IMAGE = `ghcr.io/daemin-kim/hamalog-backend:453a6545b97fe240727c378291230abeb793d851@sha256:${"a".repeat(64)}`;
 const TEMPLATE = `version: "3.8"

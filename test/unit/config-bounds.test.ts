@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { hamalog } from "../helpers/cli.js";
-import { parseConfig } from "../../ci/src/config.js";
-import { parseSetPairs } from "../../ci/src/overrides.js";
-import { ConfigError } from "../../ci/src/errors.js";
+import { parseConfig } from "../../ci/core/config.js";
+import { parseSetPairs } from "../../ci/core/overrides.js";
+import { ConfigError } from "../../ci/core/errors.js";
 
 function timedError(fn: () => unknown): { error: ConfigError; ms: number } {
   const started = performance.now();

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseConfig, requireDeploy, requireImage, schemaPaths } from "../../ci/src/config.js";
-import { FIELDS, mergeOverrides, parseSetPairs } from "../../ci/src/overrides.js";
-import { ConfigError, InternalError } from "../../ci/src/errors.js";
+import { parseConfig, requireDeploy, requireImage, schemaPaths } from "../../ci/core/config.js";
+import { FIELDS, mergeOverrides, parseSetPairs } from "../../ci/core/overrides.js";
+import { ConfigError, InternalError } from "../../ci/core/errors.js";
 import { ROOT } from "../helpers/cli.js";
 
 const hamalogExample = readFileSync(`${ROOT}/pipeline.yaml`, "utf8");

@@ -1,8 +1,8 @@
-// Blue/green as text (ci/src/deploy/colours.ts): the compose file with two colours and the proxy, and the Caddyfile.
+// Blue/green as text (ci/core/deploy/colours.ts): the compose file with two colours and the proxy, and the Caddyfile.
 import { parseDocument } from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseConfig, requireDeploy } from "../../ci/src/config.js";
-import { caddyfile, liveOf, publicProbe, renderColours, upstreamPort } from "../../ci/src/deploy/colours.js";
+import { parseConfig, requireDeploy } from "../../ci/core/config.js";
+import { caddyfile, liveOf, publicProbe, renderColours, upstreamPort } from "../../ci/core/deploy/colours.js";
 
 const d = requireDeploy(
   parseConfig(

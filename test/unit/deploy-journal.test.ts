@@ -1,4 +1,4 @@
-// The release journal (ci/src/deploy/journal.ts) and the recovery planner (reconcile.ts): every field of the
+// The release journal (ci/core/deploy/journal.ts) and the recovery planner (reconcile.ts): every field of the
 // journal validated with an error naming it, the transitions a deploy writes, and, table-driven, what a run does
 // for each state a dead attempt can leave behind.
 import { describe, expect, it } from "vitest";
@@ -15,16 +15,16 @@ import {
   releaseFile,
   type Journal,
   type Slot,
-} from "../../ci/src/deploy/journal.js";
+} from "../../ci/core/deploy/journal.js";
 import {
   checkLive,
   isTempName,
   parseObservation,
   planRecovery,
   type ContainerSeen,
-} from "../../ci/src/deploy/reconcile.js";
-import type { HistoryEntry } from "../../ci/src/deploy/history.js";
-import type { Sha } from "../../ci/src/tags.js";
+} from "../../ci/core/deploy/reconcile.js";
+import type { HistoryEntry } from "../../ci/core/deploy/history.js";
+import type { Sha } from "../../ci/core/tags.js";
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 const slot = (c: string, extra: Partial<Slot> = {}): Slot => ({

@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { layout, lockIdField } from "../../ci/src/deploy/commands.js";
-import { journalCmd, journalLayout } from "../../ci/src/deploy/journal-commands.js";
-import { judgeLock, LEASE_SECONDS } from "../../ci/src/deploy/lock.js";
-import { proxyCmd } from "../../ci/src/deploy/proxy.js";
-import { shellCommand } from "../../ci/src/deploy/shell.js";
+import { layout, lockIdField } from "../../ci/core/deploy/commands.js";
+import { journalCmd, journalLayout } from "../../ci/core/deploy/journal-commands.js";
+import { judgeLock, LEASE_SECONDS } from "../../ci/core/deploy/lock.js";
+import { proxyCmd } from "../../ci/core/deploy/proxy.js";
+import { shellCommand } from "../../ci/core/deploy/shell.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-lease-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,4 +1,4 @@
-// The deploy lock (ci/src/deploy/lock.ts) on a real filesystem: every remote command is the exact argv the core
+// The deploy lock (ci/core/deploy/lock.ts) on a real filesystem: every remote command is the exact argv the core
 // builds, turned into one shell line by shell.ts and run by a real `sh -c` — what sshd does with it. The point:
 // a deploy whose lock was broken with --break-lock (and taken by another deploy) must not delete the new lock.
 import { spawnSync } from "node:child_process";
@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cmd, layout } from "../../ci/src/deploy/commands.js";
-import { acquireLock, releaseLock, type LockHolder } from "../../ci/src/deploy/lock.js";
-import type { Remote } from "../../ci/src/deploy/remote.js";
-import type { Clock } from "../../ci/src/deploy/report.js";
-import { shellCommand } from "../../ci/src/deploy/shell.js";
+import { cmd, layout } from "../../ci/core/deploy/commands.js";
+import { acquireLock, releaseLock, type LockHolder } from "../../ci/core/deploy/lock.js";
+import type { Remote } from "../../ci/core/deploy/remote.js";
+import type { Clock } from "../../ci/core/deploy/report.js";
+import { shellCommand } from "../../ci/core/deploy/shell.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-lock-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

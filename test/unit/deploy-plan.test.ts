@@ -1,8 +1,8 @@
 // Pure parts of the deploy: exact remote commands (the token never in argv), the host layout, platform names,
 // and what history says runs, what a rollback goes to and which digests pruning keeps.
-import { leaseFactsScript } from "../../ci/src/deploy/journal-commands.js";
+import { leaseFactsScript } from "../../ci/core/deploy/journal-commands.js";
 import { describe, expect, it } from "vitest";
-import { cmd, composeArgs, hostPlatform, layout, projectName } from "../../ci/src/deploy/commands.js";
+import { cmd, composeArgs, hostPlatform, layout, projectName } from "../../ci/core/deploy/commands.js";
 import {
   currentRelease,
   digestsToKeep,
@@ -10,9 +10,9 @@ import {
   parseHistory,
   rollbackTarget,
   type HistoryEntry,
-} from "../../ci/src/deploy/history.js";
-import { redact } from "../../ci/src/deploy/report.js";
-import { parseSha } from "../../ci/src/tags.js";
+} from "../../ci/core/deploy/history.js";
+import { redact } from "../../ci/core/deploy/report.js";
+import { parseSha } from "../../ci/core/tags.js";
 
 const L = layout("/opt/hamalog/");
 const d = (c: string) => `sha256:${c.repeat(64)}`;

@@ -1,4 +1,4 @@
-// The phase scripts (ci/src/deploy/commands.ts) through shell.ts and a real `sh -c`, as sshd runs them, with a
+// The phase scripts (ci/core/deploy/commands.ts) through shell.ts and a real `sh -c`, as sshd runs them, with a
 // stand-in `docker` first on PATH that logs its argv and DOCKER_CONFIG and fails when told to: a failure names the
 // step that failed with that step's own exit code and stderr, later steps do not run, and only the registry
 // commands see the deploy's DOCKER_CONFIG.
@@ -16,8 +16,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cmd, IMAGE_PRESENT, lastStep, layout } from "../../ci/src/deploy/commands.js";
-import { shellCommand } from "../../ci/src/deploy/shell.js";
+import { cmd, IMAGE_PRESENT, lastStep, layout } from "../../ci/core/deploy/commands.js";
+import { shellCommand } from "../../ci/core/deploy/shell.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-scripts-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

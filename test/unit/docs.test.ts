@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CONFIG_DOC, renderConfigDoc } from "../../ci/scripts/gen-docs.js";
-import { FIELDS } from "../../ci/src/overrides.js";
+import { FIELDS } from "../../ci/core/overrides.js";
 import { ROOT } from "../helpers/cli.js";
 
 const docs = readdirSync(join(ROOT, "docs")).map((f) => join(ROOT, "docs", f));

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { introspect } from "../helpers/introspect.js";
 import { cachePolicies } from "../helpers/cache-policy.js";
-import { BUILD_CONTEXT_IGNORE } from "../../ci/src/publish.js";
+import { BUILD_CONTEXT_IGNORE } from "../../ci/core/publish.js";
 
 describe("Dagger module introspection", () => {
   const mod = introspect();

@@ -1,7 +1,7 @@
 // The engine-free half of build/push: references from the tag definition, labels, build args, platforms, and
 // the checks on what the engine's publish answers.
 import { describe, expect, it } from "vitest";
-import { ConfigError, PipelineError } from "../../ci/src/errors.js";
+import { ConfigError, PipelineError } from "../../ci/core/errors.js";
 import {
   BUILD_CONTEXT_IGNORE,
   buildArgList,
@@ -10,8 +10,8 @@ import {
   publishPlatforms,
   publishReferences,
   registryUser,
-} from "../../ci/src/publish.js";
-import { parseSha, tagsFor } from "../../ci/src/tags.js";
+} from "../../ci/core/publish.js";
+import { parseSha, tagsFor } from "../../ci/core/tags.js";
 
 const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 const IMG = { registry: "ghcr.io", repository: "daemin-kim/hamalog-backend" };

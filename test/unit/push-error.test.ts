@@ -1,8 +1,8 @@
 // A refused push is explained like a refused pull: GHCR's write_package denial names the package link and the
 // setting to change; other registry refusals name the credentials; anything else is left as the engine said it.
 import { describe, expect, it } from "vitest";
-import { PipelineError } from "../../ci/src/errors.js";
-import { explainPushFailure } from "../../ci/src/push-error.js";
+import { PipelineError } from "../../ci/core/errors.js";
+import { explainPushFailure } from "../../ci/core/push-error.js";
 
 const target = {
   registry: "ghcr.io",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatReference, isLoopbackRegistry, normalizeRepository, parseReference } from "../../ci/src/reference.js";
+import { formatReference, isLoopbackRegistry, normalizeRepository, parseReference } from "../../ci/core/reference.js";
 
 const DIGEST = `sha256:${"a".repeat(64)}`;
 

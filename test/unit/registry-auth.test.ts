@@ -8,7 +8,7 @@ import {
   principalKey,
   pullScope,
   tokenUrl,
-} from "../../ci/src/registry/auth.js";
+} from "../../ci/core/registry/auth.js";
 
 describe("parseWwwAuthenticate", () => {
   it.each([

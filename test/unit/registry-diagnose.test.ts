@@ -1,10 +1,10 @@
 // Diagnoses as a person reads them: near-miss detection over tag conventions, tag ranking, and each kind's
 // message naming what was asked, why it failed and the next step.
 import { describe, expect, it } from "vitest";
-import { httpDiagnosis, nameUnknownDiagnosis, networkDiagnosis } from "../../ci/src/registry/diagnose-access.js";
-import { manifestUnknownDiagnosis } from "../../ci/src/registry/diagnose-image.js";
-import type { HttpFacts, Subject } from "../../ci/src/registry/diagnosis.js";
-import { findNearMisses, rankTags } from "../../ci/src/registry/near-miss.js";
+import { httpDiagnosis, nameUnknownDiagnosis, networkDiagnosis } from "../../ci/core/registry/diagnose-access.js";
+import { manifestUnknownDiagnosis } from "../../ci/core/registry/diagnose-image.js";
+import type { HttpFacts, Subject } from "../../ci/core/registry/diagnosis.js";
+import { findNearMisses, rankTags } from "../../ci/core/registry/near-miss.js";
 
 const SHA = "453a6545b97fe240727c378291230abeb793d851";
 const GHCR: Subject = { registry: "ghcr.io", repository: "daemin-kim/hamalog-backend", reference: SHA, wantedSha: SHA };

@@ -9,9 +9,9 @@ import {
   readBody,
   readErrorBody,
   retryAfterMs,
-} from "../../ci/src/registry/http.js";
-import { registryBaseUrl } from "../../ci/src/registry/authorized-request.js";
-import { parseErrors } from "../../ci/src/registry/http-error.js";
+} from "../../ci/core/registry/http.js";
+import { registryBaseUrl } from "../../ci/core/registry/authorized-request.js";
+import { parseErrors } from "../../ci/core/registry/http-error.js";
 
 describe("retry policy", () => {
   it.each([

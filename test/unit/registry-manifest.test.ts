@@ -8,8 +8,8 @@ import {
   indexPlatforms,
   mediaTypeOf,
   platformMatches,
-} from "../../ci/src/registry/manifest.js";
-import { checkRequest } from "../../ci/src/registry/verify.js";
+} from "../../ci/core/registry/manifest.js";
+import { checkRequest } from "../../ci/core/registry/verify.js";
 
 describe("manifests", () => {
   it("asks for the four manifest media types, indexes first", () => {

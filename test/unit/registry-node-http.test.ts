@@ -3,8 +3,8 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readBody, type HttpResponse } from "../../ci/src/registry/http.js";
-import { nodeHttpFetch } from "../../ci/src/registry/node-http.js";
+import { readBody, type HttpResponse } from "../../ci/core/registry/http.js";
+import { nodeHttpFetch } from "../../ci/core/registry/node-http.js";
 
 interface Seen {
   path: string;

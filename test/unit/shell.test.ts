@@ -2,7 +2,7 @@
 // against a real POSIX shell (sh -c), which is what sshd hands the command line to.
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { quoteWord, shellCommand } from "../../ci/src/deploy/shell.js";
+import { quoteWord, shellCommand } from "../../ci/core/deploy/shell.js";
 
 const HOSTILE: [string, string][] = [
   ["single quote", "it's"],

@@ -1,6 +1,6 @@
 // ship's order, fail-fast rule and digest hand-over, with recording phases.
 import { describe, expect, it } from "vitest";
-import { ConfigError, PipelineError } from "../../ci/src/errors.js";
+import { ConfigError, PipelineError } from "../../ci/core/errors.js";
 import {
   checkDeployed,
   pinVerify,
@@ -9,8 +9,8 @@ import {
   SHIP_PHASES,
   shipDeployConfig,
   type ShipSteps,
-} from "../../ci/src/ship.js";
-import { parseSha } from "../../ci/src/tags.js";
+} from "../../ci/core/ship.js";
+import { parseSha } from "../../ci/core/tags.js";
 
 const D1 = `sha256:${"1".repeat(64)}`;
 const D2 = `sha256:${"2".repeat(64)}`;

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
-import { tied } from "../../ci/src/deploy/tied.js";
+import { tied } from "../../ci/core/deploy/tied.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-tied-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

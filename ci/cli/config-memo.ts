@@ -5,8 +5,8 @@
 // Only successes are kept, so every error is found afresh and reads as it always did.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readConfigText } from "../config-text.js";
-import type { Overrides } from "../overrides.js";
+import { readConfigText } from "../core/config-text.js";
+import type { Overrides } from "../core/overrides.js";
 import type { Io } from "./command.js";
 
 /** The validated config's defaultBranch, from the memo when this exact input validated before. */
@@ -24,7 +24,7 @@ export async function validatedDefaultBranch(path: string | undefined, overrides
       // not memoised yet, or unreadable: validate
     }
   }
-  const { parseConfig } = await import("../config.js");
+  const { parseConfig } = await import("../core/config.js");
   const { defaultBranch } = parseConfig(source.text, source.name, overrides);
   if (memo) {
     try {

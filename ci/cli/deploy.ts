@@ -1,6 +1,6 @@
 // `hamalog deploy`: the digest-pinned, health-gated compose deploy over SSH (ci/src/deploy/run.ts).
-import { deploy } from "../deploy/run.js";
-import { parseSha } from "../tags.js";
+import { deploy } from "../core/deploy/run.js";
+import { parseSha } from "../core/tags.js";
 import type { Command } from "./command.js";
 import { interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
 

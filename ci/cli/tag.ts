@@ -1,6 +1,6 @@
 // `hamalog tag`: the tag definition on the command line. The config is validated through a memo
 // (config-memo.ts): `tag` runs in every CI job and should start about as fast as Node itself.
-import { parseSha, tagsFor } from "../tags.js";
+import { parseSha, tagsFor } from "../core/tags.js";
 import type { Command } from "./command.js";
 import { validatedDefaultBranch } from "./config-memo.js";
 

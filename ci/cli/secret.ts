@@ -2,7 +2,7 @@
 // itself in argv. Kept apart from options.ts so lean commands need not import the config schema (zod + yaml cost
 // ~0.1 s of start-up, and verify-manifest is benchmarked against skopeo).
 import { readFileSync } from "node:fs";
-import { ConfigError } from "../errors.js";
+import { ConfigError } from "../core/errors.js";
 import type { Io, OptionSpec } from "./command.js";
 
 /** Options for one secret read through indirection, e.g. secretFlags("password", "registry password or token"). */

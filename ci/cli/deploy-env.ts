@@ -4,10 +4,10 @@
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { dirname, resolve, sep } from "node:path";
-import { loadConfig } from "../config-file.js";
-import { ConfigError } from "../errors.js";
-import { openDoor, remoteTarget } from "../deploy/door.js";
-import type { DeployEnv, DeployInput } from "../deploy/session.js";
+import { loadConfig } from "../core/config-file.js";
+import { ConfigError } from "../core/errors.js";
+import { openDoor, remoteTarget } from "../core/deploy/door.js";
+import type { DeployEnv, DeployInput } from "../core/deploy/session.js";
 import type { Io, OptionSpec } from "./command.js";
 import { CONFIG_OPTIONS, overridesFrom } from "./options.js";
 import { readSecretFlag, secretFlags } from "./secret.js";

@@ -1,5 +1,5 @@
 // `hamalog rollback`: back to the previous successful deploy (or --to SHA|DIGEST from history), same health gate.
-import { rollback } from "../deploy/run.js";
+import { rollback } from "../core/deploy/run.js";
 import type { Command } from "./command.js";
 import { interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
 

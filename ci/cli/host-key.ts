@@ -1,6 +1,6 @@
 // `hamalog host-key`: print the deploy host's key fingerprint to pin as deploy/hostKey, in ssh-keygen -l's format.
-import { ConfigError } from "../errors.js";
-import { keygenLine, scanHostKey } from "../deploy/host-key.js";
+import { ConfigError } from "../core/errors.js";
+import { keygenLine, scanHostKey } from "../core/deploy/host-key.js";
 import type { Command } from "./command.js";
 
 export const command: Command = {

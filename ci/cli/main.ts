@@ -1,7 +1,7 @@
 // The CLI door: `hamalog COMMAND [flags]`, commands named like the Dagger functions (kebab-case).
 // Exit codes: 0 success, 1 operation failed, 2 usage or config error, 70 internal error (a bug: report it).
 import { parseArgs } from "node:util";
-import { InternalError, exitCodeOf } from "../errors.js";
+import { InternalError, exitCodeOf } from "../core/errors.js";
 import type { Command, Io } from "./command.js";
 
 type CommandTable = Record<string, { summary: string; load: () => Promise<Command> }>;

@@ -1,8 +1,8 @@
 // Options shared by the commands that read pipeline.yaml: --config plus one flag per config field, declared from
 // overrides.ts's FIELDS with the schema's defaults. Secret indirection (--NAME-env / --NAME-file) lives in secret.ts.
 // Only commands that load the config schema anyway import this file.
-import { defaultAt } from "../config.js";
-import { FIELDS, IMAGE, type Field, type Overrides } from "../overrides.js";
+import { defaultAt } from "../core/config.js";
+import { FIELDS, IMAGE, type Field, type Overrides } from "../core/overrides.js";
 import type { OptionSpec } from "./command.js";
 
 const flagged = FIELDS.filter((f) => f.flag !== undefined);

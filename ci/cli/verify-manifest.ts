@@ -1,9 +1,9 @@
 // `hamalog verify-manifest`: prove an image tag exists (and has the host's platform) before deploying it.
 // stdout: the digest (or --json); stderr: the diagnosis. Exit 0 verified, 1 the registry said no, 2 bad flags.
 // With --image the command reads no config file (and so does not load the config schema: start-up is benchmarked).
-import { ConfigError } from "../errors.js";
-import { parseReference } from "../reference.js";
-import { RegistryError, chooseReference, verifyManifest } from "../registry/verify.js";
+import { ConfigError } from "../core/errors.js";
+import { parseReference } from "../core/reference.js";
+import { RegistryError, chooseReference, verifyManifest } from "../core/registry/verify.js";
 import type { Command } from "./command.js";
 import { readSecretFlag, secretFlags } from "./secret.js";
 
@@ -62,8 +62,8 @@ export const command: Command = {
       ({ registry, repository } = ref);
     } else {
       // Only this path pays for the config schema (yaml + zod).
-      const { loadConfig } = await import("../config-file.js");
-      const { requireImage } = await import("../config.js");
+      const { loadConfig } = await import("../core/config-file.js");
+      const { requireImage } = await import("../core/config.js");
       const { config, path } = loadConfig(str("config"), {
         image: str("image"),
         "image/registry": str("registry"),

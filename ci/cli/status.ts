@@ -1,6 +1,6 @@
 // `hamalog status`: what runs on the compose host now (digest, sha, container health, last history lines).
-import { ConfigError } from "../errors.js";
-import { status } from "../deploy/status.js";
+import { ConfigError } from "../core/errors.js";
+import { status } from "../core/deploy/status.js";
 import type { Command } from "./command.js";
 import { REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
 
