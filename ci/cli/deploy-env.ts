@@ -7,6 +7,7 @@ import { dirname, resolve, sep } from "node:path";
 import { loadConfig } from "../core/config-file.js";
 import { ConfigError } from "../core/errors.js";
 import { openDoor, remoteTarget } from "../core/deploy/door.js";
+import { parseDotenv, pickSecrets } from "../core/deploy/env.js";
 import type { DeployEnv, DeployInput } from "../core/deploy/session.js";
 import type { Io, OptionSpec } from "./command.js";
 import { CONFIG_OPTIONS, overridesFrom } from "./options.js";
@@ -19,6 +20,21 @@ export const REMOTE_OPTIONS: Record<string, OptionSpec> = {
   "insecure-accept-host-key": {
     type: "boolean",
     help: "connect without a pinned deploy/hostKey, accepting whatever key the host shows (never for production)",
+  },
+  "env-file": {
+    type: "string",
+    help: "dotenv file with the values of deploy/secrets (default: this process's environment)",
+    valueName: "FILE",
+  },
+};
+
+export const CHANGE_OPTIONS: Record<string, OptionSpec> = {
+  force: { type: "boolean", help: "replace the live release even when it is this one and healthy" },
+  "recreate-accessory": {
+    type: "string",
+    multiple: true,
+    help: "apply a changed definition of this accessory (recreates it; repeatable); others are reported and left running",
+    valueName: "SERVICE",
   },
 };
 
@@ -75,17 +91,27 @@ export function remoteDoor(
   const { config, path } = loadConfig(values.config as string | undefined, overridesFrom(values));
   const target = remoteTarget(config, path ?? "pipeline.yaml");
   const sshKey = readSecretFlag(values, "ssh-key", io);
-  if (!sshKey)
-    throw new ConfigError(
-      "--ssh-key-file or --ssh-key-env: required — the private key whose public key is in the host's authorized_keys",
-    );
   const registryToken = readSecretFlag(values, "password", io);
+  const envFile = values["env-file"] as string | undefined;
   const door = openDoor(
     target,
     {
       readTemplate: (file) => readTemplate(path, file),
       sshKey,
-      sshKeyFrom: values["ssh-key-file"] ? "--ssh-key-file" : "--ssh-key-env",
+      sshKeyFrom: values["ssh-key-env"]
+        ? "--ssh-key-env"
+        : values["ssh-key-file"]
+          ? "--ssh-key-file"
+          : "--ssh-key-file or --ssh-key-env",
+      secrets: (names) =>
+        envFile !== undefined
+          ? pickSecrets(names, readDotenv(envFile), `--env-file ${envFile}`, `add NAME=value lines to ${envFile}`)
+          : pickSecrets(
+              names,
+              io.env,
+              "this process's environment",
+              "export them (in CI: from the environment's secrets) or pass --env-file FILE",
+            ),
       ...(registryToken ? { registryToken } : {}),
       tokenFlag: "--password-env/--password-file",
       usernameFlag: "--username",
@@ -98,10 +124,25 @@ export function remoteDoor(
     ...door.input,
     holder: `${userInfo().username}@${hostname()} (hamalog CLI, pid ${process.pid})`,
     ...(values["break-lock"] ? { breakLock: true } : {}),
+    ...(values.force ? { force: true } : {}),
+    ...(values["recreate-accessory"] ? { recreateAccessories: values["recreate-accessory"] as string[] } : {}),
     ...(wait !== undefined ? { lockWaitSeconds: wait } : {}),
     ...(signal ? { signal } : {}),
   };
   return { input, env: door.env };
+}
+
+/** A dotenv file of secret values: never larger than a config, errors name the file, never a value. */
+function readDotenv(file: string): Record<string, string> {
+  let text: string;
+  try {
+    if (statSync(file).size > 1024 * 1024) throw new ConfigError(`--env-file: ${file} is larger than 1 MiB`);
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`--env-file: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  return parseDotenv(text, `--env-file ${file}`);
 }
 
 /** Abort on SIGINT/SIGTERM so the core releases the lock before the process ends. */

@@ -2,7 +2,7 @@
 import { deploy } from "../core/deploy/run.js";
 import { parseSha } from "../core/tags.js";
 import type { Command } from "./command.js";
-import { interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
+import { CHANGE_OPTIONS, interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
 
 export const command: Command = {
   name: "deploy",
@@ -13,6 +13,7 @@ export const command: Command = {
     sha: { type: "string", help: "full 40-character commit sha whose image to deploy (e.g. $GITHUB_SHA)" },
     "dry-run": { type: "boolean", help: "print the plan and the rendered compose file; change nothing on the host" },
     ...LOCK_OPTIONS,
+    ...CHANGE_OPTIONS,
     ...REMOTE_OPTIONS,
   },
   async run(values, io) {

@@ -1,7 +1,8 @@
 // `hamalog rollback`: back to the previous successful deploy (or --to SHA|DIGEST from history), same health gate.
+import { parseRollbackTo } from "../core/deploy/history.js";
 import { rollback } from "../core/deploy/run.js";
 import type { Command } from "./command.js";
-import { interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
+import { CHANGE_OPTIONS, interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
 
 export const command: Command = {
   name: "rollback",
@@ -16,12 +17,13 @@ export const command: Command = {
     },
     "dry-run": { type: "boolean", help: "print the plan and the rendered compose file; change nothing on the host" },
     ...LOCK_OPTIONS,
+    ...CHANGE_OPTIONS,
     ...REMOTE_OPTIONS,
   },
   async run(values, io) {
     return interruptible(async (signal) => {
+      const to = parseRollbackTo(values.to as string | undefined);
       const { input, env } = remoteDoor(values, io, signal);
-      const to = values.to as string | undefined;
       await rollback(
         { ...input, ...(to !== undefined ? { to } : {}), ...(values["dry-run"] ? { dryRun: true } : {}) },
         env,

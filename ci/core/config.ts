@@ -53,7 +53,12 @@ const ProxySchema = z.strictObject({
   drainSeconds: z.number().int().min(0).max(3600).default(10),
   domain: str(HOSTNAME, "must be a host name, e.g. hamalog.example.com").optional(),
   tls: z.enum(["acme", "internal"]).default("acme"),
+  warmSeconds: z.number().int().min(0).max(86400).default(300),
 });
+
+/** An environment variable's name, as compose's env files and `${VAR}` take it. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envName = str(ENV_NAME, "must be an environment variable name (letters, digits, _; not starting with a digit)");
 
 const ConfigSchema = z.strictObject({
   image: z
@@ -114,6 +119,11 @@ const ConfigSchema = z.strictObject({
       keepImages: z.number().int().min(1).max(100).default(5),
       strategy: z.enum(["recreate", "blue-green"]).default("recreate"),
       proxy: ProxySchema.prefault({}),
+      leaseSeconds: z.number().int().min(5).max(3600).default(30),
+      /** The app's plain environment values (in the release's env file with the secrets). */
+      env: z.record(envName, z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
+      /** The NAMES of the app's secrets: their values come only through the doors, never from this file. */
+      secrets: z.array(envName).default([]),
     })
     .prefault({}),
 });
@@ -228,6 +238,9 @@ export function requireImage(cfg: PipelineConfig, configName = "pipeline.yaml"):
   return { registry: cfg.image.registry, repository: cfg.image.repository };
 }
 
+/** deploy/host for a deploy on this machine itself (a self-hosted runner on the server): no SSH. */
+export const LOCAL_HOST = "local";
+
 export type DeployConfig = PipelineConfig["deploy"] & {
   host: string;
   user: string;
@@ -240,17 +253,18 @@ export function requireDeploy(cfg: PipelineConfig, configName = "pipeline.yaml")
   const d = cfg.deploy;
   const missing: string[] = [];
   for (const k of ["host", "user", "directory", "service"] as const) {
+    // deploy/host `local`: the deploy runs on this machine, as this user, with no SSH.
+    if (k === "user" && d.host === LOCAL_HOST) continue;
     if (!d[k]) missing.push(requiredError(`deploy/${k}`, configName).message);
   }
+  const both = d.secrets.filter((n) => n in d.env);
+  if (both.length)
+    missing.push(`deploy/secrets: ${both.join(", ")} also in deploy/env — a name is either a plain value or a secret`);
   if (!d.composeFile && !d.services) {
     missing.push(`deploy/composeFile: required (set it or deploy/services in ${configName}, or pass --compose-file)`);
   }
   if (d.strategy === "blue-green") {
     const why = "with deploy/strategy blue-green";
-    if (!d.proxy.publish)
-      missing.push(
-        `deploy/proxy/publish: required ${why} — the proxy's public port, e.g. 127.0.0.1:8080:80 (set it in ${configName} or pass --proxy-publish)`,
-      );
     if (!d.health.url)
       missing.push(
         `deploy/health/url: required ${why} — the candidate is health-gated over HTTP before it gets traffic; its path is probed through the proxy (set it in ${configName} or pass --health-url)`,

@@ -26,6 +26,8 @@ import { keygenLine, scanHostKey } from "../core/deploy/host-key.js";
 import { chooseReference, verifyManifest as verifyRegistry } from "../core/registry/verify.js";
 import { explainPushFailure } from "../core/push-error.js";
 import { ConfigError } from "../core/errors.js";
+import { parseDotenv, pickSecrets } from "../core/deploy/env.js";
+import { parseRollbackTo } from "../core/deploy/history.js";
 import {
   Deployment,
   Fallback,
@@ -63,6 +65,20 @@ function inDaggerWords<T>(step: () => T): T {
   } catch (e) {
     throw e instanceof ConfigError ? new ConfigError(daggerFlags(e.message)) : e;
   }
+}
+
+/** The values of deploy/secrets' names from the dotenv Secret given as --app-env. */
+function appSecrets(names: readonly string[], envText: string | undefined): Record<string, string> {
+  if (envText === undefined)
+    throw new ConfigError(
+      `--app-env: required — deploy/secrets names ${names.join(", ")}; give their values as one dotenv Secret, e.g. --app-env=env://HAMALOG_ENV`,
+    );
+  return pickSecrets(
+    names,
+    parseDotenv(envText, "--app-env"),
+    "--app-env",
+    "add NAME=value lines to the dotenv Secret given as --app-env",
+  );
 }
 
 /** Hamalog's pipeline functions: tag, verify-manifest, deploy and friends, one definition for CI and laptops. */
@@ -320,7 +336,7 @@ export class Hamalog {
     const cfg = await this.settings();
     const door = await this.openRemote(cfg, sshKey, registryToken, insecureAcceptHostKey);
     const outcome = await rollbackRelease(
-      { ...door.input, ...(to ? { to } : {}), dryRun, holder: "dagger rollback" },
+      { ...door.input, ...(to ? { to: parseRollbackTo(to, "--to")! } : {}), dryRun, holder: "dagger rollback" },
       door.env,
     );
     const at = { host: cfg.deploy.host ?? "", strategy: cfg.deploy.strategy, log: door.log, rollback: true };
@@ -364,15 +380,23 @@ export class Hamalog {
    * The one way into the deploy core (deploy, rollback, status, ship): read the compose template and Secrets and
    * open the door (deploy/door.ts), which checks the config, the key and the login; output is streamed and collected.
    */
-  private async openRemote(cfg: PipelineConfig, sshKey: Secret, registryToken?: Secret, insecureAcceptHostKey = false) {
+  private async openRemote(
+    cfg: PipelineConfig,
+    sshKey: Secret | undefined,
+    registryToken?: Secret,
+    insecureAcceptHostKey = false,
+    appEnv?: Secret,
+  ) {
     const target = inDaggerWords(() => remoteTarget(cfg));
     const template = target.deploy.composeFile ? await this.source.file(target.deploy.composeFile).contents() : "";
     const log: string[] = [];
     const say = (line: string) => (log.push(line), console.error(line));
+    const envText = appEnv ? await appEnv.plaintext() : undefined;
     const reads = {
       readTemplate: () => template,
-      sshKey: await sshKey.plaintext(),
+      sshKey: sshKey ? await sshKey.plaintext() : undefined,
       sshKeyFrom: "--ssh-key",
+      secrets: (names: readonly string[]) => appSecrets(names, envText),
       tokenFlag: "--registry-token",
       usernameFlag: "--set image/username=NAME",
       insecureAcceptHostKey,

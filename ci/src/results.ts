@@ -173,7 +173,7 @@ export function deploymentOf(
     host: at.host,
     result: o.result === "dry-run" ? DeployResult.DryRun : DeployResult.Success,
     rolledBackTo: at.rollback ? o.running.sha : "",
-    fallbackUsed: o.fallback,
+    fallbackUsed: o.running.fallback,
     strategy: at.strategy === "blue-green" ? Strategy.BlueGreen : Strategy.Recreate,
     durationMs: Math.round(o.durationMs),
     log: at.log,

@@ -80,7 +80,10 @@ describe("pipeline config", () => {
         fallback: "none",
         keepImages: 5,
         strategy: "recreate",
-        proxy: { image: "caddy:2", drainSeconds: 10, tls: "acme" },
+        proxy: { image: "caddy:2", drainSeconds: 10, tls: "acme", warmSeconds: 300 },
+        leaseSeconds: 30,
+        env: {},
+        secrets: [],
       },
     });
     expect(parseConfig("deploy:\n  health:\n    url: http://127.0.0.1/h\n").deploy.health).toEqual({
@@ -91,7 +94,7 @@ describe("pipeline config", () => {
     });
   });
 
-  it("blue-green needs the proxy's public port and a health URL, named with their flags", () => {
+  it("blue-green needs a health URL (its path is probed through the proxy), named with its flag; the public port is optional", () => {
     const base =
       "image: {repository: a/b}\ndeploy: {host: h, user: u, directory: /srv/x, service: app, composeFile: c.yaml";
     const err = (() => {
@@ -102,14 +105,20 @@ describe("pipeline config", () => {
       }
       return "";
     })();
-    expect(err).toMatch(/deploy\/proxy\/publish: required with deploy\/strategy blue-green .*--proxy-publish/);
+    expect(err).not.toMatch(/deploy\/proxy\/publish/);
     expect(err).toMatch(/deploy\/health\/url: required with deploy\/strategy blue-green .*--health-url/);
     const ok = requireDeploy(
       parseConfig(
         `${base}, strategy: blue-green, proxy: {publish: "127.0.0.1:8080:80"}, health: {url: "http://127.0.0.1:8080/h"}}\n`,
       ),
     );
-    expect(ok.proxy).toEqual({ image: "caddy:2", publish: "127.0.0.1:8080:80", drainSeconds: 10, tls: "acme" });
+    expect(ok.proxy).toEqual({
+      image: "caddy:2",
+      publish: "127.0.0.1:8080:80",
+      drainSeconds: 10,
+      tls: "acme",
+      warmSeconds: 300,
+    });
     expect(() => parseConfig("deploy: {strategy: rolling}\n")).toThrow(/deploy\/strategy/);
     expect(() => parseConfig('deploy: {proxy: {publish: "8080"}}\n')).toThrow(
       /deploy\/proxy\/publish: must be \[IP:\]HOST_PORT/,

@@ -92,7 +92,9 @@ describe("hamalog deploy / rollback / status (CLI usage errors)", () => {
   it("exit 2 without an SSH key, naming both ways to give one", async () => {
     const r = await hamalog(["deploy", "--sha", SHA, ...BASE], { cwd });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--ssh-key-file or --ssh-key-env: required/);
+    expect(r.stderr).toMatch(
+      /--ssh-key-file or --ssh-key-env: required — the private key whose public key is in the host's authorized_keys \(or deploy\/host: local/,
+    );
   });
 
   it("exit 2 for a key that is not a key, without echoing it", async () => {

@@ -1,29 +1,34 @@
-// The release journal (ci/core/deploy/journal.ts) and the recovery planner (reconcile.ts): every field of the
-// journal validated with an error naming it, the transitions a deploy writes, and, table-driven, what a run does
-// for each state a dead attempt can leave behind.
+// The release journal (ci/core/deploy/journal.ts) and the recovery planner (recovery.ts): every field of the
+// journal validated with an error naming it, the transitions a deploy writes, and, table-driven, what the host
+// runs (recover.sh) for each state an attempt of each strategy can die in; the observe sections parsed.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parseConfig, requireDeploy } from "../../ci/core/config.js";
+import type { HistoryEntry } from "../../ci/core/deploy/history.js";
+import { recoverScript, step } from "../../ci/core/deploy/host/steps.js";
+import { isTempName, parseView } from "../../ci/core/deploy/host/view.js";
 import {
   atPhase,
   beginAttempt,
+  cooled,
   emptyJournal,
   endAttempt,
   journalFromHistory,
   journalText,
   parseJournal,
   promote,
+  promoted,
   referencedFiles,
-  releaseFile,
+  releaseBase,
   type Journal,
+  type JournalAttempt,
   type Slot,
 } from "../../ci/core/deploy/journal.js";
-import {
-  checkLive,
-  isTempName,
-  parseObservation,
-  planRecovery,
-  type ContainerSeen,
-} from "../../ci/core/deploy/reconcile.js";
-import type { HistoryEntry } from "../../ci/core/deploy/history.js";
+import { journalFiles, planRecovery } from "../../ci/core/deploy/recovery.js";
+import type { Setting } from "../../ci/core/deploy/strategy.js";
 import type { Sha } from "../../ci/core/tags.js";
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
@@ -32,181 +37,320 @@ const slot = (c: string, extra: Partial<Slot> = {}): Slot => ({
   digest: D(c),
   image: `127.0.0.1:5000/app:${c.repeat(40)}@${D(c)}`,
   tags: [c.repeat(40)],
-  composeFile: `releases/app-${c.repeat(12)}-00000000.yaml`,
+  fallback: false,
+  composeFile: `releases/${extra.colour ?? "app"}-${c.repeat(12)}-00000000.yaml`,
   since: "2026-01-01T00:00:00.000Z",
   ...extra,
 });
-const attempt = (c: string, phase = "up", extra: Partial<Slot> = {}) => ({
+const attempt = (
+  c: string,
+  phase: string,
+  extra: Partial<Slot> = {},
+  more: Partial<JournalAttempt> = {},
+): JournalAttempt => ({
   id: "attempt-1",
+  token: 7,
   holder: "ci pid 1",
-  action: "deploy" as const,
+  action: "deploy",
   phase,
   startedAt: "2026-01-01T00:01:00.000Z",
+  strategy: extra.colour ? "blue-green" : "recreate",
   candidate: slot(c, extra),
+  ...more,
 });
 const journal = (j: Partial<Journal>): Journal => ({ ...emptyJournal("recreate"), ...j });
-const ctr = (name: string, image: string, state = "running", service = "app"): ContainerSeen => ({
-  id: `id-${name}`,
-  name,
-  image,
-  state,
-  service,
-});
+const setting = (strategy: string): Setting => {
+  const cfg = parseConfig(
+    `image: {repository: a/b}\ndeploy: {host: h, user: u, directory: /srv/app, composeFile: c.yml, service: app, strategy: ${strategy}, health: {url: "http://127.0.0.1:8080/health"}}\n`,
+  );
+  return {
+    deploy: requireDeploy(cfg),
+    compose: { template: "services:\n  app: {image: x, expose: ['8080']}\n  db: {image: postgres}\n" },
+    project: "app",
+  };
+};
+const facts = { time: new Date("2026-01-01T00:02:00.000Z"), holder: "next run", error: "died" };
+const ops = (j: Journal, strategy: string) =>
+  planRecovery(j, setting(strategy), facts).steps.map((s) =>
+    `${s.op} ${s.args.filter((x) => !x.startsWith("releases/") && x !== "" && x !== "180").join(" ")}`.trim(),
+  );
 
 describe("journal file", () => {
-  it("round-trips through its text", () => {
-    const j = journal({ live: slot("a"), previous: slot("b", { fallback: true }), attempt: attempt("c") });
-    expect(parseJournal(journalText(j), "J")).toEqual(j);
+  it("round-trips through its text, and reads a version 1 journal (the attempt runs the journal's strategy)", () => {
+    const j = journal({
+      live: slot("a", { envFile: "releases/app-aaaaaaaaaaaa-00000000.env" }),
+      attempt: attempt("b", "up"),
+    });
+    expect(parseJournal(journalText(j), "h")).toEqual(j);
+    const v1 = { ...JSON.parse(journalText(j)), version: 1, attempt: { ...attempt("b", "up"), strategy: undefined } };
+    expect(parseJournal(JSON.stringify(v1), "h").attempt?.strategy).toBe("recreate");
   });
 
   it.each([
-    ["not JSON", "{", /J: \(file\): not JSON/],
-    ["a future version", JSON.stringify({ ...emptyJournal("recreate"), version: 2 }), /J: version: 2 is not 1/],
-    ["an unknown strategy", JSON.stringify({ ...emptyJournal("recreate"), strategy: "canary" }), /J: strategy:/],
-    ["a short digest", JSON.stringify(journal({ live: { ...slot("a"), digest: "sha256:abc" } })), /J: live\.digest:/],
+    ["not JSON", "{", /\(file\): not JSON/],
+    ["a future version", JSON.stringify({ version: 9 }), /version: 9 is not 2/],
     [
-      "an upper-case sha",
-      JSON.stringify(journal({ live: { ...slot("a"), sha: "A".repeat(40) as Sha } })),
-      /J: live\.sha:/,
+      "an unknown strategy",
+      JSON.stringify({ version: 2, strategy: "canary" }),
+      /strategy: expected recreate, blue-green/,
     ],
     [
-      "a compose file outside releases/",
-      JSON.stringify(journal({ live: { ...slot("a"), composeFile: "../../etc/x.yaml" } })),
-      /J: live\.composeFile:/,
+      "a bad digest",
+      JSON.stringify({ ...journal({}), live: { ...slot("a"), digest: "sha256:zz" } }),
+      /live\.digest: invalid/,
     ],
     [
-      "a colour that is not blue or green",
-      JSON.stringify(journal({ previous: { ...slot("a"), colour: "red" as never } })),
-      /J: previous\.colour: expected blue or green/,
+      "an env file outside releases/",
+      JSON.stringify({ ...journal({}), live: { ...slot("a"), envFile: "../x.env" } }),
+      /live\.envFile: invalid/,
     ],
     [
-      "an attempt with an unknown action",
-      JSON.stringify(journal({ attempt: { ...attempt("a"), action: "nuke" as never } })),
-      /J: attempt\.action:/,
+      "a colour that is not one",
+      JSON.stringify({ ...journal({}), live: { ...slot("a"), colour: "red" } }),
+      /live\.colour: expected blue or green/,
     ],
-    [
-      "an attempt without a candidate",
-      JSON.stringify(journal({ attempt: { ...attempt("a"), candidate: undefined as never } })),
-      /J: attempt\.candidate: expected an object/,
-    ],
-  ])("refuses %s, naming the field and what to do", (_, text, re) => {
-    expect(() => parseJournal(text, "J")).toThrow(re);
-    expect(() => parseJournal(text, "J")).toThrow(/move it aside and run `hamalog deploy` again/);
+  ])("refuses %s, naming the field and the fix", (_, text, err) => {
+    expect(() => parseJournal(text, "u@h:22 /srv/app/journal.json")).toThrow(err);
+    expect(() => parseJournal(text, "u@h:22 /srv/app/journal.json")).toThrow(
+      /move it aside and run `hamalog deploy` again/,
+    );
   });
 
   it("names release files by colour, digest and content; another render of the same digest gets another file", () => {
-    expect(releaseFile(D("a"), "x")).toMatch(/^releases\/app-aaaaaaaaaaaa-[0-9a-f]{8}\.yaml$/);
-    expect(releaseFile(D("a"), "x", "blue")).toMatch(/^releases\/blue-aaaaaaaaaaaa-/);
-    expect(releaseFile(D("a"), "x")).toBe(releaseFile(D("a"), "x"));
-    expect(releaseFile(D("a"), "x")).not.toBe(releaseFile(D("a"), "y"));
+    expect(releaseBase(D("a"), "x")).toMatch(/^releases\/app-aaaaaaaaaaaa-[0-9a-f]{8}$/);
+    expect(releaseBase(D("a"), "x", "green")).toMatch(/^releases\/green-aaaaaaaaaaaa-/);
+    expect(releaseBase(D("a"), "x")).not.toBe(releaseBase(D("a"), "y"));
   });
 });
 
 describe("journal transitions", () => {
-  it("a deploy: begin, phases, promote — what was live becomes previous", () => {
-    let j = journal({ live: slot("a") });
-    j = beginAttempt(j, attempt("b", "render"));
-    j = atPhase(j, "health");
-    expect(j.attempt?.phase).toBe("health");
-    const p = promote(j, "2026-01-01T00:02:00.000Z");
-    expect(p).toEqual(
-      journal({ live: { ...slot("b"), since: "2026-01-01T00:02:00.000Z" }, previous: slot("a"), attempt: null }),
-    );
-    expect(referencedFiles(j)).toEqual(new Set([slot("a").composeFile, slot("b").composeFile]));
+  it("a deploy: begin, phases, promote (the attempt stays for after-live steps), end — what was live becomes previous", () => {
+    const j0 = journal({ live: slot("a") });
+    const j1 = atPhase(beginAttempt(j0, attempt("b", "pull")), "up");
+    expect(j1.attempt?.phase).toBe("up");
+    expect(promoted(j1)).toBe(false);
+    const j2 = promote(j1, "2026-01-01T00:03:00.000Z", "drain");
+    expect(promoted(j2)).toBe(true);
+    expect(j2.live).toMatchObject({ sha: "b".repeat(40), since: "2026-01-01T00:03:00.000Z" });
+    expect(j2.previous).toEqual(slot("a"));
+    expect(j2.attempt?.phase).toBe("drain");
+    expect(endAttempt(j2).attempt).toBeNull();
   });
 
-  it("redeploying the live release keeps previous; a failed attempt leaves live and previous alone", () => {
-    const j = journal({ live: slot("a"), previous: slot("b"), attempt: attempt("a") });
-    expect(promote(j, "t").previous).toEqual(slot("b"));
-    expect(endAttempt(j)).toEqual(journal({ live: slot("a"), previous: slot("b") }));
+  it("redeploying the live release keeps previous; referenced files include env files; the warm window ends", () => {
+    const j = promote(
+      beginAttempt(journal({ live: slot("a"), previous: slot("c") }), attempt("a", "up")),
+      "t",
+      "finish",
+    );
+    expect(j.previous).toEqual(slot("c"));
+    expect([...referencedFiles(journal({ live: slot("a", { envFile: "releases/x.env" }) }))]).toEqual([
+      slot("a").composeFile,
+      "releases/x.env",
+    ]);
+    const warm = journal({ previous: slot("c", { colour: "green", warmUntil: "t" }) });
+    expect(cooled(warm).previous).toEqual(slot("c", { colour: "green" }));
   });
 
   it("adopts a host deployed before the journal from history's last running release and compose.yaml", () => {
-    const e = {
-      running: { sha: "a".repeat(40), digest: D("a"), image: `r/app:latest@${D("a")}`, fallback: true },
-    } as unknown as HistoryEntry;
-    expect(journalFromHistory([e], true, "T").live).toEqual({
+    const e = { running: { sha: "a".repeat(40), digest: D("a"), image: slot("a").image } } as HistoryEntry;
+    expect(journalFromHistory([e], true, "t").live).toMatchObject({
       sha: "a".repeat(40),
-      digest: D("a"),
-      image: `r/app:latest@${D("a")}`,
-      tags: ["latest"],
-      fallback: true,
-      composeFile: "releases/app-aaaaaaaaaaaa-adopted.yaml",
-      since: "T",
+      composeFile: `releases/app-${"a".repeat(12)}-adopted.yaml`,
     });
-    expect(journalFromHistory([e], false, "T").live).toBeNull();
-    expect(journalFromHistory([], true, "T").live).toBeNull();
+    expect(journalFromHistory([e], false, "t").live).toBeNull();
   });
 });
 
-describe("recovery plan", () => {
-  const tmp = ctr("0123456789ab_hamalog-app-1", slot("b").image, "created");
-  it.each<[string, Journal, ContainerSeen[], boolean, string[]]>([
-    ["a clean host: nothing", journal({ live: slot("a") }), [ctr("hamalog-app-1", slot("a").image)], false, []],
-    ["a login left by a killed deploy: log out", journal({ live: slot("a") }), [], true, ["logout"]],
+describe("the recovery each state needs (what recover.sh runs)", () => {
+  const blue = { colour: "blue" as const };
+  const green = { colour: "green" as const };
+  it.each<[string, string, Journal, string[], Partial<Journal>]>([
     [
-      "killed mid-replacement (temp-named container): remove it, restore live, clear",
-      journal({ live: slot("a"), attempt: attempt("b", "up") }),
-      [ctr("hamalog-app-1", slot("a").image, "exited"), tmp],
-      true,
-      ["remove-containers", "logout", "restore-live", "clear-attempt"],
-    ],
-    [
-      "died in health with the candidate running: restore live",
-      journal({ live: slot("a"), attempt: attempt("b", "health") }),
-      [ctr("hamalog-app-1", slot("b").image)],
-      false,
-      ["restore-live", "clear-attempt"],
-    ],
-    [
-      "died before the switch (pull): restoring live is a health-gated no-op",
+      "recreate died before anything changed (pull)",
+      "recreate",
       journal({ live: slot("a"), attempt: attempt("b", "pull") }),
-      [ctr("hamalog-app-1", slot("a").image)],
-      false,
-      ["restore-live", "clear-attempt"],
+      ["up app"],
+      { live: slot("a") },
     ],
     [
-      "a first deploy died: nothing live, stop the candidate",
+      "recreate died mid-replacement (up)",
+      "recreate",
+      journal({ live: slot("a"), attempt: attempt("b", "up") }),
+      ["up app"],
+      { live: slot("a") },
+    ],
+    [
+      "recreate: a first deploy died",
+      "recreate",
       journal({ attempt: attempt("b", "health") }),
-      [ctr("hamalog-app-1", slot("b").image)],
-      false,
-      ["stop-candidate", "clear-attempt"],
+      ["remove app"],
+      { live: null },
     ],
     [
-      "blue/green died in the idle colour: route to live, restore it, remove the candidate",
+      "recreate leaving blue/green died: the app goes, the live colour comes back and is routed",
+      "recreate",
+      { ...emptyJournal("blue-green"), live: slot("a", blue), attempt: attempt("b", "up") },
+      ["remove app", "up app-blue", "route .hamalog/recover/Caddyfile"],
+      { live: slot("a", blue) },
+    ],
+    [
+      "blue/green died before the switch: the live colour is (re)started and routed, the candidate removed",
+      "blue-green",
       {
         ...emptyJournal("blue-green"),
-        live: slot("a", { colour: "blue" }),
-        previous: slot("c", { colour: "green" }),
-        attempt: attempt("b", "switch", { colour: "green" }),
+        live: slot("a", blue),
+        previous: slot("c", green),
+        attempt: attempt("b", "candidate-health", green),
       },
-      [],
-      false,
-      ["route-proxy", "restore-live", "remove-colour", "clear-attempt"],
+      ["up app-blue", "route .hamalog/recover/Caddyfile", "remove app-green"],
+      { live: slot("a", blue), previous: null },
     ],
-  ])("%s", (_, j, containers, loginLeft, kinds) => {
-    const plan = planRecovery({ journal: j, containers, loginLeft });
-    expect(plan.actions.map((a) => a.kind)).toEqual(kinds);
-    expect(plan.dead).toEqual(j.attempt);
-    const restore = plan.actions.find((a) => a.kind === "restore-live");
-    if (restore) expect(restore).toMatchObject({ slot: j.live });
-    const clear = plan.actions.find((a) => a.kind === "clear-attempt");
-    if (clear?.kind === "clear-attempt") expect(clear.journal.attempt).toBeNull();
+    [
+      "blue/green rollback to the kept colour died: it is stopped, not removed, and stays previous",
+      "blue-green",
+      {
+        ...emptyJournal("blue-green"),
+        live: slot("a", blue),
+        previous: slot("c", green),
+        attempt: attempt("c", "switch", green, { action: "rollback" }),
+      },
+      ["up app-blue", "route .hamalog/recover/Caddyfile", "stop app-green"],
+      { previous: slot("c", green) },
+    ],
+    [
+      "blue/green died after promote (drain): finished forward, the old colour stopped",
+      "blue-green",
+      {
+        ...emptyJournal("blue-green"),
+        live: slot("b", green),
+        previous: slot("a", blue),
+        attempt: attempt("b", "drain", green),
+      },
+      ["stop app-blue"],
+      { live: slot("b", green), previous: slot("a", blue) },
+    ],
+    [
+      "a migration from recreate died: the proxy and the candidate go, the recreate app comes back",
+      "blue-green",
+      journal({ live: slot("a"), attempt: attempt("b", "switch", blue, { migrating: "app" }) }),
+      ["remove hamalog-proxy app-blue", "up app"],
+      { live: slot("a") },
+    ],
+    [
+      "a first blue/green deploy died: the proxy routes nothing, the candidate goes",
+      "blue-green",
+      { ...emptyJournal("blue-green"), attempt: attempt("b", "candidate", blue) },
+      ["route .hamalog/recover/Caddyfile", "remove app-blue"],
+      { live: null },
+    ],
+  ])("%s", (_, strategy, j, steps, after) => {
+    expect(ops(j, strategy)).toEqual(steps);
+    const p = planRecovery(j, setting(strategy), facts);
+    expect(p.journal.attempt).toBeNull();
+    expect(p.journal).toMatchObject(after);
+    expect(p.entry).toMatchObject({ recovered: true, failedPhase: j.attempt!.phase, error: "died" });
+    expect(p.entry?.result).toBe(promoted(j) ? "success" : j.live ? "rolled-back" : "failed");
   });
 
-  it("blue/green: the candidate replaced the kept colour, so the cleared journal has no previous", () => {
-    const j: Journal = {
-      ...emptyJournal("blue-green"),
-      live: slot("a", { colour: "blue" }),
-      previous: slot("c", { colour: "green" }),
-      attempt: attempt("b", "health", { colour: "green" }),
-    };
-    const clear = planRecovery({ journal: j, containers: [], loginLeft: false }).actions.at(-1);
-    expect(clear).toEqual({ kind: "clear-attempt", journal: { ...j, previous: null, attempt: null } });
-    expect(planRecovery({ journal: j, containers: [], loginLeft: false }).actions[2]).toEqual({
-      kind: "remove-colour",
-      colour: "green",
+  it("a journal without an attempt restores its live release (drift) and writes no history", () => {
+    const p = planRecovery(
+      { ...emptyJournal("blue-green"), live: slot("a", { colour: "blue" }) },
+      setting("blue-green"),
+      facts,
+    );
+    expect(p.steps.map((s) => s.op)).toEqual(["up", "route"]);
+    expect(p.files[0]).toMatchObject({ path: "Caddyfile" });
+    expect(p.files[0]!.content).toMatch(/^# hamalog live: blue/);
+    expect(p.entry).toBeNull();
+  });
+
+  it("journalFiles carries the journal with its recover.sh (an empty one without an attempt)", () => {
+    const j = journal({ live: slot("a"), attempt: attempt("b", "up") });
+    const files = journalFiles(j, setting("recreate"), facts);
+    expect(files.map((f) => f.path)).toEqual([
+      "files/journal.json",
+      "files/.hamalog/recover.sh",
+      "files/.hamalog/recover/journal.json",
+      "files/.hamalog/recover/history.add",
+      "files/.hamalog/recover/history.failed",
+    ]);
+    expect(JSON.parse(files[2]!.content).attempt).toBeNull();
+    expect(JSON.parse(files[3]!.content)).toMatchObject({ result: "rolled-back", recovered: true });
+    expect(JSON.parse(files[4]!.content)).toMatchObject({
+      result: "failed",
+      error: expect.stringMatching(/the recovery failed too/),
     });
+    expect(journalFiles(endAttempt(j), setting("recreate"), facts).map((f) => [f.path, f.content === ""])).toEqual([
+      ["files/journal.json", false],
+      ["files/.hamalog/recover.sh", true],
+    ]);
+  });
+
+  it("recover.sh is valid sh; every argument is one quoted word whatever it holds", () => {
+    const text = recoverScript("p'; rm -rf / #", [step.remove(["a$(x)", "b`y`"]), step.stop(["c\nd"])], "x");
+    expect(spawnSync("sh", ["-n", "-c", text]).status).toBe(0);
+    // Sourced with stand-ins for the agent's functions, it passes each word through untouched.
+    const file = join(mkdtempSync(join(tmpdir(), "hamalog-recover-")), "recover.sh");
+    writeFileSync(file, text);
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `rstep() { printf '[%s]' "$@"; echo; }; rjournal() { :; }; rhistory() { :; }; f() { . "$1"; }; f "$1"; printf '%s' "$P"`,
+        "sh",
+        file,
+      ],
+      { encoding: "utf8" },
+    );
+    expect(r.stdout).toBe("[remove][a$(x)][b`y`]\n[stop][c\nd]\np'; rm -rf / #");
+  });
+});
+
+describe("what the host shows (observe's sections)", () => {
+  it("reads the journal, lock and lease, containers, the proxy's route and ports, images, releases, logins", () => {
+    const j = journal({ live: slot("a") });
+    const out = [
+      "hamalog-section journal",
+      journalText(j).trimEnd(),
+      "hamalog-section lock",
+      '{"token":3,"holder":"ci"}',
+      "hamalog-lease 100 90 alive no its lease was renewed 10 s ago",
+      "hamalog-section containers",
+      `id1\t/app-app-1\t${slot("a").image}\trunning\tapp\tUp 3 seconds (healthy)\thash1\t`,
+      `id2\t0123456789ab_app-app-1\tx\tcreated\tapp\tCreated\thash2\t`,
+      "hamalog-section compose-file",
+      "hamalog-section caddy",
+      "# hamalog live: green",
+      "hamalog-section proxy-ports",
+      "9900/tcp -> 127.0.0.1:49153",
+      "9900/tcp -> [::1]:49153",
+      "hamalog-section images",
+      `127.0.0.1:5000/app ${D("a")}`,
+      "hamalog-section releases",
+      "app-aaaaaaaaaaaa-00000000.yaml",
+      "hamalog-section logins",
+      "/srv/app/.hamalog/docker-AbC123",
+      "hamalog-section history",
+      "hamalog-section end",
+    ].join("\n");
+    const v = parseView(out, "h", "t");
+    expect(v.journal).toEqual(j);
+    expect(v.lock).toMatchObject({
+      holderText: '{"token":3,"holder":"ci"}',
+      presence: "alive",
+      stale: false,
+      why: "its lease was renewed 10 s ago",
+    });
+    expect(v.containers.map((c) => [c.name, c.state, c.configHash])).toEqual([
+      ["app-app-1", "running", "hash1"],
+      ["0123456789ab_app-app-1", "created", "hash2"],
+    ]);
+    expect(v.caddyLive).toBe("green");
+    expect(v.proxyPorts.get(9900)).toBe("127.0.0.1:49153");
+    expect(v.images).toEqual([D("a")]);
+    expect(v.releases).toEqual(["app-aaaaaaaaaaaa-00000000.yaml"]);
+    expect(v.logins).toHaveLength(1);
   });
 
   it.each([
@@ -215,73 +359,4 @@ describe("recovery plan", () => {
     ["hamalog-app-1", false],
     ["0123456789AB_hamalog-app-1", false],
   ])("temp-named %s: %s", (name, temp) => expect(isTempName(name)).toBe(temp));
-});
-
-describe("status's comparison of the journal with the host", () => {
-  it.each<[string, Journal, ContainerSeen[], RegExp[]]>([
-    ["agreement", journal({ live: slot("a") }), [ctr("hamalog-app-1", slot("a").image)], []],
-    [
-      "another image runs than the journal's live release",
-      journal({ live: slot("a") }),
-      [ctr("hamalog-app-1", slot("b").image)],
-      [/live release is sha aaaaaaaaaaaa .* but hamalog-app-1 runs .*bbbbbbbb/],
-    ],
-    [
-      "the live release is not running",
-      journal({ live: slot("a") }),
-      [ctr("hamalog-app-1", slot("a").image, "exited")],
-      [/is not running/],
-    ],
-    ["a container but no live release", journal({}), [ctr("hamalog-app-1", slot("a").image)], [/no live release, but/]],
-    [
-      "a leftover temp-named container",
-      journal({ live: slot("a") }),
-      [ctr("hamalog-app-1", slot("a").image), ctr("0123456789ab_hamalog-app-1", slot("b").image, "created")],
-      [/mid-replacement/],
-    ],
-    [
-      "another service's container is not ours",
-      journal({ live: slot("a") }),
-      [ctr("hamalog-app-1", slot("a").image), ctr("db", "postgres", "running", "db")],
-      [],
-    ],
-  ])("%s", (_, j, containers, res) => {
-    const got = checkLive(j, containers, ["app"]);
-    expect(got.mismatches).toHaveLength(res.length);
-    res.forEach((re, i) => expect(got.mismatches[i]).toMatch(re));
-  });
-});
-
-describe("observation", () => {
-  const ps = `c1\t/hamalog-app-1\t${slot("a").image}\trunning\tapp\nc2\t0123456789ab_hamalog-app-1\t${slot("b").image}\tcreated\tapp\n`;
-  it("reads the journal, the containers and a leftover login from cmd.observe's sections", () => {
-    const j = journal({ live: slot("a"), attempt: attempt("b") });
-    const out = `hamalog-journal\n${journalText(j)}\nhamalog-containers\n${ps}hamalog-login\nyes\n`;
-    const o = parseObservation(out, "J", "T");
-    expect(o.journal).toEqual(j);
-    expect(o.adopted).toBe(false);
-    expect(o.loginLeft).toBe(true);
-    expect(o.containers.map((c) => [c.id, c.name, c.state, c.service])).toEqual([
-      ["c1", "hamalog-app-1", "running", "app"],
-      ["c2", "0123456789ab_hamalog-app-1", "created", "app"],
-    ]);
-  });
-
-  it("adopts a host from before the journal: history's running release, from compose.yaml", () => {
-    const h = JSON.stringify({
-      sha: "a".repeat(40),
-      running: { sha: "a".repeat(40), digest: D("a"), image: slot("a").image },
-    });
-    const out = `hamalog-journal-absent\ncompose-present\nhamalog-history\n${h}\n\nhamalog-containers\nhamalog-login\nno\n`;
-    const o = parseObservation(out, "J", "T");
-    expect(o.adopted).toBe(true);
-    expect(o.loginLeft).toBe(false);
-    expect(o.journal.live).toMatchObject({ digest: D("a"), composeFile: "releases/app-aaaaaaaaaaaa-adopted.yaml" });
-    const fresh = parseObservation(
-      "hamalog-journal-absent\nhamalog-history\n\nhamalog-containers\nhamalog-login\nno\n",
-      "J",
-      "T",
-    );
-    expect(fresh).toMatchObject({ adopted: false, journal: emptyJournal("recreate"), containers: [] });
-  });
 });

@@ -1,304 +1,376 @@
-// The blue/green procedure (deploy/strategy blue-green), shared by deploy and rollback: lock → login → pull →
-// proxy → candidate (the idle colour, pinned by digest) → candidate-health (through the proxy's check site for
-// that colour, before any live traffic) → switch (atomic Caddyfile + graceful reload) → live-health (through the
-// public route) → drain → retire (stop, but keep, the old colour) → history → prune. A candidate that fails never
-// gets traffic; after the switch, a failure switches back to the old colour, which runs until the drain ends.
-// The release journal (journal.ts) is written before each transition: the attempt (candidate colour and digest)
-// before `candidate`, its phase before `switch`, live = candidate and previous = the kept colour once `live-health`
-// passed, the phase before `retire`, no attempt at the end. A run that dies anywhere leaves the next run (reconcile,
-// first thing under the lock) a deterministic recovery: route to the journal's live colour, restore it, remove
-// the candidate.
+// deploy/strategy blue-green: the new release starts beside the running one as the idle colour, behind a Caddy 2
+// edge proxy that answers under the app's own name on the compose network (and on the public port when there is
+// one). It is health-gated through its own check site before it gets any traffic; the switch is one atomic
+// Caddyfile replacement and a graceful reload, run by the host to its end; the old colour drains, then stays up
+// (warm) for deploy/proxy/warmSeconds — a rollback in that window is a switch — and is then stopped but kept.
+// Taking over from a recreate-layout app (the migration) costs that app's one stop, when the proxy needs its port.
+import { dependentsOf } from "../compose.js";
+import type { DeployConfig } from "../config.js";
 import { PipelineError } from "../errors.js";
-import { cmd } from "./commands.js";
-import {
-  caddyfile,
-  colourService,
-  other,
-  PROXY_SERVICE,
-  publicProbe,
-  renderColours,
-  upstreamPort,
-  type Colour,
-} from "./colours.js";
-import { attemptOf, slotOf } from "./apply.js";
-import type { HistoryEntry, Running } from "./history.js";
-import { journalCmd } from "./journal-commands.js";
-import { atPhase, beginAttempt, endAttempt, promote, releaseFile, type Slot } from "./journal.js";
-import { reconcile, saveJournal } from "./recover.js";
-import { composeRun, observe, proxyCmd, proxyUp, writeCaddyfile, type HostView, type ProxyRef } from "./proxy.js";
-import { runningOf, type Release } from "./release.js";
+import type { Attempt } from "./attempt.js";
+import { caddyfile, CHECK_PORT, colourService, other, PROXY_SERVICE, renderColour, upstreamPort } from "./colours.js";
+import { step, type HostStep } from "./host/steps.js";
+import { containersOf, healthOf, sections } from "./host/view.js";
+import type { Colour } from "./journal.js";
+import { checkContainer, recreate, releaseFiles } from "./recreate.js";
+import { shortRelease } from "./release.js";
 import { seconds } from "./report.js";
-import { must, type Outcome, type Session } from "./session.js";
-import { healthGate, lock, login, pullIfMissing, recordAndPrune, unlock, type Held } from "./steps.js";
-import { plan, recover } from "./bluegreen-recover.js";
+import type { HostPlan, Strategy } from "./strategy.js";
 
-export type Action = HistoryEntry["action"];
+const healthPath = (d: DeployConfig) => {
+  const u = new URL(d.health.url!);
+  return `${u.pathname}${u.search}`;
+};
 
-/** Where the host stands when the attempt starts, and what the attempt has changed so far. */
-export interface Plan {
-  release: Release;
-  port: number;
-  healthPath: string;
-  /** The colour the public route serves now (null: nothing is live yet). */
-  live: Colour | null;
-  liveRelease: Running | null;
-  candidate: Colour;
-  /** A recreate-layout container that serves the public port itself (the first blue/green deploy migrates it). */
-  legacy: string | null;
-  /** A compose file is on the host (kept as compose.previous.yaml when replaced). */
-  hadCompose: boolean;
-  /** What runs now, by compose service (the proxy's id and definition hash, the old colour's id). */
-  view: HostView;
-  /** The proxy, once it runs with this attempt's definition. */
-  proxy?: ProxyRef;
-  /** Progress, for recovery: the candidate container was started; the legacy app was stopped; the route switched. */
-  candidateStarted?: boolean;
-  legacyStopped?: boolean;
-  switchedAt?: string;
-  /** The candidate's release file under releases/ (a copy of the compose file that starts it), once written. */
-  file?: string;
-}
-
-export async function applyBlueGreen(s: Session, release: Release, action: Action): Promise<Outcome> {
-  const d = s.input.deploy;
-  const port = upstreamPort(s.input.compose, d.service);
-  const healthPath = new URL(d.health.url!).pathname + new URL(d.health.url!).search;
-  if (s.input.dryRun) return plan(s, release, action);
-  const held = await lock(s, release, action);
-  try {
-    await reconcile(s, held);
-    const p = await survey(s, held, release, port, healthPath);
-    const now = () => s.rep.clock.now().toISOString();
-    try {
-      await login(s, held);
-      await pullIfMissing(s, release);
-      const proxy = await startProxy(s, p);
-      const candidate: Slot = { ...slotOf(release, p.file!, now()), colour: p.candidate };
-      const attempt = { ...attemptOf(s, held, action, candidate), phase: "candidate" };
-      await saveJournal(
-        s,
-        held,
-        beginAttempt({ ...held.journal!, strategy: "blue-green" }, attempt),
-        true,
-        "candidate",
-      );
-      await startCandidate(s, p);
-      await candidateHealth(s, proxy.checkUrls[p.candidate]);
-      await saveJournal(s, held, atPhase(held.journal!, "switch"), true, "switch");
-      // Ctrl-C before the switch: the candidate goes, the live colour never changed.
-      if (s.input.signal?.aborted) throw new PipelineError("interrupted before the switch", "switch");
-      await switchTo(s, p);
-      await liveHealth(s, p);
-      // Live only once the journal says so (a failed write switches back); the attempt stays for drain and retire.
-      const promoted = { ...promote(held.journal!, now()), attempt: { ...held.journal!.attempt!, phase: "drain" } };
-      await saveJournal(s, held, promoted, true, "live-health");
-    } catch (e) {
-      throw await recover(s, held, p, e);
-    }
-    await drain(s);
-    await saveJournal(s, held, atPhase(held.journal!, "retire"), false, "retire");
-    await retire(s, p);
-    await saveJournal(s, held, endAttempt(held.journal!), false, "retire");
-    const running = { ...runningOf(release), colour: p.candidate };
-    const kept = p.live && p.liveRelease ? { ...p.liveRelease, colour: p.live } : null;
-    await recordAndPrune(s, held, {
-      result: "success",
-      running,
-      colour: p.candidate,
-      ...(p.switchedAt ? { switchedAt: p.switchedAt } : {}),
-      kept,
-      ...(s.input.signal?.aborted ? { interrupted: true } : {}),
-    });
-    const durationMs = s.rep.clock.monotonic() - s.started;
-    s.rep.out(
-      `${action === "deploy" ? "deployed" : "rolled back to"} ${release.image} (sha ${release.sha}) as ${p.candidate} in ${seconds(durationMs)}, no request dropped by the switch${kept ? `; ${p.live} is stopped and kept for an instant rollback` : ""}`,
-    );
-    return { result: "success", running, fallback: release.fallback, durationMs, compose: "" };
-  } finally {
-    await unlock(s, held);
+/** The proxy's check-site ports on the host, from `docker port` lines (`9901/tcp -> 127.0.0.1:49153`). */
+function checkPorts(a: Attempt, ports: Map<number, string>): void {
+  for (const [k, p] of Object.entries(CHECK_PORT)) {
+    const hp = ports.get(p);
+    if (hp) a.facts[`check-${k}`] = hp.replace(/^0\.0\.0\.0:/, "127.0.0.1:");
   }
 }
 
-/**
- * What serves now: the journal's live colour and release (a host from before the journal: the Caddyfile's, else
- * history's), and a recreate-layout app to migrate.
- */
-async function survey(s: Session, held: Held, release: Release, port: number, healthPath: string): Promise<Plan> {
-  const view = await observe(s);
-  const prev = held.attempt.previous;
-  const j = held.journal?.live?.colour ? held.journal.live : null;
-  // A recreate-layout app that runs while the proxy does not holds the public port: migrate it, whatever an old
-  // Caddyfile from an earlier blue/green era says.
-  const legacyC = view.containers.get(s.input.deploy.service);
-  const proxyRuns = view.containers.get(PROXY_SERVICE)?.state === "running";
-  const legacy = legacyC?.state === "running" && !proxyRuns ? legacyC.id : null;
-  const live = legacy ? null : (j?.colour ?? view.caddyLive ?? prev?.colour ?? null);
-  if (legacy)
-    s.rep.out(`[migrate] ${s.input.deploy.service} runs in the recreate layout; it is stopped once, at the switch`);
-  return {
-    release,
-    port,
-    healthPath,
-    live,
-    liveRelease:
-      j && j.colour === live
-        ? { sha: j.sha, digest: j.digest, image: j.image, ...(j.fallback ? { fallback: true } : {}), colour: j.colour }
-        : prev && (prev.colour === live || !prev.colour)
-          ? prev
-          : null,
-    candidate: live ? other(live) : "blue",
-    legacy,
-    hadCompose: held.hadCompose,
-    view,
-  };
+function portsOf(out: string): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const line of (sections(out).get("proxy") ?? "").split("\n")) {
+    const x = /^(\d+)\/tcp -> (\S+)$/.exec(line.trim());
+    if (x && !m.has(Number(x[1]))) m.set(Number(x[1]), x[2]!);
+  }
+  return m;
 }
 
-/**
- * Render both colours and the proxy, then make sure the proxy runs, routing the public port to what is live now.
- * A running proxy whose definition is unchanged (its label's hash) is left as it is: no container is touched.
- */
-export async function startProxy(s: Session, p: Plan, withPublic = !p.legacy): Promise<ProxyRef> {
-  const d = s.input.deploy;
-  return s.rep.phase("proxy", async () => {
-    const config = await writeFiles(s, p, withPublic, p.legacy ? null : p.live);
-    const running = p.view.containers.get(PROXY_SERVICE);
-    const same = running?.state === "running" && running.proxyConfig === config;
-    p.proxy = await proxyUp(s, !same, p.healthPath);
-    p.view.containers.set(PROXY_SERVICE, { state: "running", id: p.proxy.id, proxyConfig: config });
-    return {
-      value: p.proxy,
-      summary: `${PROXY_SERVICE} (${d.proxy.image}${same ? ", unchanged" : ""}) routes ${d.proxy.publish} → ${p.live ?? "nothing yet"}`,
-    };
-  });
+function checkUrl(a: Attempt, site: "live" | Colour): string {
+  const hp = a.facts[`check-${site}`];
+  if (!hp)
+    throw new PipelineError(`the proxy publishes no check site for ${site} (is it running?)`, "candidate-health");
+  return `http://${hp}${healthPath(a.d)}`;
 }
 
-/** The compose file (both colours' pins, the proxy; previous kept) and the Caddyfile routing to `route`. */
-async function writeFiles(s: Session, p: Plan, withPublic: boolean, route: Colour | null): Promise<string> {
-  const d = s.input.deploy;
-  const pins = {
-    [p.candidate]: p.release.image,
-    ...(p.live && p.liveRelease ? { [p.live]: p.liveRelease.image } : {}),
-  };
-  const rendered = renderColours(
-    s.input.compose,
-    d,
-    pins,
-    [
-      `rendered by hamalog (blue/green): ${p.candidate} → sha ${p.release.sha}${p.live ? `, ${p.live} live` : ""}`,
-      "do not edit: the next deploy replaces this file",
-    ],
-    withPublic,
-  );
-  for (const w of rendered.warnings) s.rep.warn(`WARNING: ${w}`);
-  await must(s, cmd.write(s.l.next), `writing ${s.l.next}`, "proxy", { stdin: rendered.yaml });
-  await must(s, cmd.switchCompose(s.project, s.l, p.hadCompose), "checking and switching the compose file", "proxy", {
-    timeoutMs: 60_000,
-  });
-  p.hadCompose = true;
-  // The journal names the candidate's release by this copy: compose.yaml is replaced by the next attempt.
-  p.file ??= releaseFile(p.release.digest, rendered.yaml, p.candidate);
-  await must(s, journalCmd.adopt(s.l, p.file), `keeping ${s.l.compose} as ${p.file}`, "proxy");
-  // Written before the proxy (re)starts, so it starts with the routes that are true now.
-  await writeCaddyfile(s, caddyfile(d, route, p.port), undefined, "proxy");
-  return rendered.proxyConfig;
+/** The recreate-layout app being migrated: its running container's name (the proxy routes to it until the switch). */
+function legacyName(a: Attempt): string | undefined {
+  const m = a.placement.migrating;
+  return m ? containersOf(a.view, m).find((c) => c.state === "running")?.name : undefined;
 }
 
-async function startCandidate(s: Session, p: Plan): Promise<void> {
-  const d = s.input.deploy;
-  const svc = colourService(d.service, p.candidate);
-  await s.rep.phase("candidate", async () => {
-    p.candidateStarted = true;
-    await must(
+export const blueGreen: Strategy = {
+  name: "blue-green",
+  summary:
+    "zero downtime: the new colour starts beside the live one behind a Caddy proxy and takes over only once healthy",
+
+  place(s, release, view, since, as) {
+    const d = s.deploy;
+    const j = view.journal;
+    const live = j.live;
+    const colour: Colour = as ?? (live?.colour ? other(live.colour) : "blue");
+    // A recreate-layout app that runs is migrated: the proxy takes over its name (and its port, when published).
+    const legacy = live && !live.colour && containersOf(view, d.service).some((c) => c.state === "running");
+    const head = (c: Colour) => [
+      `rendered by hamalog (blue/green): ${c} runs sha ${release.sha}`,
+      "do not edit: hamalog runs it from the release journal (journal.json)",
+    ];
+    const made = releaseFiles(
       s,
-      composeRun(s, ["up", "--detach", "--no-deps", "--wait", "--wait-timeout", String(d.waitTimeout), svc]),
-      `starting ${svc}`,
-      "candidate",
-      {
-        timeoutMs: (d.waitTimeout + 120) * 1000,
-      },
+      release,
+      since,
+      (envFile) =>
+        renderColour(s.compose, d, { colour, image: release.image, ...(envFile ? { envFile } : {}) }, head(colour)),
+      colour,
     );
-    return {
-      value: undefined,
-      summary: `${svc} runs ${p.release.image.split("@")[1]?.slice(0, 19)}… (no live traffic yet)`,
-    };
-  });
-}
-
-async function candidateHealth(s: Session, url: string): Promise<void> {
-  await s.rep.phase("candidate-health", async () => ({
-    value: undefined,
-    summary: `${await healthGate(s, url, "candidate-health")} (check site, never the live route)`,
-  }));
-}
-
-/** Route the public port to the candidate: one atomic Caddyfile replacement and a graceful reload; never interrupted halfway. */
-async function switchTo(s: Session, p: Plan): Promise<void> {
-  const d = s.input.deploy;
-  await s.rep.phase("switch", async () => {
-    if (p.legacy) {
-      // Migration: the recreate app holds the public port until now. Its one stop, then the proxy (re-created
-      // with the public port, routing to the candidate) takes the port.
-      // Everything is written first and the check-only proxy removed (it serves nobody yet), so the outage is
-      // just the old app's stop and the new proxy's start, in one remote command.
-      await writeFiles(s, { ...p, live: p.candidate, liveRelease: null }, true, p.candidate);
-      p.legacyStopped = true;
-      await must(
-        s,
-        proxyCmd.migrate(s.project, s.l.compose, p.legacy),
-        (step) => `${step ?? "migrating"} on the way to blue/green`,
-        "switch",
+    const final = renderColour(s.compose, d, { colour, image: release.image }, head(colour));
+    const facts: Record<string, string> = { proxyConfig: final.proxyConfig };
+    const files = [...made.files];
+    if (legacy && d.proxy.publish) {
+      // Until the switch the recreate app holds the public port: the proxy starts without it, from this file.
+      const pre = renderColour(
+        s.compose,
+        d,
         {
-          timeoutMs: 180_000,
+          colour,
+          image: release.image,
+          ...(made.slot.envFile ? { envFile: `${d.directory.replace(/\/+$/, "")}/${made.slot.envFile}` } : {}),
         },
+        head(colour),
+        false,
       );
-      p.proxy = await proxyUp(s, false, p.healthPath);
-      p.view.containers.delete(PROXY_SERVICE); // re-created: a recovery must not take it for unchanged
-    } else {
-      await writeCaddyfile(s, caddyfile(d, p.candidate, p.port), p.proxy, "switch");
+      facts.preFile = made.slot.composeFile.replace(/\.yaml$/, ".pre.yaml");
+      facts.preConfig = pre.proxyConfig;
+      files.push({ path: `files/${facts.preFile}`, content: pre.yaml });
     }
-    p.switchedAt = s.rep.clock.now().toISOString();
-    return { value: undefined, summary: `${d.proxy.publish} → ${p.candidate}${p.live ? ` (was ${p.live})` : ""}` };
-  });
-}
+    return { ...made, files, facts, ...(legacy ? { migrating: d.service } : {}) };
+  },
 
-async function liveHealth(s: Session, p: Plan): Promise<void> {
-  const { host, port } = publicProbe(s.input.deploy.proxy.publish!);
-  const url = `http://${host}:${port}${p.healthPath}`;
-  await s.rep.phase("live-health", async () => ({
-    value: undefined,
-    summary: s.input.deploy.proxy.domain
-      ? "domain site: checked through the check site"
-      : await healthGate(s, url, "live-health"),
-  }));
-}
+  steps: [
+    {
+      phase: "proxy",
+      does: "start the edge proxy, or leave it be when its definition is unchanged; its routes stay on what is live",
+      async run(a: Attempt) {
+        const d = a.d;
+        const port = upstreamPort(a.compose, d.service);
+        const live = a.journal.live?.colour ?? null;
+        const route = caddyfile(d, live, port, legacyName(a));
+        const file = a.facts.preFile ?? a.candidate.composeFile;
+        const want = a.facts.preConfig ?? a.facts.proxyConfig;
+        const running = containersOf(a.view, PROXY_SERVICE).find((c) => c.state === "running");
+        if (running && running.proxyConfig === want) {
+          const out = await a.exec({ op: "switch", args: ["stage/Caddyfile"] }, "proxy", {
+            files: [{ path: "stage/Caddyfile", content: route }],
+          });
+          checkPorts(a, a.view.proxyPorts);
+          return `${PROXY_SERVICE} unchanged; routes → ${live ?? legacyName(a) ?? "nothing yet"}${out.includes("unchanged") ? "" : " (routes reloaded)"}`;
+        }
+        const t = a.s.rep.clock.monotonic();
+        const out = await a.exec(
+          { op: "proxy_up", args: [file, a.candidate.envFile ?? "", running ? "1" : "0"] },
+          "proxy",
+          {
+            detach: true,
+            files: [{ path: "files/proxy/Caddyfile", content: route, mode: 0o644 }],
+          },
+        );
+        checkPorts(a, portsOf(out));
+        if (!running)
+          return `${PROXY_SERVICE} started (${d.proxy.image}); routes → ${live ?? legacyName(a) ?? "nothing yet"}`;
+        // Its definition changed (image, ports, networks): recreated, so its port and address were gone meanwhile.
+        const gap = seconds(a.s.rep.clock.monotonic() - t);
+        a.outages.push(
+          `the edge proxy's definition changed, so it was recreated (its routes were down for up to ${gap})`,
+        );
+        const deps = dependentsOf(a.compose, d.service).filter((x) =>
+          containersOf(a.view, x).some((c) => c.state === "running"),
+        );
+        if (deps.length) {
+          await a.exec(step.restart(deps), "proxy", { detach: true });
+          a.outages.push(`${deps.join(", ")} restarted to resolve ${d.service} to the new proxy`);
+        }
+        return `${PROXY_SERVICE} recreated (its definition changed) in ${gap}`;
+      },
+    },
+    {
+      phase: "candidate",
+      does: "start the idle colour pinned by digest (compose up --wait), run by the host to its end; no traffic yet",
+      diagnose: true,
+      async run(a: Attempt) {
+        const d = a.d;
+        const svc = colourService(d.service, a.candidate.colour!);
+        const warm = containersOf(a.view, svc).find(
+          (c) => c.state === "running" && c.image === a.candidate.image && healthOf(c.status) !== "unhealthy",
+        );
+        if (warm && a.journal.previous?.composeFile === a.candidate.composeFile)
+          return `${svc} already runs ${a.candidate.digest.slice(0, 19)}… (kept warm): nothing to start`;
+        await a.exec(step.up(a.candidate, d.waitTimeout, [svc], `start ${svc}`), "candidate", { detach: true });
+        return `${svc} runs ${a.candidate.digest.slice(0, 19)}… (no live traffic yet)`;
+      },
+    },
+    {
+      phase: "candidate-health",
+      does: "GET the health path through the candidate's own check site (never the live route)",
+      diagnose: true,
+      async run(a: Attempt) {
+        return `${await a.gate(checkUrl(a, a.candidate.colour!), "candidate-health")} (check site)`;
+      },
+    },
+    {
+      phase: "switch",
+      does: "route the app's name and the public port to the candidate: one Caddyfile rename + graceful reload, on the host",
+      async run(a: Attempt) {
+        const d = a.d;
+        const port = upstreamPort(a.compose, d.service);
+        const route = caddyfile(d, a.candidate.colour!, port);
+        const was = a.journal.live?.colour ?? a.placement.migrating;
+        a.touched = true;
+        if (a.facts.preFile) {
+          const t = a.s.rep.clock.monotonic();
+          const out = await a.exec(
+            { op: "migrate", args: [a.candidate.composeFile, a.candidate.envFile ?? "", a.placement.migrating!] },
+            "switch",
+            { detach: true, files: [{ path: "files/proxy/Caddyfile", content: route, mode: 0o644 }] },
+          );
+          checkPorts(a, portsOf(out));
+          const [x, y] = (sections(out).get("outage") ?? "").trim().split(" ").map(Number);
+          const gap = x && y && y > x ? `${((y - x) / 1000).toFixed(1)}s` : seconds(a.s.rep.clock.monotonic() - t);
+          a.outages.push(
+            `migrated from recreate: the public port was closed for ${gap} while the proxy took it over from ${a.placement.migrating}`,
+          );
+        } else {
+          await a.exec({ op: "switch", args: ["stage/Caddyfile"] }, "switch", {
+            detach: true,
+            files: [{ path: "stage/Caddyfile", content: route }],
+          });
+        }
+        a.switchedAt = a.now;
+        if (a.placement.migrating) {
+          // What resolved the app's name when it started still reaches the old container: restarted once, it
+          // resolves the proxy.
+          const deps = dependentsOf(a.compose, d.service).filter((x) =>
+            containersOf(a.view, x).some((c) => c.state === "running"),
+          );
+          if (deps.length) {
+            await a.exec(step.restart(deps), "switch", { detach: true });
+            a.outages.push(`${deps.join(", ")} restarted once, so ${d.service} resolves to the proxy from now on`);
+          }
+        }
+        return `${d.service} → ${a.candidate.colour} (was ${was ?? "nothing"})`;
+      },
+    },
+    {
+      phase: "live-health",
+      does: "GET the health path through the live route",
+      async run(a: Attempt) {
+        return a.gate(checkUrl(a, "live"), "live-health");
+      },
+    },
+  ],
 
-/** Let the old colour finish what it serves; Ctrl-C cuts the wait short (the new colour is live and healthy). */
-async function drain(s: Session): Promise<void> {
-  const secs = s.input.deploy.proxy.drainSeconds;
-  await s.rep.phase("drain", async () => {
-    const end = s.rep.clock.monotonic() + secs * 1000;
-    // Even cut short, requests the old colour accepted just before the switch get a second to finish.
-    const floor = s.rep.clock.monotonic() + Math.min(secs, 1) * 1000;
-    while (s.rep.clock.monotonic() < end && (!s.input.signal?.aborted || s.rep.clock.monotonic() < floor))
-      await s.rep.clock.sleep(Math.min(250, end - s.rep.clock.monotonic()));
-    const cut = s.input.signal?.aborted ? " (interrupted: cut short, the new colour is live)" : "";
-    return { value: undefined, summary: `${secs}s for in-flight requests on the old colour${cut}` };
-  });
-}
+  afterLive: [
+    {
+      phase: "drain",
+      does: "let the old colour finish what it serves (deploy/proxy/drainSeconds; Ctrl-C cuts it short)",
+      async run(a: Attempt) {
+        const { clock } = a.s.rep;
+        const secs = a.d.proxy.drainSeconds;
+        const end = clock.monotonic() + secs * 1000;
+        // Even cut short, requests the old colour accepted just before the switch get a second to finish.
+        const floor = clock.monotonic() + Math.min(secs, 1) * 1000;
+        const sig = a.s.input.signal;
+        while (clock.monotonic() < end && (!sig?.aborted || clock.monotonic() < floor))
+          await clock.sleep(Math.min(250, end - clock.monotonic()));
+        return `${secs}s for in-flight requests on the old colour${sig?.aborted ? " (interrupted: cut short, the new colour is live)" : ""}`;
+      },
+    },
+    {
+      phase: "retire",
+      does: "keep the old colour up for deploy/proxy/warmSeconds (an instant rollback), then stop it (kept)",
+      async run(a: Attempt) {
+        const d = a.d;
+        if (a.placement.migrating) {
+          await a.exec(step.remove([a.placement.migrating]), "retire", { detach: true });
+          return `removed the recreate-layout container of ${a.placement.migrating} (migrated)`;
+        }
+        const prev = a.journal.previous;
+        if (!prev?.colour || prev.colour === a.candidate.colour) return "first blue/green release: no old colour";
+        const svc = colourService(d.service, prev.colour);
+        const warm = d.proxy.warmSeconds;
+        if (warm > 0 && !a.s.input.signal?.aborted) {
+          const until = new Date(a.s.env.clock.now().getTime() + warm * 1000);
+          a.write({ ...a.journal, previous: { ...prev, warmUntil: until.toISOString() } });
+          a.facts.warmUntil = String(Math.floor(until.getTime() / 1000));
+          a.facts.warmService = svc;
+          await a.exec({ op: "noop", args: [] }, "retire");
+          return `${svc} stays up until ${until.toISOString()} (warm: a rollback until then is a switch), then is stopped and kept`;
+        }
+        await a.exec(step.stop([svc]), "retire", { detach: true });
+        return `${svc} stopped and kept (a rollback starts it again)`;
+      },
+    },
+  ],
 
-/** Stop the old colour but keep its container (an instant rollback); a migrated recreate container is removed. */
-async function retire(s: Session, p: Plan): Promise<void> {
-  const d = s.input.deploy;
-  await s.rep.phase("retire", async () => {
-    if (p.legacy) {
-      await s.remote.run(["docker", "rm", "--force", p.legacy], { timeoutMs: 120_000 });
-      return { value: undefined, summary: `removed the recreate-layout container of ${d.service} (migrated)` };
+  undo(j, s, back) {
+    const d = s.deploy;
+    const a = j.attempt!;
+    const cand = colourService(d.service, a.candidate.colour!);
+    const live = j.live;
+    if (!live) {
+      const port = upstreamPort(s.compose, d.service);
+      return {
+        steps: [
+          step.route(".hamalog/recover/Caddyfile", a.candidate, "route nothing (nothing was live)"),
+          step.remove([cand]),
+        ],
+        files: [{ path: "Caddyfile", content: caddyfile(d, null, port) }],
+      };
     }
-    if (!p.live) return { value: undefined, summary: "first blue/green release: no old colour" };
-    const svc = colourService(d.service, p.live);
-    // Compose gave the container its stop_grace_period as its stop timeout: `docker stop` honours it.
-    const old = p.view.containers.get(svc);
-    await s.remote.run(old ? ["docker", "stop", old.id] : composeRun(s, ["stop", svc]), { timeoutMs: 300_000 });
-    return { value: undefined, summary: `${svc} stopped and kept (rollback starts it again)` };
-  });
-}
+    if (!live.colour) {
+      // The migration did not finish: the proxy and the candidate go, the recreate app serves again.
+      return {
+        steps: [
+          step.remove([PROXY_SERVICE, cand], "remove the proxy and the candidate (the migration did not finish)"),
+          ...back.steps,
+        ],
+        files: back.files,
+      };
+    }
+    const isPrevious = j.previous?.composeFile === a.candidate.composeFile && j.previous.colour === a.candidate.colour;
+    return {
+      steps: [
+        ...back.steps,
+        isPrevious ? step.stop([cand], `stop ${cand} (kept)`) : step.remove([cand], `remove the candidate ${cand}`),
+      ],
+      files: back.files,
+    };
+  },
+
+  forward(j, s): HostPlan {
+    const a = j.attempt!;
+    if (a.migrating) return { steps: [step.remove([a.migrating], `remove the migrated ${a.migrating}`)], files: [] };
+    const prev = j.previous;
+    if (!prev?.colour || prev.colour === a.candidate.colour) return { steps: [], files: [] };
+    return {
+      steps: [step.stop([colourService(s.deploy.service, prev.colour)], `stop the old colour ${prev.colour} (kept)`)],
+      files: [],
+    };
+  },
+
+  restore(live, s) {
+    if (!live.colour) return recreate.restore(live, s);
+    const d = s.deploy;
+    const port = upstreamPort(s.compose, d.service);
+    const steps: HostStep[] = [
+      step.up(live, d.waitTimeout, [colourService(d.service, live.colour)], `bring ${shortRelease(live)} up`),
+      step.route(".hamalog/recover/Caddyfile", live, `route ${d.service} to ${live.colour}`),
+    ];
+    return { steps, files: [{ path: "Caddyfile", content: caddyfile(d, live.colour, port) }] };
+  },
+
+  check(live, view, s) {
+    if (!live.colour) return recreate.check(live, view, s);
+    const out = checkContainer(view, colourService(s.deploy.service, live.colour), live);
+    const proxy = containersOf(view, PROXY_SERVICE)[0];
+    if (proxy?.state !== "running") out.push(`the proxy ${PROXY_SERVICE} is ${proxy?.state ?? "absent"}`);
+    if (view.caddyLive !== live.colour)
+      out.push(`the journal's live colour is ${live.colour}, but the proxy routes to ${view.caddyLive ?? "nothing"}`);
+    return out;
+  },
+
+  status(j, view, s) {
+    const d = s.deploy;
+    const live = j.live;
+    const state = (c: Colour) => {
+      const x = containersOf(view, colourService(d.service, c))[0];
+      return x
+        ? `${x.state === "exited" ? "stopped" : x.state}${x.state === "running" ? `, health ${healthOf(x.status)}` : ""}`
+        : "absent";
+    };
+    const lines: string[] = [];
+    const mismatches = live ? this.check(live, view, s) : [];
+    if (live?.colour)
+      lines.push(`colour: ${live.colour} (${colourService(d.service, live.colour)} ${state(live.colour)})`);
+    const prev = j.previous;
+    if (prev?.colour) {
+      const svc = colourService(d.service, prev.colour);
+      const c = containersOf(view, svc)[0];
+      const ran = c ? c.image === prev.image || c.image.endsWith(`@${prev.digest}`) : false;
+      const warm = prev.warmUntil && c?.state === "running" ? ` warm until ${prev.warmUntil}` : "";
+      lines.push(
+        `kept: ${prev.colour} ${shortRelease(prev)} (${state(prev.colour)}${warm}; \`hamalog rollback\` ${warm ? "switches to it" : "starts it"})`,
+      );
+      if (c && !ran)
+        mismatches.push(
+          `the kept colour ${prev.colour} now runs ${c.image}, not ${shortRelease(prev)}: a dead candidate replaced it (a rollback re-creates it)`,
+        );
+      if (!c) mismatches.push(`the kept colour ${prev.colour} has no container: a rollback re-creates it`);
+    } else if (live?.colour)
+      lines.push(`kept: none (${colourService(d.service, other(live.colour))} ${state(other(live.colour))})`);
+    const proxy = containersOf(view, PROXY_SERVICE)[0];
+    lines.push(
+      `proxy: ${proxy?.state ?? "absent"}, routes ${d.service}${d.proxy.publish ? ` and ${d.proxy.publish}` : ""} → ${view.caddyLive ?? "nothing"}`,
+    );
+    return { lines, mismatches };
+  },
+
+  appContainers(view, s) {
+    return [
+      ...containersOf(view, colourService(s.deploy.service, "blue")),
+      ...containersOf(view, colourService(s.deploy.service, "green")),
+    ];
+  },
+};

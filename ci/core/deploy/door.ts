@@ -6,6 +6,7 @@ import { performance } from "node:perf_hooks";
 import type { ComposeSource } from "../compose.js";
 import {
   HOST_KEY_PLACEHOLDER,
+  LOCAL_HOST,
   requireDeploy,
   requireImage,
   type DeployConfig,
@@ -14,6 +15,8 @@ import {
 import { ConfigError } from "../errors.js";
 import type { ImageName } from "../reference.js";
 import { verifyManifest } from "../registry/verify.js";
+import { envFileText, secretValues } from "./env.js";
+import { connectLocal } from "./local.js";
 import { connectSsh } from "./ssh.js";
 import { checkPrivateKey, unpinnedError } from "./ssh-key.js";
 import { keySecrets, type Output } from "./report.js";
@@ -38,7 +41,8 @@ export function remoteTarget(cfg: PipelineConfig, configName = "pipeline.yaml"):
 export interface DoorReads {
   /** deploy/composeFile's text (the door knows what the path is relative to); called only when it is set. */
   readTemplate(path: string): string;
-  sshKey: string;
+  /** The SSH private key (not needed with deploy/host `local`). */
+  sshKey: string | undefined;
   /** Where the key came from, e.g. `--ssh-key-file`. */
   sshKeyFrom: string;
   registryToken?: string;
@@ -46,6 +50,11 @@ export interface DoorReads {
   usernameFlag: string;
   /** --insecure-accept-host-key: connect without a pinned host key (loudly). Never the default. */
   insecureAcceptHostKey?: boolean;
+  /**
+   * The values of deploy/secrets' names, looked up by the door (the CLI: its environment or --env-file; Dagger: a
+   * dotenv Secret). Called only when the config names secrets; it throws naming the missing ones.
+   */
+  secrets(names: readonly string[]): Record<string, string>;
 }
 
 /** The core's input (without the holder, which each door names) and live environment for `target`. */
@@ -54,14 +63,25 @@ export function openDoor(
   r: DoorReads,
   output: Output,
 ): { input: Omit<DeployInput, "holder">; env: DeployEnv } {
-  checkPrivateKey(`${r.sshKey}\n`, r.sshKeyFrom);
+  const local = t.deploy.host === LOCAL_HOST;
+  if (!local) {
+    if (!r.sshKey)
+      throw new ConfigError(
+        `${r.sshKeyFrom}: required — the private key whose public key is in the host's authorized_keys (or deploy/host: local on the server itself)`,
+      );
+    checkPrivateKey(`${r.sshKey}\n`, r.sshKeyFrom);
+  }
   if (r.registryToken && !t.username) {
     throw new ConfigError(
       `image/username: required with ${r.tokenFlag} (set it in ${t.configName} or pass ${r.usernameFlag})`,
     );
   }
-  checkHostKeyPin(t, r.insecureAcceptHostKey === true);
+  if (!local) checkHostKeyPin(t, r.insecureAcceptHostKey === true);
   const d = t.deploy;
+  const secrets = d.secrets.length ? r.secrets(d.secrets) : {};
+  const app = { plain: d.env, secrets };
+  const hidden = secretValues(app);
+  const envText = d.secrets.length || Object.keys(d.env).length ? envFileText(app) : undefined;
   const compose: ComposeSource = d.composeFile
     ? { template: r.readTemplate(d.composeFile), templateName: d.composeFile }
     : d.services
@@ -72,11 +92,16 @@ export function openDoor(
       image: t.image,
       deploy: d,
       compose,
+      ...(envText !== undefined ? { envText } : {}),
       ...(r.registryToken && t.username ? { credentials: { username: t.username, password: r.registryToken } } : {}),
     },
     env: liveEnv(
       d,
-      { sshKey: r.sshKey, ...(r.registryToken ? { registryToken: r.registryToken } : {}) },
+      {
+        ...(r.sshKey ? { sshKey: r.sshKey } : {}),
+        ...(r.registryToken ? { registryToken: r.registryToken } : {}),
+        app: hidden,
+      },
       output,
       r.insecureAcceptHostKey === true,
     ),
@@ -98,17 +123,21 @@ function checkHostKeyPin(t: RemoteTarget, insecure: boolean): void {
 
 export function liveEnv(
   d: DeployConfig,
-  secrets: { sshKey: string; registryToken?: string },
+  secrets: { sshKey?: string; registryToken?: string; app?: string[] },
   output: Output,
   insecureAcceptHostKey = false,
 ): DeployEnv {
   const pinned = d.hostKey && d.hostKey !== HOST_KEY_PLACEHOLDER ? { hostKey: d.hostKey } : {};
-  const key = secrets.sshKey.endsWith("\n") ? secrets.sshKey : `${secrets.sshKey}\n`;
+  const sshKey = secrets.sshKey ?? "";
+  const key = sshKey.endsWith("\n") ? sshKey : `${sshKey}\n`;
   return {
-    connect: () =>
-      connectSsh({ host: d.host, port: d.port, user: d.user, privateKey: key, ...pinned, insecureAcceptHostKey }, (l) =>
-        output.warn(l),
-      ),
+    connect: async () =>
+      d.host === LOCAL_HOST
+        ? connectLocal()
+        : connectSsh(
+            { host: d.host, port: d.port, user: d.user, privateKey: key, ...pinned, insecureAcceptHostKey },
+            (l) => output.warn(l),
+          ),
     verify: (req, signal) => verifyManifest(req, signal ? { signal } : {}),
     output,
     clock: {
@@ -116,7 +145,11 @@ export function liveEnv(
       monotonic: () => performance.now(),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     },
-    secrets: [...keySecrets(secrets.sshKey), ...(secrets.registryToken ? [secrets.registryToken] : [])],
+    secrets: [
+      ...(sshKey ? keySecrets(sshKey) : []),
+      ...(secrets.registryToken ? [secrets.registryToken] : []),
+      ...(secrets.app ?? []),
+    ],
     attemptId: () => randomUUID(),
   };
 }

@@ -1,5 +1,6 @@
 // Deploy history on the host: `history.jsonl` in the deploy directory, one JSON line per attempt that got
 // the lock. `running` says what runs after the attempt, so status and rollback read the truth from one place.
+import { ConfigError } from "../errors.js";
 import { isSha, type Sha } from "../tags.js";
 import type { Release } from "./release.js";
 
@@ -43,7 +44,7 @@ export interface HistoryEntry {
 }
 
 /** What an attempt was: known once the lock is held. */
-export interface Attempt {
+export interface AttemptFacts {
   action: HistoryEntry["action"];
   release: Release;
   /** What ran when the attempt took the lock. */
@@ -54,14 +55,25 @@ export interface Attempt {
 /** How it ended. */
 export type Ending = Pick<
   HistoryEntry,
-  "result" | "running" | "failedPhase" | "error" | "interrupted" | "colour" | "switchedAt" | "kept"
+  "result" | "running" | "failedPhase" | "error" | "interrupted" | "colour" | "switchedAt" | "kept" | "recovered"
 >;
+
+/** What history records as running for a release (a Slot or a Release). */
+export function runningOf(r: Release & { colour?: "blue" | "green" }): Running {
+  return {
+    sha: r.sha,
+    digest: r.digest,
+    image: r.image,
+    ...(r.fallback ? { fallback: true } : {}),
+    ...(r.colour ? { colour: r.colour } : {}),
+  };
+}
 
 /** Longest error text kept in a history line (the full text was printed). */
 export const HISTORY_ERROR_MAX = 600;
 
 /** The history line of an attempt: what was asked, what ran before, how it ended; time and duration given. */
-export function historyEntry(a: Attempt, end: Ending, time: Date, durationMs: number): HistoryEntry {
+export function historyEntry(a: AttemptFacts, end: Ending, time: Date, durationMs: number): HistoryEntry {
   const { error, ...rest } = end;
   return {
     time: time.toISOString(),
@@ -117,29 +129,48 @@ export function successfulReleases(entries: readonly HistoryEntry[]): Running[] 
   return out;
 }
 
+/** A rollback's --to, parsed at the doors: a commit sha (7–40 hex) or a digest. */
+export interface RollbackTo {
+  text: string;
+  sha?: string;
+  digest?: string;
+}
+
+/** Parse --to (`flag` names it in the error); undefined when not given. */
+export function parseRollbackTo(text: string | undefined, flag = "--to"): RollbackTo | undefined {
+  const t = text?.trim().toLowerCase();
+  if (!t) return undefined;
+  if (/^sha(256|512):[0-9a-f]{64,128}$/.test(t)) return { text: t, digest: t };
+  if (/^[0-9a-f]{7,40}$/.test(t)) return { text: t, sha: t };
+  throw new ConfigError(
+    `${flag}: \`${text}\` is neither a commit sha (7–40 hex characters) nor a digest (sha256:…) — see \`hamalog status\` for deployed releases`,
+  );
+}
+
 /**
- * The release a manual rollback goes to: `to` (a full sha, a sha prefix of 7+ characters, or a digest) among
- * successful releases — a sha matches only releases built from it, never a `latest` fallback — else the newest
- * successful release that is not the current one.
+ * The release a rollback goes to from history: `to` among successful releases — a sha matches only releases built
+ * from it, never a `latest` fallback — else the newest successful release that is not the live one.
  */
-export function rollbackTarget(entries: readonly HistoryEntry[], to?: string): Running | undefined {
+export function rollbackTarget(
+  entries: readonly HistoryEntry[],
+  to?: RollbackTo,
+  liveDigest?: string,
+): Running | undefined {
   const releases = successfulReleases(entries);
-  if (to) {
-    const t = to.toLowerCase();
-    if (t.startsWith("sha256:")) return releases.find((r) => r.digest === t);
+  if (to?.digest) return releases.find((r) => r.digest === to.digest);
+  if (to?.sha) {
     // A fallback release records the sha that was asked for, but runs `latest`: it is not the image built from
     // that sha, so --to SHA never picks one (its digest still can). Searched per entry, not per digest, so a
     // digest deployed both ways is found by its real sha.
-    const bySha = (r: Running) =>
-      !r.fallback && (r.sha === t || (t.length >= 7 && /^[0-9a-f]+$/.test(t) && r.sha.startsWith(t)));
     for (let i = entries.length - 1; i >= 0; i--) {
       const e = entries[i]!;
-      if (e.result === "success" && e.running && bySha(e.running)) return e.running;
+      if (e.result === "success" && e.running && !e.running.fallback && e.running.sha.startsWith(to.sha))
+        return e.running;
     }
     return undefined;
   }
-  const current = currentRelease(entries);
-  return releases.find((r) => r.digest !== current?.digest);
+  const current = liveDigest ?? currentRelease(entries)?.digest;
+  return releases.find((r) => r.digest !== current);
 }
 
 /** The last `n` entries (`status --lines N`); 0 means none, not all (`slice(-0)` is the whole array). */

@@ -1,10 +1,10 @@
 // Preflight, off the host: the tag from the one tag definition, the registry's answer for it (verify-manifest
-// → digest), and the host's platform present in the image (verify checks it). A missing tag or an auth problem stops here, before
-// anything on the host changes. `latest` is used only when deploy/fallback says so, and then loudly.
+// → digest), and the host's platform present in the image (verify checks it); the health check's tunnel. A missing
+// tag or an auth problem stops here, before anything on the host changes. `latest` is used only when
+// deploy/fallback says so, and then loudly.
 import { PipelineError } from "../errors.js";
 import { formatReference, type ImageName } from "../reference.js";
 import { LATEST, shaTag, type Sha } from "../tags.js";
-import { cmd, DIR_EXIT, hostPlatform, lastStep } from "./commands.js";
 import type { Release } from "./release.js";
 import type { Remote } from "./remote.js";
 import type { Reporter } from "./report.js";
@@ -23,8 +23,6 @@ export interface PreflightInput extends ImageName {
   fallback: "none" | "latest";
   /** Ctrl-C / a CI cancel: ends the registry requests and host probes at once (they may wait ~30 s otherwise). */
   signal?: AbortSignal;
-  /** deploy/directory: refused when group/other-writable or holding symlinks (probeHost's `dir` step). */
-  directory?: string;
   /** deploy/health/url: checked through an SSH tunnel, so the host must allow forwarding (probeForwarding). */
   healthUrl?: string;
 }
@@ -34,12 +32,6 @@ function diagnosisKind(e: unknown): string | undefined {
   return typeof d?.kind === "string" ? d.kind : undefined;
 }
 
-/**
- * One remote session: the host's platform from `docker info` (unless `platform` is configured), and `docker compose
- * version`. Every compose call runs `docker compose` as the SSH user with their own Docker config, so the plugin
- * must be found there (system plugin dirs or ~/.docker/cli-plugins). Checked before the lock: a host without it is
- * untouched. `platform` is the host's (normalised), when asked for.
- */
 /** Whether a failed tunnelled request was refused by sshd's policy, not by the app. */
 function forwardingProhibited(e: unknown): boolean {
   const x = e as { reason?: unknown; message?: unknown };
@@ -71,51 +63,31 @@ export async function probeForwarding(remote: Remote, healthUrl: string): Promis
   }
 }
 
-export async function probeHost(
-  remote: Remote,
-  wantPlatform: boolean,
-  signal?: AbortSignal,
-  dir?: string,
-): Promise<{ platform: string | undefined }> {
-  const r = await remote.run(cmd.probe(wantPlatform, dir), { timeoutMs: 60_000, ...(signal ? { signal } : {}) });
-  const [infoLine = "", ...rest] = r.stdout.split("\n");
-  const { step, stderr } = lastStep(r.stderr);
-  const user = remote.label.split("@")[0];
-  if (r.code === DIR_EXIT && step === "dir") {
-    const what = stderr.trim().split("\n").pop() ?? "";
-    const fix = what.startsWith("symlink")
-      ? `\`${what.slice("symlink ".length)}\` in it is a symlink: replace it with the file itself (or move it away)`
-      : `it is writable by group or others (${what.slice("writable ".length)}): \`chmod go-w ${dir}\``;
-    throw new PipelineError(
-      `the deploy directory ${dir} on ${remote.label} is not safe to deploy into: ${fix}. Whoever can write there could ` +
-        `redirect the files a deploy writes (compose.yaml, the history, the login's config). Nothing was changed`,
-      "preflight",
-    );
-  }
-  if (r.code !== 0 && wantPlatform && step !== "compose") {
-    throw new PipelineError(
-      `\`docker info\` failed on ${remote.label} (${(stderr || r.stdout).trim().slice(0, 300)}) — is Docker running there and may ${user} use it?`,
-      "preflight",
-    );
-  }
-  if (r.code !== 0) {
-    const out = wantPlatform ? rest.join("\n") : r.stdout;
-    throw new PipelineError(
-      `\`docker compose version\` failed on ${remote.label} (${(stderr || out).trim().split("\n").slice(0, 2).join(" ").slice(0, 300)}): ` +
-        `the Docker Compose v2 plugin is missing for ${user} there. Install it on the host (Docker's \`docker-compose-plugin\` package, ` +
-        `or the \`docker-compose\` binary in /usr/libexec/docker/cli-plugins/ or ~${user}/.docker/cli-plugins/); nothing on ${remote.label} was changed`,
-      "preflight",
-    );
-  }
-  return { platform: wantPlatform ? hostPlatform(infoLine) : undefined };
+/** `docker info` says `x86_64`/`aarch64`; images say `amd64`/`arm64`. */
+export function hostPlatform(dockerInfo: string): string {
+  const [os = "linux", arch = ""] = dockerInfo.trim().split("/");
+  const map: Record<string, string> = {
+    x86_64: "amd64",
+    aarch64: "arm64",
+    armv7l: "arm/v7",
+    armv6l: "arm/v6",
+    i686: "386",
+    i386: "386",
+  };
+  return `${os}/${map[arch] ?? arch}`;
 }
 
-export async function preflight(remote: Remote, p: PreflightInput, verify: VerifyFn, rep: Reporter): Promise<Release> {
+/** The release `p.sha` names, verified in its registry for the host's platform (`hostInfo`: `docker info`'s). */
+export async function preflight(
+  remote: Remote,
+  p: PreflightInput & { hostInfo?: string },
+  verify: VerifyFn,
+  rep: Reporter,
+): Promise<Release> {
   const tag = shaTag(p.sha);
   const name = `${p.registry}/${p.repository}`;
-  const host = await probeHost(remote, p.platform === undefined, p.signal, p.directory);
   if (p.healthUrl) await probeForwarding(remote, p.healthUrl);
-  const platform = p.platform ?? host.platform ?? "";
+  const platform = p.platform ?? (p.hostInfo ? hostPlatform(p.hostInfo) : "");
   const ask = (reference: string) =>
     verify(
       {
@@ -169,7 +141,6 @@ export async function preflight(remote: Remote, p: PreflightInput, verify: Verif
     sha: p.sha,
     tags: [usedTag],
     digest: result.digest,
-    name,
     image: formatReference({ registry: p.registry, repository: p.repository, tag: usedTag, digest: result.digest }),
     fallback,
   };

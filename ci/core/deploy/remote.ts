@@ -12,7 +12,7 @@ export interface RunOptions {
    * Bytes written to the command's stdin (secrets go here, never in argv). Without it the command's stdin is
    * /dev/null, and the command is stopped (TERM) when the connection drops, the run times out or is aborted.
    */
-  stdin?: string;
+  stdin?: string | Buffer;
   timeoutMs?: number;
   signal?: AbortSignal;
 }

@@ -1,7 +1,6 @@
 // Printing a procedure: each named phase prints one line with its duration as it completes
 // (`[preflight] … 0.4s`); every line passes through redaction of the secrets in play, as a last line of defence.
 import { ConnectionLost, PipelineError } from "../errors.js";
-import type { DeployPhase } from "./session.js";
 
 export interface Output {
   /** A progress line (stdout on the CLI). */
@@ -72,7 +71,7 @@ export class Reporter {
    * Run a named phase; print `[name] summary 1.2s` when it ends. A failure inside is re-thrown as a
    * PipelineError carrying the phase name, printed as `[name] FAILED after 1.2s`.
    */
-  async phase<T>(name: DeployPhase, fn: () => Promise<{ value: T; summary: string }>): Promise<T> {
+  async phase<T>(name: string, fn: () => Promise<{ value: T; summary: string }>): Promise<T> {
     const start = this.clock.monotonic();
     try {
       const { value, summary } = await fn();

@@ -1,0 +1,10 @@
+// The strategies by name (deploy/strategy): the one place the frame, recovery and status look them up.
+import { blueGreen } from "./bluegreen.js";
+import type { StrategyName } from "./journal.js";
+import { recreate } from "./recreate.js";
+import type { Strategy } from "./strategy.js";
+
+export const STRATEGY: Record<Exclude<StrategyName, "swarm">, Strategy> & Partial<Record<StrategyName, Strategy>> = {
+  recreate,
+  "blue-green": blueGreen,
+};
