@@ -16,6 +16,8 @@ COMPOSE_PLUGIN=/usr/libexec/docker/cli-plugins/docker-compose
 # The local stand-in for the official caddy:2 image (deploy/proxy/image in the tests and the demo).
 CADDY_IMAGE=${HAMALOG_CADDY_IMAGE:-hamalog-test/caddy:2.6.2}
 PACKAGES=(docker-registry openssh-server openssh-client busybox-static skopeo umoci jq apache2-utils)
+# The multi-node swarm harness (swarm-env.sh): namespaces and the bridge (ip), the FORWARD rule, the registry's CA.
+PACKAGES+=(iproute2 iptables openssl)
 # Only install Debian's engine where there is none: a host with Docker CE (e.g. GitHub's runners) keeps its own.
 command -v dockerd >/dev/null || PACKAGES+=(docker.io)
 
