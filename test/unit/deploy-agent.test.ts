@@ -68,7 +68,7 @@ function sh(argv: string[], input: string | Buffer = "", extra: Record<string, s
 }
 const agent = (d: string) => join(d, ".hamalog", AGENT_FILE);
 function install(d: string) {
-  const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
+  const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "rw", "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
   expect(r.code, r.stderr).toBe(0);
   return r;
 }
@@ -104,7 +104,7 @@ describe("bootstrap: the deploy directory is checked before anything is written"
   ])("%s is refused (exit 6), and no agent is installed", (_, arrange, complaint) => {
     const d = deployDir();
     arrange(d);
-    const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
+    const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "rw", "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
     expect(r.code).toBe(6);
     expect(r).toMatchObject({ step: "dir", stderr: complaint });
     expect(existsSync(join(d, ".hamalog", AGENT_FILE))).toBe(false);
@@ -123,6 +123,14 @@ describe("bootstrap: the deploy directory is checked before anything is written"
     const before = statSync(agent(d)).mtimeMs;
     install(d);
     expect(statSync(agent(d)).mtimeMs).toBe(before);
+  });
+
+  it("read-only (a dry run, status) writes nothing, not even the directory, and still probes", () => {
+    const d = join(tmp, `ro ${n++}`);
+    const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "ro", "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sections(r.stdout).get("compose")?.trim()).toBe("2.26.1");
+    expect(existsSync(d)).toBe(false);
   });
 });
 

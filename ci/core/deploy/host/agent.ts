@@ -448,13 +448,15 @@ export const AGENT_FILE = `agent-${createHash("sha256").update(SCRIPT).digest("h
 
 /**
  * Run before the agent exists: refuse an unsafe deploy directory (group/other-writable, or holding symlinks: whoever
- * can write there could point the files a deploy writes anywhere), create it and .hamalog/, install the agent from
- * stdin unless that version is there, then run its probe. Exit 6 with `writable MODE`/`symlink NAME` on stderr.
+ * can write there could point the files a deploy writes anywhere), then — mode `rw` — create it and .hamalog/ and
+ * install the agent from stdin unless that version is there, or — mode `ro` (a dry run, status) — write nothing and
+ * run the agent from memory; then its probe. Exit 6 with `writable MODE`/`symlink NAME` on stderr.
  */
 export const BOOTSTRAP =
-  'D=$1; A=$D/.hamalog/$2; shift 2; echo hamalog-step:dir >&2; if [ -d "$D" ]; then m=$(ls -ld -- "$D/" | cut -c1-10); ' +
-  'case "$m" in ?????w????|????????w?) echo "writable $m" >&2; exit 6;; esac; ' +
+  'D=$1; A=$D/.hamalog/$2; m=$3; shift 3; echo hamalog-step:dir >&2; if [ -d "$D" ]; then p=$(ls -ld -- "$D/" | cut -c1-10); ' +
+  'case "$p" in ?????w????|????????w?) echo "writable $p" >&2; exit 6;; esac; ' +
   'for f in "$D"/* "$D"/.[!.]* "$D"/..?*; do if [ -L "$f" ]; then echo "symlink ${f##*/}" >&2; exit 6; fi; done; fi; ' +
+  'if [ "$m" = ro ]; then s=$(cat) || exit; exec sh -c "$s" "$A" "$D" probe "$@"; fi; ' +
   'mkdir -p -m 0700 -- "$D/.hamalog" || exit; ' +
   'if [ -s "$A" ]; then cat >/dev/null; else (umask 077; cat > "$A.tmp.$$" && mv -f -- "$A.tmp.$$" "$A") || exit; fi; ' +
   'exec sh "$A" "$D" probe "$@"';

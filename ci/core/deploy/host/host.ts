@@ -97,8 +97,11 @@ export class Host {
     return `${this.remote.label} ${posix.join(this.dir, "journal.json")}`;
   }
 
-  /** The first command of a session: check the directory, install the agent, probe the host, observe it. */
-  async probe(wantPlatform: boolean, signal?: AbortSignal): Promise<Probe> {
+  /**
+   * The first command of a session: check the directory, install the agent (unless `readOnly`: a dry run or
+   * status writes nothing), probe the host, observe it.
+   */
+  async probe(wantPlatform: boolean, readOnly: boolean, signal?: AbortSignal): Promise<Probe> {
     const r = await this.remote.run(
       [
         "sh",
@@ -107,6 +110,7 @@ export class Host {
         "hamalog-bootstrap",
         this.dir,
         AGENT_FILE,
+        readOnly ? "ro" : "rw",
         wantPlatform ? "1" : "0",
         this.project,
         this.o.imageName,
