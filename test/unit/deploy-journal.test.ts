@@ -250,7 +250,8 @@ describe("the recovery each state needs (what recover.sh runs)", () => {
     expect(p.journal.attempt).toBeNull();
     expect(p.journal).toMatchObject(after);
     expect(p.entry).toMatchObject({ recovered: true, failedPhase: j.attempt!.phase, error: "died" });
-    expect(p.entry?.result).toBe(promoted(j) ? "success" : j.live ? "rolled-back" : "failed");
+    const touched = ["up", "health", "switch", "live-health"].includes(j.attempt!.phase);
+    expect(p.entry?.result).toBe(promoted(j) ? "success" : j.live && touched ? "rolled-back" : "failed");
   });
 
   it("a journal without an attempt restores its live release (drift) and writes no history", () => {

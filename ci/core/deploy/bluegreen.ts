@@ -264,6 +264,8 @@ export const blueGreen: Strategy = {
     },
   ],
 
+  touchesLive: "switch",
+
   undo(j, s, back) {
     const d = s.deploy;
     const a = j.attempt!;

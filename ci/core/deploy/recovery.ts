@@ -76,6 +76,9 @@ export function planRecovery(j: Journal, s: Setting, f: RecoveryFacts): Recovery
   }
   const back = j.live ? STRATEGY[j.strategy].restore(j.live, s) : { steps: [], files: [] };
   const plan = st.undo(j, s, back);
+  // Died before a step that could disturb the live release: it was never touched ("failed"); after: restored.
+  const phases = st.steps.map((x) => x.phase);
+  const touched = phases.indexOf(a.phase) >= phases.indexOf(st.touchesLive) && phases.includes(a.phase);
   // A candidate that took the kept colour's place removed it: there is no instant rollback to it any more. (A
   // rollback's candidate IS the kept release: it stays.)
   const replacedPrevious =
@@ -89,7 +92,7 @@ export function planRecovery(j: Journal, s: Setting, f: RecoveryFacts): Recovery
     entry: historyEntry(
       facts,
       {
-        result: j.live ? "rolled-back" : "failed",
+        result: j.live && touched ? "rolled-back" : "failed",
         running: j.live ? runningOf(j.live) : null,
         ...common,
         recovered: true,

@@ -121,6 +121,7 @@ export const recreate: Strategy = {
     },
   ],
   afterLive: [],
+  touchesLive: "up",
 
   undo(j, s, back) {
     const d = s.deploy;

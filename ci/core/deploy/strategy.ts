@@ -65,6 +65,8 @@ export interface Strategy {
   place(s: Setting, release: Release, view: HostView, since: string, colour?: Slot["colour"]): Placement;
   readonly steps: readonly Step[];
   readonly afterLive: readonly Step[];
+  /** The first of its steps that can disturb the live release (before it, a failure leaves it untouched). */
+  readonly touchesLive: string;
   /**
    * Recovery of an attempt of this strategy that died before promote (pure): undo what it started and bring the
    * journal's live release back — `back`, the live release's own strategy's `restore`, placed where it belongs.

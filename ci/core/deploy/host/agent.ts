@@ -163,7 +163,15 @@ op_run() { # TOKEN PROJECT NAME DETACH OP ARGS... ; stdin: a tar bundle
   export P
   if [ "$det" != 1 ]; then exec sh "$A" "$D" _exec "$t" "" "$STAGE" "$@"; fi
   detach "$t" "$n" "$@" || exit
-  while [ ! -e "$H/ops/$n.rc" ]; do nap; done
+  # Until its exit code is there; a step that vanished without one (killed with its host's processes) ends the wait.
+  while [ ! -e "$H/ops/$n.rc" ]; do
+    nap
+    [ -e "$H/ops/$n.rc" ] && break
+    if [ -s "$H/ops/$n.pid" ] && ! kill -0 "$(cat -- "$H/ops/$n.pid")" 2>/dev/null; then
+      [ -e "$H/ops/$n.rc" ] || { echo "the step $n ended without an exit code" >&2; exit 70; }
+    fi
+    [ -d "$H/ops" ] || { echo "the deploy directory went away while $n ran" >&2; exit 70; }
+  done
   cat -- "$H/ops/$n.out"; cat -- "$H/ops/$n.err" >&2
   rc=$(cat -- "$H/ops/$n.rc"); rm -f -- "$H/ops/$n.out" "$H/ops/$n.err" "$H/ops/$n.rc"
   exit "$rc"
@@ -171,6 +179,7 @@ op_run() { # TOKEN PROJECT NAME DETACH OP ARGS... ; stdin: a tar bundle
 
 op__exec() { # TOKEN NAME STAGE OP ARGS...
   t=$1; n=$2; STAGE=$3; shift 3
+  [ -z "$n" ] || echo "$$" > "$H/ops/$n.pid"
   rc=0
   if ! mutex 3600; then rc=73
   elif ! fenced "$t"; then
@@ -187,7 +196,7 @@ op__exec() { # TOKEN NAME STAGE OP ARGS...
     if [ "$rc" -eq 0 ]; then o=$1; shift; "step_$o" "$@"; rc=$?; fi
   fi
   [ -z "$STAGE" ] || rm -rf -- "$STAGE"
-  if [ -n "$n" ]; then printf '%s\n' "$rc" > "$H/ops/$n.rc.tmp" && mv -f -- "$H/ops/$n.rc.tmp" "$H/ops/$n.rc"; fi
+  if [ -n "$n" ]; then printf '%s\n' "$rc" > "$H/ops/$n.rc.tmp" && mv -f -- "$H/ops/$n.rc.tmp" "$H/ops/$n.rc"; rm -f -- "$H/ops/$n.pid"; fi
   exit "$rc"
 }
 
