@@ -1,6 +1,8 @@
 // Preflight guards against real sshd, registry and dockerd: a host whose sshd forbids TCP forwarding is found
-// out before anything changes (the health check runs through a tunnel), and Ctrl-C during preflight ends the
-// deploy at once instead of after the registry's 30 s budget.
+// out before anything changes (the health check runs through a tunnel), an unsafe deploy directory is refused
+// before anything is written into it, a stalled layer download ends on deploy/pullStallTimeout, and Ctrl-C during
+// preflight ends the deploy at once instead of after the registry's 30 s budget. "Nothing changed" means no deploy
+// state: the probe may have installed the host agent (DIR/.hamalog/agent-….sh), nothing else.
 import { spawn } from "node:child_process";
 import {
   chmodSync,
@@ -43,6 +45,23 @@ let open: Sshd;
 let tmp: string;
 let appPort: number;
 const refs: string[] = [];
+
+/**
+ * What a deploy left in `dir` besides the host agent the probe installs: its state (journal, history, release
+ * files, the lock, registry logins, compose.yaml). Empty when the directory does not exist.
+ */
+function deployState(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const agent = join(dir, ".hamalog");
+  return [
+    ...readdirSync(dir).filter((f) => f !== ".hamalog"),
+    ...(existsSync(agent)
+      ? readdirSync(agent)
+          .filter((f) => !/^agent-[0-9a-f]{12}\.sh$/.test(f))
+          .map((f) => `.hamalog/${f}`)
+      : []),
+  ];
+}
 
 function writeConfig(name: string, sshd: Sshd, registryHost: string): { config: string; dir: string } {
   const dir = join(tmp, name, "deploy");
@@ -98,7 +117,8 @@ describe("AllowTcpForwarding no", () => {
     expect(r.stderr).toContain("AllowTcpForwarding local");
     expect(r.stderr).not.toMatch(/raise the health timeout/i);
     expect(r.stderr).toMatch(/Nothing on \S+ was changed/);
-    expect(existsSync(dir)).toBe(false);
+    expect(r.stdout).not.toMatch(/^\[lock\]/m);
+    expect(deployState(dir)).toEqual([]);
     expect(projectContainers(ID)).toBe("");
   });
 });
@@ -158,10 +178,16 @@ describe("a stalled layer download", () => {
         { timeoutMs: 180_000 },
       );
       expect(r.code, r.stderr).toBe(1);
-      expect(r.stdout).toMatch(/^\[pull\] FAILED after (\d+)\.\ds$/m);
+      expect(r.stdout, r.stderr).toMatch(/^\[pull\] FAILED after (\d+)\.\ds$/m);
       expect(Number(/^\[pull\] FAILED after (\d+)/m.exec(r.stdout)![1])).toBeLessThan(30);
       expect(r.stderr).toMatch(/docker pull .* failed on .*\(exit 7\)[\s\S]*no progress for 3 s/);
-      expect(existsSync(join(dir, ".deploy.lock"))).toBe(false);
+      // The attempt is over: recorded as failed in pull (nothing was live, nothing was touched), the lock free.
+      expect(existsSync(join(dir, ".hamalog", "lock.token"))).toBe(false);
+      const last = JSON.parse(readFileSync(join(dir, "history.jsonl"), "utf8").trim().split("\n").at(-1)!);
+      expect(last).toMatchObject({ sha: STALL_SHA, result: "failed", failedPhase: "pull" });
+      expect(JSON.parse(readFileSync(join(dir, "journal.json"), "utf8"))).toMatchObject({ attempt: null });
+      expect(readdirSync(join(dir, ".hamalog")).filter((f) => f.startsWith("docker-"))).toEqual([]);
+      expect(projectContainers(ID)).toBe("");
     } finally {
       release();
       await proxy.stop();
@@ -199,6 +225,7 @@ describe("interrupts during preflight", () => {
     expect(Date.now() - sent).toBeLessThan(5_000);
     expect(code).not.toBe(0);
     expect(out).toMatch(/cancelled|interrupted/);
-    expect(existsSync(dir)).toBe(false);
+    expect(out).not.toMatch(/^\[lock\]/m);
+    expect(deployState(dir)).toEqual([]);
   });
 });
