@@ -11,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -136,25 +137,31 @@ describe("deploy to a host whose compose plugin is only in ~/.docker/cli-plugins
   it("a logged-in deploy pulls the digest with the deploy's login, and compose (from ~/.docker/cli-plugins) brings it up", async () => {
     const r = await run(["deploy", "--sha", SHA]);
     expect(r.code, text(r)).toBe(0);
-    expect(r.stdout).toMatch(/^\[login\] plugger @ 127\.0\.0\.1:\d+ \(token on stdin/m);
-    expect(r.stdout).toContain(`[pull] pulled ${registry.host}/${REPO}@${digest}`);
-    expect(r.stdout).toMatch(/^\[up\] app running and healthy/m);
+    // The login lives in a throwaway DOCKER_CONFIG for the pull alone; compose runs without it (and finds its plugin).
+    expect(r.stdout).toContain(
+      `[pull] pulled ${registry.host}/${REPO}@${digest} (logged in as ${USER} for this command only)`,
+    );
+    expect(r.stdout).toMatch(/^\[up\] app runs sha256:[0-9a-f]{12}… healthy per compose/m);
     expect((await (await fetch(`http://127.0.0.1:${appPort}/version`)).text()).trim()).toBe("v1");
     expect(text(r)).not.toContain(TOKEN);
+    expect(readdirSync(join(dir, ".hamalog")).filter((f) => f.startsWith("docker-"))).toEqual([]);
+    expect(existsSync(join(dir, ".docker"))).toBe(false);
     const s = await run(["status"]);
     expect(s.code, text(s)).toBe(0);
-    expect(s.stdout).toMatch(/^container: running, health healthy/m);
+    expect(s.stdout).toMatch(/^container: \S+ running, health healthy/m);
   });
 
-  it("without the plugin anywhere, the deploy stops in preflight naming what is missing, host untouched", async () => {
+  it("without the plugin anywhere, the deploy stops in its probe (before preflight) naming what is missing, host untouched", async () => {
     rmSync(plugin());
     const before = history();
     const r = await run(["deploy", "--sha", SHA]);
     expect(r.code, text(r)).toBe(1);
-    expect(r.stdout).toMatch(/^\[preflight\] FAILED after/m);
+    // The probe (the session's first command) runs `docker compose version`: it fails there, before preflight.
+    expect(r.stdout).toMatch(/^\[probe\] FAILED after/m);
+    expect(r.stdout).not.toMatch(/^\[preflight\]/m);
     expect(r.stdout).not.toMatch(/^\[lock\]/m);
     expect(r.stderr).toMatch(
-      /`docker compose version` failed on root@127\.0\.0\.1:\d+ \(.*unknown command.*\): the Docker Compose v2 plugin is missing for root there\. Install it on the host .*~root\/\.docker\/cli-plugins\/\); nothing on root@127\.0\.0\.1:\d+ was changed/,
+      /`docker compose version` failed on root@127\.0\.0\.1:\d+ \(.*(unknown command|unknown flag|is not a docker command).*\): the Docker Compose v2 plugin is missing for root there\. Install it on the host .*~root\/\.docker\/cli-plugins\/\); nothing on root@127\.0\.0\.1:\d+ was changed/,
     );
     expect(history()).toBe(before);
     expect((await (await fetch(`http://127.0.0.1:${appPort}/version`)).text()).trim()).toBe("v1");
