@@ -75,9 +75,13 @@ function install(d: string) {
 const op = (d: string, ...args: string[]) => ["sh", agent(d), d, ...args];
 const holder = (id: string) =>
   `${JSON.stringify({ holder: id, sha: "a".repeat(40), since: "t", action: "deploy", id })}\n`;
-function lock(d: string, id: string, force = false) {
-  const r = sh(op(d, "lock", "30", "0", force ? "1" : "0", "proj", "reg/app"), holder(id));
-  return { ...r, token: Number((sections(r.stdout).get("token") ?? "").trim()) };
+function lock(d: string, id: string, force = false, prepare?: { files: BundleEntry[]; expect: string }) {
+  const r = sh(
+    op(d, "lock", "30", "0", force ? "1" : "0", "proj", "reg/app", prepare?.expect ?? ""),
+    bundle([{ path: "holder.json", content: holder(id) }, ...(prepare?.files ?? [])]),
+  );
+  const s = sections(r.stdout);
+  return { ...r, token: Number((s.get("token") ?? "").trim()), prepared: s.get("prepared")?.trim() };
 }
 const run = (d: string, token: number, files: BundleEntry[], o: string, ...args: string[]) =>
   sh(op(d, "run", String(token), "proj", `t${n++}`, "1", o, ...args), bundle(files));
@@ -160,6 +164,28 @@ describe("the lock: a fencing token under one flock", () => {
     const e = lock(d, "E", true);
     expect(e.token).toBe(3);
     expect(JSON.parse(read(join(d, ".hamalog", "lock.json")))).toMatchObject({ token: 3, holder: "E" });
+  });
+
+  it("installs the attempt's files with the lock only while the journal is the one the client planned from", () => {
+    const d = deployDir();
+    install(d);
+    writeFileSync(join(d, "journal.json"), "probed\n");
+    const files = [
+      { path: "files/releases/app-1.yaml", content: "x\n" },
+      { path: "files/journal.json", content: "attempt\n" },
+    ];
+    const hash = (t: string) => spawnSync("sha256sum", { input: t, encoding: "utf8" }).stdout.slice(0, 64);
+    // Another run changed the journal since the probe: nothing installed, the client prepares after reconciling.
+    const stale = lock(d, "A", false, { files, expect: hash("something else\n") });
+    expect(stale.prepared).toBe("no");
+    expect(read(join(d, "journal.json"))).toBe("probed\n");
+    expect(existsSync(join(d, "releases/app-1.yaml"))).toBe(false);
+    sh(op(d, "unlock", String(stale.token)));
+    const ok = lock(d, "B", false, { files, expect: hash("probed\n") });
+    expect(ok.prepared).toBe("yes");
+    expect(read(join(d, "journal.json"))).toBe("attempt\n");
+    expect(read(join(d, "releases/app-1.yaml"))).toBe("x\n");
+    expect(sections(ok.stdout).get("journal-hash")?.trim()).toBe(hash("attempt\n"));
   });
 
   it("a holder that lost its lock changes nothing: its next step is refused (exit 75) and its files are not installed", () => {

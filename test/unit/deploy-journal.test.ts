@@ -207,6 +207,18 @@ describe("the recovery each state needs (what recover.sh runs)", () => {
       { live: slot("a", blue), previous: null },
     ],
     [
+      "blue/green died before its candidate started (proxy): the kept colour is left as it is",
+      "blue-green",
+      {
+        ...emptyJournal("blue-green"),
+        live: slot("a", blue),
+        previous: slot("c", green),
+        attempt: attempt("b", "proxy", green),
+      },
+      ["up app-blue", "route .hamalog/recover/Caddyfile"],
+      { live: slot("a", blue), previous: slot("c", green) },
+    ],
+    [
       "blue/green rollback to the kept colour died: it is stopped, not removed, and stays previous",
       "blue-green",
       {

@@ -12,7 +12,7 @@ import { historyEntry, historyLine, runningOf, digestsToKeep, type HistoryEntry 
 import type { BundleEntry } from "./host/bundle.js";
 import { Fenced } from "./host/host.js";
 import type { HostStep } from "./host/steps.js";
-import { containersOf, type HostView } from "./host/view.js";
+import { containersOf, isTempName, type HostView } from "./host/view.js";
 import {
   atPhase,
   beginAttempt,
@@ -24,6 +24,7 @@ import {
   journalText,
   type AttemptAction,
   type Journal,
+  type JournalAttempt,
   type Slot,
 } from "./journal.js";
 import { startHeartbeat, takeLock, type Heartbeat } from "./lock.js";
@@ -34,6 +35,7 @@ import type { Outcome, Session } from "./session.js";
 import type { Placement, Step, Strategy } from "./strategy.js";
 import { diffServices } from "./accessory-diff.js";
 import { fail, reconcile } from "./fail.js";
+import { STRATEGY } from "./strategies.js";
 
 export class Attempt {
   /** The journal to write with the next host step (and its recovery). */
@@ -76,6 +78,11 @@ export class Attempt {
     return this.s.env.clock.now().toISOString();
   }
 
+  /** The journal as it will be on the host after the next host step. */
+  get current(): Journal {
+    return this.pending ?? this.journal;
+  }
+
   /** The journal's phase becomes `phase` with the next host step. */
   at(phase: string): void {
     const j = this.pending ?? this.journal;
@@ -87,12 +94,13 @@ export class Attempt {
     this.pending = j;
   }
 
-  recoveryFacts(error: string, interrupted = false): RecoveryFacts {
+  recoveryFacts(error: string, interrupted = false, phase?: string): RecoveryFacts {
     return {
       time: this.s.env.clock.now(),
       holder: this.s.input.holder,
       error,
       ...(interrupted ? { interrupted } : {}),
+      ...(phase ? { phase } : {}),
     };
   }
 
@@ -165,7 +173,7 @@ export const FRAME = {
     { phase: "pull", does: "log in (token on stdin), pull the digest unless present, log out — one command" },
     { phase: "accessories", does: "start the stack's other services that are missing; report changed ones" },
   ],
-  promote: { phase: "promote", does: "the journal names the candidate live" },
+  promote: { phase: "promote", does: "the journal names the candidate live (written with the next host step)" },
   after: [
     { phase: "dependents", does: "start the services that reach the app (e.g. nginx) if missing" },
     { phase: "finish", does: "history line, prune old images and release files, unlock — one command" },
@@ -192,9 +200,42 @@ export async function runAttempt(
 ): Promise<Outcome> {
   const { input, rep } = s;
   const lockId = s.env.attemptId();
+  const now = rep.clock.now().toISOString();
+  const record: JournalAttempt = {
+    id: lockId,
+    holder: input.holder,
+    action,
+    phase: "pull",
+    startedAt: now,
+    strategy: st.name,
+    candidate: placement.slot,
+    ...(placement.migrating ? { migrating: placement.migrating } : {}),
+  };
+  // A calm host (as probed: no lock, no dead attempt, nothing drifted or left behind) gets the attempt's files and
+  // journal with the lock, in one command — if the journal is still the one probed (the agent compares hashes).
+  const v0 = s.probe.view;
+  const calm =
+    !v0.lock &&
+    !v0.journal.attempt &&
+    !v0.adopted &&
+    v0.logins.length === 0 &&
+    !v0.containers.some((c) => isTempName(c.name)) &&
+    (!v0.journal.live || STRATEGY[v0.journal.strategy].check(v0.journal.live, v0, s.setting).length === 0);
+  const facts = {
+    time: s.env.clock.now(),
+    holder: input.holder,
+    error: "the run died in phase pull; the host recovered by itself",
+  };
+  const prepare = calm
+    ? {
+        files: [...placement.files, ...journalFiles(beginAttempt(v0.journal, record), s.setting, facts)],
+        expect: v0.journalHash,
+      }
+    : undefined;
   const taken = await rep.phase("lock", async () => {
     const t = await takeLock(s.host, {
-      holder: { holder: input.holder, sha: release.sha, since: rep.clock.now().toISOString(), action, id: lockId },
+      ...(prepare ? { prepare } : {}),
+      holder: { holder: input.holder, sha: release.sha, since: now, action, id: lockId },
       waitSeconds: input.lockWaitSeconds ?? 0,
       force: input.breakLock === true,
       ...(input.signal ? { signal: input.signal } : {}),
@@ -211,8 +252,13 @@ export async function runAttempt(
   a.heartbeat = startHeartbeat(s.host, taken.token);
   try {
     try {
-      await reconcile(a);
-      await prepare(a);
+      if (taken.prepared) {
+        rep.out(`[reconcile] the host matches the journal (as probed; unchanged under the lock) 0.0s`);
+        rep.out(`[prepare] ${prepared(a)} (with the lock) 0.0s`);
+      } else {
+        await reconcile(a);
+        await prepareStep(a, record);
+      }
       await pull(a, release);
       await accessories(a, "accessories");
       for (const step of st.steps) await run(a, step);
@@ -260,32 +306,26 @@ async function run(a: Attempt, step: Step): Promise<void> {
 }
 
 /** The release's files and the journal's attempt, one command; nothing that serves changes. */
-async function prepare(a: Attempt): Promise<void> {
-  const { rep } = a.s;
-  await rep.phase("prepare", async () => {
-    a.write(
-      beginAttempt(a.journal, {
-        id: a.lockId,
-        token: a.token,
-        holder: a.s.input.holder,
-        action: a.action,
-        phase: "pull",
-        startedAt: a.now,
-        strategy: a.strategy.name,
-        candidate: a.candidate,
-        ...(a.placement.migrating ? { migrating: a.placement.migrating } : {}),
-      }),
-    );
+async function prepareStep(a: Attempt, record: JournalAttempt): Promise<void> {
+  await a.s.rep.phase("prepare", async () => {
+    a.write(beginAttempt(a.journal, record));
     await a.exec({ op: "noop", args: [] }, "prepare", { files: a.placement.files });
-    const env = a.candidate.envFile ? ` and ${a.candidate.envFile} (mode 0600)` : "";
-    return { value: undefined, summary: `${a.candidate.composeFile}${env} pin ${a.candidate.image}` };
+    return { value: undefined, summary: prepared(a) };
   });
+}
+
+function prepared(a: Attempt): string {
+  const env = a.candidate.envFile ? ` and ${a.candidate.envFile} (mode 0600)` : "";
+  return `${a.candidate.composeFile}${env} pin ${a.candidate.image}`;
 }
 
 async function pull(a: Attempt, release: Release): Promise<void> {
   const { input, rep, host } = a.s;
   await rep.phase("pull", async () => {
     const ref = `${nameOf(release)}@${release.digest}`;
+    // The host listed this repository's digests: one already there needs no command at all (and no login).
+    if (a.view.images.includes(release.digest))
+      return { value: undefined, summary: `skipped: ${release.digest.slice(0, 19)}… already on the host` };
     const creds = input.credentials;
     const got = await host.pull(ref, input.deploy.pullStallTimeout, input.image.registry, creds, input.signal);
     return {
@@ -384,19 +424,21 @@ function reportAccessories(a: Attempt, out: string, mine: string[]): string {
   return parts.length ? parts.join("; ") : `${mine.join(", ")} running, unchanged`;
 }
 
-/** The candidate passed its gates: the journal names it live before anything after the switch happens. */
+/**
+ * The candidate passed its gates: the journal names it live, written with the next host step (the old colour's
+ * stop, or the finish) — a crash before that undoes the switch to what still runs, without a failed request.
+ */
 async function promoteStep(a: Attempt): Promise<void> {
   await a.s.rep.phase("promote", async () => {
-    a.write(promote(a.journal, a.now, a.strategy.afterLive[0]!.phase));
-    await a.exec({ op: "noop", args: [] }, "promote");
-    return { value: undefined, summary: `live: ${shortRelease(a.candidate)}` };
+    a.write(promote(a.current, a.now, a.strategy.afterLive[0]!.phase));
+    return { value: undefined, summary: `live: ${shortRelease(a.candidate)} (the journal says so with the next step)` };
   });
 }
 
 /** History, prune and unlock in one command; the journal ends the attempt (promoting it first when not yet). */
 async function finish(a: Attempt): Promise<void> {
   const { rep } = a.s;
-  const j = promoted(a.journal) ? a.journal : promote(a.journal, a.now, "finish");
+  const j = promoted(a.current) ? a.current : promote(a.current, a.now, "finish");
   const ended = endAttempt(j);
   const entry = successEntry(a, ended);
   const keep = digestsToKeep([...a.view.history, entry], a.d.keepImages);

@@ -8,7 +8,16 @@ import { dependentsOf } from "../compose.js";
 import type { DeployConfig } from "../config.js";
 import { PipelineError } from "../errors.js";
 import type { Attempt } from "./attempt.js";
-import { caddyfile, CHECK_PORT, colourService, other, PROXY_SERVICE, renderColour, upstreamPort } from "./colours.js";
+import {
+  caddyfile,
+  caddyHead,
+  CHECK_PORT,
+  colourService,
+  other,
+  PROXY_SERVICE,
+  renderColour,
+  upstreamPort,
+} from "./colours.js";
 import { step, type HostStep } from "./host/steps.js";
 import { containersOf, healthOf, sections } from "./host/view.js";
 import type { Colour } from "./journal.js";
@@ -50,6 +59,12 @@ function checkUrl(a: Attempt, site: "live" | Colour): string {
 function legacyName(a: Attempt): string | undefined {
   const m = a.placement.migrating;
   return m ? containersOf(a.view, m).find((c) => c.state === "running")?.name : undefined;
+}
+
+/** The old colour stays up after the switch (deploy/proxy/warmSeconds), so there is nothing to drain or stop now. */
+function warmAfter(a: Attempt): boolean {
+  const prev = a.current.previous;
+  return a.d.proxy.warmSeconds > 0 && !a.placement.migrating && !!prev?.colour && prev.colour !== a.candidate.colour;
 }
 
 export const blueGreen: Strategy = {
@@ -106,11 +121,15 @@ export const blueGreen: Strategy = {
       async run(a: Attempt) {
         const d = a.d;
         const port = upstreamPort(a.compose, d.service);
-        const live = a.journal.live?.colour ?? null;
+        const live = a.current.live?.colour ?? null;
         const route = caddyfile(d, live, port, legacyName(a));
         const file = a.facts.preFile ?? a.candidate.composeFile;
         const want = a.facts.preConfig ?? a.facts.proxyConfig;
         const running = containersOf(a.view, PROXY_SERVICE).find((c) => c.state === "running");
+        if (running && running.proxyConfig === want && a.view.caddyRoutes === caddyHead(route).routes) {
+          checkPorts(a, a.view.proxyPorts);
+          return `${PROXY_SERVICE} unchanged, its routes too (→ ${live ?? legacyName(a) ?? "nothing yet"})`;
+        }
         if (running && running.proxyConfig === want) {
           const out = await a.exec({ op: "switch", args: ["stage/Caddyfile"] }, "proxy", {
             files: [{ path: "stage/Caddyfile", content: route }],
@@ -155,7 +174,7 @@ export const blueGreen: Strategy = {
         const warm = containersOf(a.view, svc).find(
           (c) => c.state === "running" && c.image === a.candidate.image && healthOf(c.status) !== "unhealthy",
         );
-        if (warm && a.journal.previous?.composeFile === a.candidate.composeFile)
+        if (warm && a.current.previous?.composeFile === a.candidate.composeFile)
           return `${svc} already runs ${a.candidate.digest.slice(0, 19)}… (kept warm): nothing to start`;
         await a.exec(step.up(a.candidate, d.waitTimeout, [svc], `start ${svc}`), "candidate", { detach: true });
         return `${svc} runs ${a.candidate.digest.slice(0, 19)}… (no live traffic yet)`;
@@ -176,7 +195,7 @@ export const blueGreen: Strategy = {
         const d = a.d;
         const port = upstreamPort(a.compose, d.service);
         const route = caddyfile(d, a.candidate.colour!, port);
-        const was = a.journal.live?.colour ?? a.placement.migrating;
+        const was = a.current.live?.colour ?? a.placement.migrating;
         a.touched = true;
         if (a.facts.preFile) {
           const t = a.s.rep.clock.monotonic();
@@ -228,6 +247,8 @@ export const blueGreen: Strategy = {
       async run(a: Attempt) {
         const { clock } = a.s.rep;
         const secs = a.d.proxy.drainSeconds;
+        const sig0 = a.s.input.signal;
+        if (warmAfter(a) && !sig0?.aborted) return "the old colour stays up (warm): nothing to drain";
         const end = clock.monotonic() + secs * 1000;
         // Even cut short, requests the old colour accepted just before the switch get a second to finish.
         const floor = clock.monotonic() + Math.min(secs, 1) * 1000;
@@ -246,16 +267,15 @@ export const blueGreen: Strategy = {
           await a.exec(step.remove([a.placement.migrating]), "retire", { detach: true });
           return `removed the recreate-layout container of ${a.placement.migrating} (migrated)`;
         }
-        const prev = a.journal.previous;
+        const prev = a.current.previous;
         if (!prev?.colour || prev.colour === a.candidate.colour) return "first blue/green release: no old colour";
         const svc = colourService(d.service, prev.colour);
-        const warm = d.proxy.warmSeconds;
-        if (warm > 0 && !a.s.input.signal?.aborted) {
-          const until = new Date(a.s.env.clock.now().getTime() + warm * 1000);
-          a.write({ ...a.journal, previous: { ...prev, warmUntil: until.toISOString() } });
+        if (warmAfter(a) && !a.s.input.signal?.aborted) {
+          // Nothing to run now: the journal says it (with the finish) and the host's timer stops it later.
+          const until = new Date(a.s.env.clock.now().getTime() + d.proxy.warmSeconds * 1000);
+          a.write({ ...a.current, previous: { ...prev, warmUntil: until.toISOString() } });
           a.facts.warmUntil = String(Math.floor(until.getTime() / 1000));
           a.facts.warmService = svc;
-          await a.exec({ op: "noop", args: [] }, "retire");
           return `${svc} stays up until ${until.toISOString()} (warm: a rollback until then is a switch), then is stopped and kept`;
         }
         await a.exec(step.stop([svc]), "retire", { detach: true });
@@ -291,6 +311,10 @@ export const blueGreen: Strategy = {
         files: back.files,
       };
     }
+    // Before its start, the candidate's colour still holds the kept release: it is left as it is. Once started it
+    // replaced it (a rollback's candidate IS the kept release: stopped, it stays kept).
+    const order = this.steps.map((x) => x.phase);
+    if (order.indexOf(a.phase) < order.indexOf("candidate")) return back;
     const isPrevious = j.previous?.composeFile === a.candidate.composeFile && j.previous.colour === a.candidate.colour;
     return {
       steps: [
@@ -298,6 +322,7 @@ export const blueGreen: Strategy = {
         isPrevious ? step.stop([cand], `stop ${cand} (kept)`) : step.remove([cand], `remove the candidate ${cand}`),
       ],
       files: back.files,
+      dropsPrevious: !isPrevious && j.previous?.colour === a.candidate.colour,
     };
   },
 

@@ -148,23 +148,25 @@ export function caddyfile(d: DeployConfig, live: Colour | null, port: number, le
     : ['\trespond "no release is live yet" 503'];
   const pub = publicPort(d);
   const plain = [`:${port}`, ...(pub !== undefined && pub !== port && !d.proxy.domain ? [`:${pub}`] : [])];
-  const lines = [
-    `${LIVE_MARK} ${live ?? "none"}`,
-    "{",
-    "\tadmin localhost:2019",
-    ...(d.proxy.domain ? [] : ["\tauto_https off"]),
-    "}",
-  ];
+  const lines = ["{", "\tadmin localhost:2019", ...(d.proxy.domain ? [] : ["\tauto_https off"]), "}"];
   const tls = d.proxy.domain && d.proxy.tls === "internal" ? ["\ttls internal"] : [];
   if (d.proxy.domain) lines.push(`${d.proxy.domain} {`, ...tls, ...route, "}");
   lines.push(`${[...plain, `:${CHECK_PORT.live}`].join(", ")} {`, ...route, "}");
   for (const c of COLOURS)
     lines.push(`:${CHECK_PORT[c]} {`, `\treverse_proxy ${colourService(d.service, c)}:${port}`, "}");
-  return `${lines.join("\n")}\n`;
+  const body = `${lines.join("\n")}\n`;
+  // The first line names the live colour and a hash of the routes, so a run sees without a reload whether the
+  // proxy already has exactly these.
+  const hash = createHash("sha256").update(body).digest("hex").slice(0, 12);
+  return `${LIVE_MARK} ${live ?? "none"} (routes ${hash})\n${body}`;
 }
 
-/** The live colour a Caddyfile routes to (its first line), or null. */
+/** The live colour and the routes' hash a Caddyfile's first line names. */
+export function caddyHead(caddyText: string): { live: Colour | null; routes: string } {
+  const m = new RegExp(`^${LIVE_MARK} (blue|green|none)(?: \\(routes ([0-9a-f]+)\\))?$`, "m").exec(caddyText);
+  return { live: m && m[1] !== "none" ? (m[1] as Colour) : null, routes: m?.[2] ?? "" };
+}
+
 export function liveOf(caddyText: string): Colour | null {
-  const m = new RegExp(`^${LIVE_MARK} (blue|green)$`, "m").exec(caddyText);
-  return m ? (m[1] as Colour) : null;
+  return caddyHead(caddyText).live;
 }

@@ -96,8 +96,10 @@ export async function fail(a: Attempt, e: unknown): Promise<PipelineError> {
   }
   if (interrupted)
     rep.warn("interrupted: the host puts things right now (Ctrl-C again to stop waiting: it finishes all the same)");
-  const facts = a.recoveryFacts(rep.clean(err.message), interrupted);
-  const plan = planRecovery(a.journal, a.s.setting, facts);
+  const facts = a.recoveryFacts(rep.clean(err.message), interrupted, phase);
+  // What the client knows is true now, including what it has not written yet (a promote): the plan starts there.
+  const now = a.current;
+  const plan = planRecovery(now, a.s.setting, facts);
   try {
     const t = rep.clock.monotonic();
     await rep.phase("recover", async () => {
@@ -107,7 +109,7 @@ export async function fail(a: Attempt, e: unknown): Promise<PipelineError> {
         {
           phase: "recover",
           detach: true,
-          files: journalFiles(a.journal, a.s.setting, facts),
+          files: journalFiles(now, a.s.setting, facts),
           timeoutMs: (a.d.waitTimeout + 300) * 1000,
         },
       );

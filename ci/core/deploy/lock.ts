@@ -4,6 +4,7 @@
 // run takes it over (a new token: the old holder's next step is refused). When the client stops feeding the
 // heartbeat — killed, frozen, its connection dropped — the host runs the recovery itself and frees the lock.
 import { PipelineError } from "../errors.js";
+import type { BundleEntry } from "./host/bundle.js";
 import type { Host, LockHolder } from "./host/host.js";
 import type { HostView } from "./host/view.js";
 import type { Clock } from "./report.js";
@@ -25,12 +26,15 @@ export function describeHolder(text: string): string {
 export interface Taken {
   token: number;
   view: HostView;
+  /** The attempt's files and journal were installed with the lock. */
+  prepared: boolean;
   /** Set when a stale lock was taken over: whose it was and why it was stale. */
   note?: string;
 }
 
 export interface TakeOptions {
   holder: LockHolder;
+  prepare?: { files: readonly BundleEntry[]; expect: string };
   waitSeconds: number;
   /** --break-lock: take it even from a live holder (its next step is then refused: it is fenced). */
   force: boolean;
@@ -44,11 +48,12 @@ export async function takeLock(host: Host, o: TakeOptions): Promise<Taken> {
   let told = false;
   for (;;) {
     const left = Math.max(0, Math.floor((deadline - o.clock.monotonic()) / 1000));
-    const a = await host.lock(o.holder, Math.min(left, 30), o.force);
+    const a = await host.lock(o.holder, Math.min(left, 30), o.force, o.prepare);
     if (a.got)
       return {
         token: a.token,
         view: a.view,
+        prepared: a.prepared,
         ...(a.tookOver ? { note: `took over the stale lock of ${a.tookOver}` } : {}),
       };
     const who = a.busy

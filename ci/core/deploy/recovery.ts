@@ -32,6 +32,8 @@ export interface RecoveryFacts {
   /** Why: the error, or what happened to the run. */
   error: string;
   interrupted?: boolean;
+  /** The phase that failed, when the run knows it (the journal names the last phase that wrote to the host). */
+  phase?: string;
 }
 
 /** The plan for journal `j` (its attempt, if any, died now). */
@@ -53,8 +55,9 @@ export function planRecovery(j: Journal, s: Setting, f: RecoveryFacts): Recovery
     previous: j.live && !promoted(j) ? runningOf(j.live) : j.previous ? runningOf(j.previous) : null,
     holder: a.holder,
   };
+  const phase = f.phase ?? a.phase;
   const common = {
-    failedPhase: a.phase,
+    failedPhase: phase,
     error: f.error,
     ...(f.interrupted ? { interrupted: true } : {}),
     ...(a.candidate.colour ? { colour: a.candidate.colour } : {}),
@@ -78,14 +81,8 @@ export function planRecovery(j: Journal, s: Setting, f: RecoveryFacts): Recovery
   const plan = st.undo(j, s, back);
   // Died before a step that could disturb the live release: it was never touched ("failed"); after: restored.
   const phases = st.steps.map((x) => x.phase);
-  const touched = phases.indexOf(a.phase) >= phases.indexOf(st.touchesLive) && phases.includes(a.phase);
-  // A candidate that took the kept colour's place removed it: there is no instant rollback to it any more. (A
-  // rollback's candidate IS the kept release: it stays.)
-  const replacedPrevious =
-    a.candidate.colour !== undefined &&
-    j.previous?.colour === a.candidate.colour &&
-    j.previous.composeFile !== a.candidate.composeFile;
-  const after: Journal = { ...endAttempt(j), ...(replacedPrevious ? { previous: null } : {}) };
+  const touched = phases.indexOf(phase) >= phases.indexOf(st.touchesLive) && phases.includes(phase);
+  const after: Journal = { ...endAttempt(j), ...(plan.dropsPrevious ? { previous: null } : {}) };
   return {
     ...plan,
     journal: after,
@@ -101,8 +98,8 @@ export function planRecovery(j: Journal, s: Setting, f: RecoveryFacts): Recovery
       0,
     ),
     describe: j.live
-      ? `undo the ${a.action} of ${shortRelease(a.candidate)} (died in ${a.phase}) and keep ${shortRelease(j.live)} serving`
-      : `undo the ${a.action} of ${shortRelease(a.candidate)} (died in ${a.phase}); nothing was live before it`,
+      ? `undo the ${a.action} of ${shortRelease(a.candidate)} (stopped in ${phase}) and keep ${shortRelease(j.live)} serving`
+      : `undo the ${a.action} of ${shortRelease(a.candidate)} (stopped in ${phase}); nothing was live before it`,
   };
 }
 

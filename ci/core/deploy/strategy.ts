@@ -50,6 +50,8 @@ export interface Step {
 export interface HostPlan {
   steps: HostStep[];
   files: BundleEntry[];
+  /** The undo removes what the journal keeps as `previous` (a candidate took its place): it is gone from the journal. */
+  dropsPrevious?: boolean;
 }
 
 export interface StatusPart {

@@ -70,6 +70,7 @@ judge() {
 release_lock() { rm -f -- "$H/lock.token" "$H/lock.json" "$H/lease" "$H/heartbeat.pid" "$H/recover.sh"; rm -rf -- "$H/recover"; }
 
 observe() { # PROJECT IMAGE_NAME LEASE
+  section journal-hash; journal_hash
   section journal; cat -- "$D/journal.json" 2>/dev/null
   section lock
   if [ -e "$H/lock.token" ]; then cat -- "$H/lock.json" 2>/dev/null; echo; judge "$3"; fi
@@ -91,21 +92,32 @@ observe() { # PROJECT IMAGE_NAME LEASE
 op_probe() { # WANT_PLATFORM PROJECT IMAGE_NAME LEASE  (the bootstrap checked the directory and installed this file)
   section platform; if [ "$1" = 1 ]; then announce info; docker info --format '{{.OSType}}/{{.Architecture}}' || exit; fi
   section compose; announce compose; docker compose version --short || exit
-  section tools; for t in flock timeout setsid tar; do command -v "$t" >/dev/null 2>&1 || printf '%s\n' "$t"; done
+  section tools; for t in flock timeout setsid tar sha256sum; do command -v "$t" >/dev/null 2>&1 || printf '%s\n' "$t"; done
   section memory; sed -n 's/^MemAvailable: *\([0-9]*\) kB$/\1/p' /proc/meminfo 2>/dev/null
   observe "$2" "$3" "$4"
 }
 
 op_observe() { P=$1; observe "$1" "$2" "$3"; }
 
-op_lock() { # LEASE WAIT FORCE PROJECT IMAGE_NAME ; stdin: the holder as one JSON object (without its token)
-  holder=$(cat) || exit
-  if ! mutex "$2"; then section busy; cat -- "$H/lock.json" 2>/dev/null; echo; exit 73; fi
+# Take the lock (a stale one is taken over with a new token). The bundle on stdin holds the holder (holder.json)
+# and, when the client could plan its attempt from what the probe showed, the attempt's files and journal: they are
+# installed under the lock only if the journal is still the one the client planned from (EXPECT, its sha256), so
+# a deploy costs one command less; otherwise the client reconciles and prepares separately.
+op_lock() { # LEASE WAIT FORCE PROJECT IMAGE_NAME EXPECT ; stdin: a bundle
+  mkdir -p -m 0700 -- "$H/ops" || exit
+  STAGE=$(mktemp -d "$H/ops/stage.XXXXXX") || exit
+  if ! tar -x -o -f - -C "$STAGE" 2>/dev/null || [ ! -s "$STAGE/holder.json" ]; then
+    echo "the lock request did not arrive whole" >&2; rm -rf -- "$STAGE"; exit 74
+  fi
+  holder=$(cat -- "$STAGE/holder.json")
+  if ! mutex "$2"; then rm -rf -- "$STAGE"; section busy; cat -- "$H/lock.json" 2>/dev/null; echo; exit 73; fi
   note=""
   if [ -e "$H/lock.token" ]; then
     facts=$(judge "$1")
     judge "$1" >/dev/null
-    if [ "$STALE" = no ] && [ "$3" != 1 ]; then section held; cat -- "$H/lock.json" 2>/dev/null; echo; printf '%s\n' "$facts"; exit 3; fi
+    if [ "$STALE" = no ] && [ "$3" != 1 ]; then
+      rm -rf -- "$STAGE"; section held; cat -- "$H/lock.json" 2>/dev/null; echo; printf '%s\n' "$facts"; exit 3
+    fi
     note="$(cat -- "$H/lock.json" 2>/dev/null) $WHY"
   fi
   t=$(( $(cat -- "$H/fence" 2>/dev/null || echo 0) + 1 ))
@@ -113,10 +125,18 @@ op_lock() { # LEASE WAIT FORCE PROJECT IMAGE_NAME ; stdin: the holder as one JSO
   printf '%s\n' "$holder" | sed "1s/^{/{\"token\":$t,/" > "$H/lock.json.tmp" && mv -f -- "$H/lock.json.tmp" "$H/lock.json" || exit 5
   : > "$H/lease"; rm -f -- "$H/heartbeat.pid"
   printf '%s\n' "$t" > "$H/lock.token.tmp" && mv -f -- "$H/lock.token.tmp" "$H/lock.token" || exit 5
+  prepared=no
+  if [ -n "$6" ] && [ -d "$STAGE/files" ] && [ -z "$note" ] && [ "$(journal_hash)" = "$6" ]; then
+    if install_stage; then prepared=yes; fi
+  fi
+  rm -rf -- "$STAGE"
   section token; printf '%s\n' "$t"
+  section prepared; printf '%s\n' "$prepared"
   if [ -n "$note" ]; then section took-over; printf '%s\n' "$note"; fi
   observe "$4" "$5" "$1"
 }
+
+journal_hash() { if [ -e "$D/journal.json" ]; then sha256sum < "$D/journal.json" | cut -c1-64; else echo none; fi; }
 
 op_unlock() { # TOKEN
   mutex 60 || exit 73

@@ -39,7 +39,7 @@ export interface Probe {
 }
 
 export type LockAnswer =
-  | { got: true; token: number; tookOver?: string; view: HostView }
+  | { got: true; token: number; tookOver?: string; prepared: boolean; view: HostView }
   | { got: false; busy: boolean; holderText: string; view?: undefined; facts: string };
 
 export interface RunOptions {
@@ -173,8 +173,16 @@ export class Host {
     return parseView(r.stdout, this.where(), this.o.now());
   }
 
-  /** Take the lock (a stale one is taken over) and observe under it; `wait`: seconds for a busy host-side step. */
-  async lock(h: LockHolder, waitSeconds: number, force: boolean): Promise<LockAnswer> {
+  /**
+   * Take the lock (a stale one is taken over) and observe under it; `wait`: seconds for a busy host-side step.
+   * `prepare`: the attempt's files, installed in the same command if the journal is still `expect` (its hash).
+   */
+  async lock(
+    h: LockHolder,
+    waitSeconds: number,
+    force: boolean,
+    prepare?: { files: readonly BundleEntry[]; expect: string },
+  ): Promise<LockAnswer> {
     const r = await this.remote.run(
       this.argv(
         "lock",
@@ -183,8 +191,12 @@ export class Host {
         force ? "1" : "0",
         this.project,
         this.o.imageName,
+        prepare?.expect ?? "",
       ),
-      { stdin: `${JSON.stringify(h)}\n`, timeoutMs: (waitSeconds + 60) * 1000 },
+      {
+        stdin: bundle([{ path: "holder.json", content: `${JSON.stringify(h)}\n` }, ...(prepare?.files ?? [])]),
+        timeoutMs: (waitSeconds + 60) * 1000,
+      },
     );
     const s = sections(r.stdout);
     if (r.code === 0) {
@@ -193,6 +205,7 @@ export class Host {
       return {
         got: true,
         token,
+        prepared: s.get("prepared")?.trim() === "yes",
         ...(tookOver ? { tookOver } : {}),
         view: parseView(r.stdout, this.where(), this.o.now()),
       };

@@ -3,6 +3,7 @@
 // leftover registry login and the end of the history. Pure parsing; probe, lock and status all print these.
 import { SECTION } from "./agent.js";
 import { parseHistory, type HistoryEntry } from "../history.js";
+import { caddyHead } from "../colours.js";
 import { journalFromHistory, parseJournal, type Colour, type Journal } from "../journal.js";
 
 /** One container of the compose project, as `docker ps --all` lists it. */
@@ -33,12 +34,16 @@ export interface LeaseSeen {
 
 export interface HostView {
   journal: Journal;
+  /** sha256 of journal.json as it is on the host (`none` without one): a lock that prepares checks it is unchanged. */
+  journalHash: string;
   /** The journal was rebuilt from history (a host deployed before the journal): written by the next deploy. */
   adopted: boolean;
   lock: LeaseSeen | null;
   containers: ContainerSeen[];
   /** The colour the proxy's Caddyfile routes to (its first line), or null. */
   caddyLive: Colour | null;
+  /** The hash of the Caddyfile's routes (its first line), "" without one. */
+  caddyRoutes: string;
   /** The proxy's published ports: container port → `host:port`. */
   proxyPorts: Map<number, string>;
   /** Digests of this repository's images on the host. */
@@ -66,8 +71,6 @@ export function sections(stdout: string): Map<string, string> {
   flush();
   return out;
 }
-
-export const LIVE_MARK = "# hamalog live:";
 
 function parseLease(text: string): LeaseSeen | null {
   const lines = text.split("\n");
@@ -121,7 +124,7 @@ export function parseView(stdout: string, where: string, now: string): HostView 
     journal = journalFromHistory(history, (s.get("compose-file") ?? "").includes("present"), now);
     adopted = journal.live !== null;
   }
-  const caddy = new RegExp(`^${LIVE_MARK} (blue|green)$`, "m").exec(s.get("caddy") ?? "");
+  const caddy = caddyHead(s.get("caddy") ?? "");
   const proxyPorts = new Map<number, string>();
   for (const line of (s.get("proxy-ports") ?? "").split("\n")) {
     const m = /^(\d+)\/tcp -> (\S+)$/.exec(line.trim());
@@ -134,10 +137,12 @@ export function parseView(stdout: string, where: string, now: string): HostView 
       .filter(Boolean);
   return {
     journal,
+    journalHash: (s.get("journal-hash") ?? "").trim(),
     adopted,
     lock: parseLease(s.get("lock") ?? ""),
     containers,
-    caddyLive: caddy ? (caddy[1] as Colour) : null,
+    caddyLive: caddy.live,
+    caddyRoutes: caddy.routes,
     proxyPorts,
     images: list("images")
       .map((l) => l.split(" ")[1] ?? "")
