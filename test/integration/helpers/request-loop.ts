@@ -11,7 +11,7 @@ export interface LoopStats {
   longestOutageMs: number;
   /** Each distinct answer body, in the order first seen. */
   answers: string[];
-  /** A few failure reasons, for the assertion message. */
+  /** A few failure reasons, for the assertion message, each with when it happened (ms since the loop started). */
   errors: string[];
   /** When each answer was first seen, in ms since the loop started (`startedAt`, performance.now()). */
   firstSeenMs: Record<string, number>;
@@ -62,7 +62,8 @@ export function startLoop(url: string, intervalMs = 20, maxMs = 180_000): { stop
         failingSince = null;
       } catch (e) {
         stats.failed++;
-        if (stats.errors.length < 5) stats.errors.push((e as Error).message);
+        if (stats.errors.length < 5)
+          stats.errors.push(`${(e as Error).message} at ${Math.round(performance.now() - stats.startedAt)} ms`);
         failingSince ??= t;
       }
       await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - t))));
