@@ -1,13 +1,14 @@
 // deploy/proxy/domain on the real Caddy 2 image: the Caddyfile blue/green renders for a domain with `tls internal`
 // (no ACME server is reachable here) loads, serves the live colour over HTTPS on the published port, and its check
-// site still answers over plain HTTP on loopback. Everything on 127.0.0.1, removed at the end.
+// sites (the live one the live-health gate asks, the colour's own the candidate gate asks) still answer over plain
+// HTTP on loopback. Everything on 127.0.0.1, removed at the end.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, requireDeploy } from "../../ci/core/config.js";
-import { caddyfile } from "../../ci/core/deploy/colours.js";
+import { caddyfile, CHECK_PORT } from "../../ci/core/deploy/colours.js";
 import { buildSlowAppImage, docker } from "./helpers/images.js";
 import { freePort, waitFor } from "./helpers/ports.js";
 
@@ -15,7 +16,8 @@ const ID = `hamalog-caddy-tls-${process.pid}`;
 const CADDY = process.env.HAMALOG_CADDY_IMAGE ?? "hamalog-test/caddy:2.6.2";
 let tmp: string;
 let httpsPort: number;
-let checkPort: number;
+let liveCheckPort: number;
+let blueCheckPort: number;
 
 function httpsGet(port: number, host: string): Promise<{ status: number; body: string; issuer: string }> {
   return new Promise((resolve, reject) => {
@@ -38,7 +40,7 @@ function httpsGet(port: number, host: string): Promise<{ status: number; body: s
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "hamalog-caddy-tls-"));
-  [httpsPort, checkPort] = [await freePort(), await freePort()];
+  [httpsPort, liveCheckPort, blueCheckPort] = [await freePort(), await freePort(), await freePort()];
   buildSlowAppImage(`${ID}/app:v1`, { version: "tls v1", closedSeconds: 0, unhealthySeconds: 0 });
   docker(["network", "create", ID]);
   docker(["run", "-d", "--name", `${ID}-app`, "--network", ID, "--network-alias", "app-blue", `${ID}/app:v1`]);
@@ -50,7 +52,8 @@ beforeAll(async () => {
   writeFileSync(join(tmp, "Caddyfile"), caddyfile(d, "blue", 8080));
   docker([
     ...["run", "-d", "--name", `${ID}-proxy`, "--network", ID],
-    ...["-p", `127.0.0.1:${httpsPort}:443`, "-p", `127.0.0.1:${checkPort}:8001`, "-v", `${tmp}:/etc/caddy:ro`],
+    ...["-p", `127.0.0.1:${httpsPort}:443`, "-v", `${tmp}:/etc/caddy:ro`],
+    ...["-p", `127.0.0.1:${liveCheckPort}:${CHECK_PORT.live}`, "-p", `127.0.0.1:${blueCheckPort}:${CHECK_PORT.blue}`],
     CADDY,
   ]);
   await waitFor("caddy serving https", async () =>
@@ -85,8 +88,11 @@ describe("deploy/proxy/domain with tls internal on real Caddy", () => {
     expect(r.issuer).toMatch(/Caddy Local Authority/);
   });
 
-  it("keeps the colour's check site on plain HTTP for the health gate", async () => {
-    const r = await fetch(`http://127.0.0.1:${checkPort}/version`);
+  it.each([
+    ["the live check site (the live-health gate)", () => liveCheckPort],
+    ["blue's own check site (the candidate gate)", () => blueCheckPort],
+  ])("keeps %s on plain HTTP", async (_what, port) => {
+    const r = await fetch(`http://127.0.0.1:${port()}/version`, { signal: AbortSignal.timeout(10_000) });
     expect(r.status).toBe(200);
     expect((await r.text()).trim()).toBe("tls v1");
   });
