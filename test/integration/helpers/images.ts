@@ -77,12 +77,14 @@ export interface SlowAppOptions {
 export const SLOW_HEALTH_PATH = "/cgi-bin/health";
 
 // PID 1 of the slow app. Sleeps run in the background and are waited for, so a TERM is handled at once. On TERM
-// the listener stops accepting, requests already being served (httpd's forked children) finish, then it exits —
-// Spring Boot's graceful shutdown in a few lines of sh.
+// the listener stops accepting, requests already being served (httpd's forked children) finish — for up to 10 s —
+// then it exits: Spring Boot's graceful shutdown in a few lines of sh. busybox 1.35 has no pgrep: the httpd
+// processes are counted from `ps` (zombies, state Z, are not serving anything).
 const SLOW_START = `#!/bin/sh
+serving() { ps -o stat,comm | grep -v '^Z' | grep -c ' httpd$'; }
 term() {
   [ -n "$listener" ] && kill "$listener" 2>/dev/null
-  i=0; while [ "$(pgrep httpd | wc -l)" -gt 0 ] && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done
+  i=0; while [ "$(serving)" -gt 0 ] && [ $i -lt 100 ]; do usleep 100000; i=$((i+1)); done
   exit 0
 }
 trap term TERM INT
@@ -111,7 +113,7 @@ export function buildSlowAppImage(name: string, opts: SlowAppOptions): string {
     for (const d of ["bin", "www/cgi-bin", "tmp", "etc"]) mkdirSync(join(root, d), { recursive: true });
     copyFileSync("/bin/busybox", join(root, "bin/busybox"));
     chmodSync(join(root, "bin/busybox"), 0o755);
-    for (const tool of ["sh", "wget", "httpd", "cat", "sleep", "usleep", "echo", "ls", "kill", "pgrep", "wc"])
+    for (const tool of ["sh", "wget", "httpd", "cat", "sleep", "usleep", "echo", "ls", "kill", "ps", "grep"])
       symlinkSync("busybox", join(root, "bin", tool));
     writeFileSync(join(root, "www/version"), `${opts.version}\n`);
     writeFileSync(join(root, "www/cgi-bin/health"), SLOW_HEALTH, { mode: 0o755 });
