@@ -536,12 +536,17 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       expect(r.stderr).toMatch(/never went live; sha e4e4e4e4e4e4 \(sha256:[0-9a-f]{12}…\) serves again \(restored\)/);
       expect(existsSync(lockToken())).toBe(false);
       expect(await answer(appPort)).toBe("v4");
-      expect(historyEntries().at(-1)).toMatchObject({
+      const last = historyEntries().at(-1)!;
+      expect(last).toMatchObject({
         sha: SHA.v3,
         result: "rolled-back",
         failedPhase: "health",
         running: { digest: digests.v4 },
       });
+      // This run failed and put the host right itself: nothing died for a later run to recover (`recovered` is
+      // for that), and the line says how long the attempt took (at least the 3 s health timeout).
+      expect(last.recovered).toBeUndefined();
+      expect(last.durationMs).toBeGreaterThanOrEqual(3000);
       // status probes the same URL: an app that hangs is reported after status's 5 s, not waited on forever.
       const s = await hamalog(
         ["status", "--health-url", gate.url, "--lines", "0", "--config", configFile, "--ssh-key-file", sshd.keyFile],
