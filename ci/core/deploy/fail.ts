@@ -118,6 +118,15 @@ export async function fail(a: Attempt, e: unknown): Promise<PipelineError> {
     a.heartbeat.stop();
   } catch (e2) {
     if (e2 instanceof ConnectionLost) return afterConnectionLost(a, e2, phase);
+    if (e2 instanceof Fenced) {
+      // Frozen (or cut off) past its lease: the host already recovered and another run may hold the lock now.
+      a.heartbeat.stop();
+      return new PipelineError(
+        `${what} failed in phase ${phase}: ${err.message}
+${e2.message}`,
+        phase,
+      );
+    }
     const r = e2 as Error;
     rep.warn(`RECOVERY FAILED: ${rep.clean(r.message)}`);
     return new PipelineError(

@@ -203,7 +203,8 @@ op__exec() { # TOKEN NAME STAGE OP ARGS...
   rc=0
   if ! mutex 3600; then rc=73
   elif ! fenced "$t"; then
-    echo "the lock is no longer this run's (token $t; now $(cat -- "$H/lock.token" 2>/dev/null || echo none)): another run took it over — nothing was changed" >&2
+    if [ -e "$H/lock.token" ]; then echo "the lock is no longer this run's (token $t; now $(cat -- "$H/lock.token")): another run took it over — nothing was changed" >&2
+    else echo "the lock is no longer this run's (token $t; it is free now): the host recovered after this run went silent, or another run came and went — nothing was changed" >&2; fi
     rc=75
   else
     install_stage || rc=$?
