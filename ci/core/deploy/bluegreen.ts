@@ -249,6 +249,9 @@ export const blueGreen: Strategy = {
         const secs = a.d.proxy.drainSeconds;
         const sig0 = a.s.input.signal;
         if (warmAfter(a) && !sig0?.aborted) return "the old colour stays up (warm): nothing to drain";
+        // Before waiting, the journal names the new colour live: a crash or a dropped connection during the drain
+        // then finishes forward (the old colour is stopped) instead of switching back.
+        if (!sig0?.aborted) await a.exec({ op: "noop", args: [] }, "drain");
         const end = clock.monotonic() + secs * 1000;
         // Even cut short, requests the old colour accepted just before the switch get a second to finish.
         const floor = clock.monotonic() + Math.min(secs, 1) * 1000;

@@ -134,8 +134,13 @@ ${e2.message}`,
       phase,
     );
   }
+  // Say what the host is left with as it is, not as the plan meant it (a proxy killed meanwhile, say).
+  const left = leftWith(a, plan.journal.live, plan.steps.length === 0 && !!plan.journal.live);
+  const after = await a.s.host.observe().catch(() => undefined);
+  const live = after?.journal.live;
+  const wrong = after && live ? STRATEGY[after.journal.strategy].check(live, after, a.s.setting) : [];
   return new PipelineError(
-    `${what} failed in phase ${phase}: ${err.message}\n${leftWith(a, plan.journal.live, plan.steps.length === 0 && !!plan.journal.live)}`,
+    `${what} failed in phase ${phase}: ${err.message}\n${left}${wrong.length ? ` — BUT the host does not match: ${wrong.join("; ")} (the next deploy restores it first)` : ""}`,
     phase,
   );
 }
