@@ -53,6 +53,27 @@ async function appVersion(port: number): Promise<string> {
   }
 }
 
+/**
+ * After a blue/green switch the host agent keeps the old colour up for deploy/proxy/warmSeconds (a rollback in that
+ * window is a switch), then stops it: a timer process on the host. This demo's host is this machine, so the timers
+ * its deploys left for its own directory are stopped with it (by pid).
+ */
+function stopWarmTimers(deployDir: string): number {
+  const ps = spawnSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" }).stdout ?? "";
+  let n = 0;
+  for (const line of ps.split("\n")) {
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (!m || !m[2]!.includes(`${deployDir}/.hamalog/agent-`) || !m[2]!.includes(" _warm ")) continue;
+    try {
+      process.kill(Number(m[1]), "SIGTERM");
+      n++;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return n;
+}
+
 const tmp = mkdtempSync(join(tmpdir(), "hamalog-demo-"));
 const project = "hamalog-demo";
 const repo = "daemin-kim/hamalog-backend";
@@ -60,6 +81,8 @@ const [registry, sshd] = await Promise.all([startRegistry(), startSshd()]);
 const appPort = await freePort();
 const dir = join(tmp, "opt", "hamalog");
 let failed = false;
+/** Requests the loop saw fail during the deploys after v1 (what the last line reports). */
+let dropped = 0;
 
 try {
   console.log(bold("Hamalog pipeline demo — everything on 127.0.0.1"));
@@ -139,7 +162,10 @@ try {
     console.log(`→ exit ${r.code}; the app now answers: ${await appVersion(appPort)}`);
     if (loop) {
       const st = await loop.stop();
+      dropped += st.failed;
       console.log(`→ dropped requests: ${st.failed} of ${st.requests} (answers seen: ${st.answers.join(", ")})`);
+      if (!v.healthy && st.answers.includes(`hamalog ${v.name}`))
+        throw new Error(`demo: a request was answered by the broken ${v.name}`);
     }
     if (v.healthy && r.code !== 0) throw new Error(`demo: deploy ${v.name} should have succeeded`);
     if (!v.healthy && r.code === 0) throw new Error("demo: the broken v3 should never have gone live");
@@ -153,7 +179,12 @@ try {
   docker(["tag", "hamalog-demo/app:seed", seedRef]);
   docker(["push", seedRef]);
   docker(["rmi", seedRef, "hamalog-demo/app:seed"]);
-  const miss = hamalog(["deploy", "--config", config, "--sha", seedSha, "--ssh-key-file", sshd.keyFile]);
+  const before = readFileSync(join(dir, "history.jsonl"), "utf8");
+  const miss = hamalog(["deploy", "--config", config, "--sha", seedSha, "--ssh-key-file", sshd.keyFile], {
+    capture: true,
+  });
+  if (miss.code === 0 || /^\[lock\]/m.test(miss.stdout) || readFileSync(join(dir, "history.jsonl"), "utf8") !== before)
+    throw new Error("demo: the seed's sha should have stopped in preflight, before the lock");
   console.log(
     `→ exit ${miss.code}: stopped in preflight, the host was not touched; the app still answers: ${await appVersion(appPort)}`,
   );
@@ -169,6 +200,7 @@ try {
     console.log(`  docker compose -p ${project} -f ${join(dir, "compose.yaml")} down && rm -rf ${tmp}`);
     console.log(`registry pid ${registry.pid} and sshd pid ${sshd.pid} stop now.`);
   } else {
+    stopWarmTimers(dir);
     spawnSync("docker", ["compose", "-p", project, "-f", join(dir, "compose.yaml"), "down", "--remove-orphans"], {
       stdio: "ignore",
     });
@@ -182,7 +214,7 @@ try {
   console.log(
     failed
       ? "\ndemo FAILED"
-      : "\ndemo done: tag → push → verify-manifest → deploy v1 → v2 (blue/green, 0 dropped) → broken v3 never went live → seed near-miss caught → status",
+      : `\ndemo done: tag → push → verify-manifest → deploy v1 → v2 (blue/green) → broken v3 never went live (${dropped} request(s) dropped in all) → seed near-miss caught → status`,
   );
   process.exitCode = failed ? 1 : 0;
 }
