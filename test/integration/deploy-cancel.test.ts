@@ -179,7 +179,7 @@ describe("GitHub's cancel sequence in each phase, recreate", () => {
     // Recreate undoes an attempt that was cut short: the release that was live before serves again.
     expect(j.live.sha, text(r)).toBe(before.sha);
     const h = history(s()).at(-1)!;
-    expect(h, text(r)).toMatchObject({ sha, interrupted: true, recovered: true });
+    expect(h, text(r)).toMatchObject({ sha, interrupted: true });
     expect(["failed", "rolled-back"]).toContain(h.result);
     // Nothing the killed run started is left: one container for the app, and no throwaway login.
     expect(

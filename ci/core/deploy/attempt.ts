@@ -94,13 +94,15 @@ export class Attempt {
     this.pending = j;
   }
 
-  recoveryFacts(error: string, interrupted = false, phase?: string): RecoveryFacts {
+  /** Facts for a recovery plan; `byRun`: this run puts things right itself (its failure path). */
+  recoveryFacts(error: string, interrupted = false, phase?: string, byRun = false): RecoveryFacts {
     return {
       time: this.s.env.clock.now(),
       holder: this.s.input.holder,
       error,
       ...(interrupted ? { interrupted } : {}),
       ...(phase ? { phase } : {}),
+      ...(byRun ? { byRun: { durationMs: Math.round(this.s.rep.clock.monotonic() - this.s.started) } } : {}),
     };
   }
 

@@ -96,7 +96,7 @@ export async function fail(a: Attempt, e: unknown): Promise<PipelineError> {
   }
   if (interrupted)
     rep.warn("interrupted: the host puts things right now (Ctrl-C again to stop waiting: it finishes all the same)");
-  const facts = a.recoveryFacts(rep.clean(err.message), interrupted, phase);
+  const facts = a.recoveryFacts(rep.clean(err.message), interrupted, phase, true);
   // What the client knows is true now, including what it has not written yet (a promote): the plan starts there.
   const now = a.current;
   const plan = planRecovery(now, a.s.setting, facts);

@@ -34,6 +34,11 @@ export interface RecoveryFacts {
   interrupted?: boolean;
   /** The phase that failed, when the run knows it (the journal names the last phase that wrote to the host). */
   phase?: string;
+  /**
+   * The run itself puts things right (its one failure path), this long after it started: history records an
+   * ordinary failure with its duration, not a dead attempt something else recovered.
+   */
+  byRun?: { durationMs: number };
 }
 
 /** The plan for journal `j` (its attempt, if any, died now). */
@@ -70,9 +75,9 @@ export function planRecovery(j: Journal, s: Setting, f: RecoveryFacts): Recovery
       journal: after,
       entry: historyEntry(
         facts,
-        { result: "success", running: runningOf(j.live!), ...common, recovered: true },
+        { result: "success", running: runningOf(j.live!), ...common, ...(f.byRun ? {} : { recovered: true }) },
         f.time,
-        0,
+        f.byRun?.durationMs ?? 0,
       ),
       describe: `finish the ${a.action} of ${shortRelease(a.candidate)} (live since the switch)`,
     };
@@ -92,10 +97,10 @@ export function planRecovery(j: Journal, s: Setting, f: RecoveryFacts): Recovery
         result: j.live && touched ? "rolled-back" : "failed",
         running: j.live ? runningOf(j.live) : null,
         ...common,
-        recovered: true,
+        ...(f.byRun ? {} : { recovered: true }),
       },
       f.time,
-      0,
+      f.byRun?.durationMs ?? 0,
     ),
     describe: j.live
       ? `undo the ${a.action} of ${shortRelease(a.candidate)} (stopped in ${phase}) and keep ${shortRelease(j.live)} serving`
