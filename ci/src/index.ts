@@ -2,32 +2,15 @@
  * Hamalog's build-and-deploy pipeline: the ONE place image names and tags are defined.
  *
  * Build, tag, push, verify the manifest and deploy with the same code from a laptop (`dagger call`), from
- * GitHub Actions, and from other Dagger modules. All logic lives in engine-free modules next to this file;
+ * GitHub Actions, and from other Dagger modules. All logic lives in engine-free modules beside this directory;
  * this class is a thin door onto them (the `hamalog` CLI is the other door).
  */
-import { object, func, argument, dag, Container, Directory, Secret, type Platform } from "@dagger.io/dagger";
-import { parseSha, shaTag, tagsFor, type Sha } from "../core/tags.js";
-import { parseConfig, requireImage, type PipelineConfig } from "../core/config.js";
-import { mergeOverrides, parseSetPairs, type Overrides } from "../core/overrides.js";
-import {
-  BUILD_CONTEXT_IGNORE,
-  buildArgList,
-  checkPublished,
-  imageLabels,
-  publishPlatforms,
-  publishReferences,
-  registryUser,
-  type Published,
-} from "../core/publish.js";
-import { deploy as deployRelease, rollback as rollbackRelease } from "../core/deploy/run.js";
-import { status as deployStatus } from "../core/deploy/status.js";
-import { openDoor, remoteTarget } from "../core/deploy/door.js";
-import { keygenLine, scanHostKey } from "../core/deploy/host-key.js";
-import { chooseReference, verifyManifest as verifyRegistry } from "../core/registry/verify.js";
-import { explainPushFailure } from "../core/push-error.js";
+import { argument, check, dag, func, object, Container, Directory, Secret, type Platform } from "@dagger.io/dagger";
+import type { BuildSpec, ConfigSource, PublishedData, PublishPlan, RemoteReads, Work } from "../core/dagger/api.js";
 import { ConfigError } from "../core/errors.js";
-import { parseDotenv, pickSecrets } from "../core/deploy/env.js";
-import { parseRollbackTo } from "../core/deploy/history.js";
+import { BUILD_CONTEXT_IGNORE, checkPublished } from "../core/publish.js";
+import { explainPushFailure } from "../core/push-error.js";
+import { parseSha, tagsFor } from "../core/tags.js";
 import {
   Deployment,
   Fallback,
@@ -38,47 +21,27 @@ import {
   deploymentOf,
   shipmentOf,
   statusOf,
+  verifiedImageOf,
 } from "./results.js";
-import { checkDeployed, pinVerify, precheckCompose, runShip, shipDeployConfig } from "../core/ship.js";
+
+/**
+ * The door's engine-free work (../core/dagger/work.ts), imported on first use. The engine's runtime starts this
+ * module for every call, and the SDK's introspector builds a TypeScript program from ci/src each time, following
+ * every import with a literal specifier — `import("…")` included — into the deploy core, zod, yaml and ssh2. A
+ * specifier held in a variable is not followed: the core is loaded only by the calls that use it
+ * (docs/dagger.md#load-time; test/unit/dagger-load.test.ts keeps it so).
+ */
+const WORK = "../core/dagger/work.js";
+let loaded: Promise<Work> | undefined;
+const work = (): Promise<Work> => (loaded ??= import(WORK).then((m: { work: Work }) => m.work));
+
+/** Progress lines of remote functions go to the engine's log as they happen (and into each result's `log`). */
+const print = (line: string) => console.error(line);
 
 /** Builds to publish: one image, or the platform variants of one index. */
 interface Images {
   containers: Container[];
   index: boolean;
-}
-
-/**
- * A config error in this door's words: the core names the CLI flag for a missing field (`or pass --host`); here
- * every field is set with the constructor's `--set PATH=VALUE`.
- */
-function daggerFlags(message: string): string {
-  return message.replace(
-    /(\b[A-Za-z]+(?:\/[A-Za-z]+)*): required \(set it in (\S+) or pass --[\w-]+\)/g,
-    "$1: required (set it in $2 or pass `dagger call --set $1=VALUE …`)",
-  );
-}
-
-/** Run a config step of the core, its ConfigErrors reworded for this door. */
-function inDaggerWords<T>(step: () => T): T {
-  try {
-    return step();
-  } catch (e) {
-    throw e instanceof ConfigError ? new ConfigError(daggerFlags(e.message)) : e;
-  }
-}
-
-/** The values of deploy/secrets' names from the dotenv Secret given as --app-env. */
-function appSecrets(names: readonly string[], envText: string | undefined): Record<string, string> {
-  if (envText === undefined)
-    throw new ConfigError(
-      `--app-env: required — deploy/secrets names ${names.join(", ")}; give their values as one dotenv Secret, e.g. --app-env=env://HAMALOG_ENV`,
-    );
-  return pickSecrets(
-    names,
-    parseDotenv(envText, "--app-env"),
-    "--app-env",
-    "add NAME=value lines to the dotenv Secret given as --app-env",
-  );
 }
 
 /** Hamalog's pipeline functions: tag, verify-manifest, deploy and friends, one definition for CI and laptops. */
@@ -98,9 +61,9 @@ export class Hamalog {
    *
    * Example: dagger call --set deploy/host=203.0.113.7 ship --sha=$GITHUB_SHA ...
    *
-   * @param source The repository (default: the one `dagger call` runs in). Another module passes its own: dag.hamalog({ source }) then reads that repository's config and compose file, never Hamalog's.
+   * @param source The repository (default: this module's own repository; from another repository pass it: --source=. with dagger -m, dag.hamalog({ source }) from a module). Its config and compose file are read, never Hamalog's.
    * @param config Path of the pipeline config inside source.
-   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health (repeatable).
+   * @param set Override any config field as PATH=VALUE by its config path, e.g. deploy/health/url=http://127.0.0.1:8080/actuator/health; repeat the flag for more. The dagger CLI splits each value at commas: quote a pair that has one, --set '"build/buildArgs=PROFILES=prod,metrics"'.
    */
   constructor(
     @argument({ defaultPath: "/", ignore: BUILD_CONTEXT_IGNORE }) source: Directory,
@@ -138,8 +101,9 @@ export class Hamalog {
    */
   @func()
   async build(sha: string, platform?: Platform, created?: string): Promise<Container> {
-    const cfg = await this.settings();
-    return this.image(cfg, parseSha(sha), platform, created);
+    const src = await this.configSource();
+    const spec = (await work()).buildSpec(src, sha, { ...(platform ? { platform } : {}), created });
+    return this.container(spec);
   }
 
   /**
@@ -163,19 +127,23 @@ export class Hamalog {
     container?: Container,
     created?: string,
   ): Promise<string[]> {
-    const commit = parseSha(sha);
-    const cfg = await this.settings({ "image/username": registryUsername });
-    const images = container ? { containers: [container], index: false } : this.images(cfg, commit, created);
-    return (await this.publish(images, cfg, commit, branch, registryToken)).published;
+    parseSha(sha);
+    const plan = (await work()).publishPlan(await this.configSource(), sha, branch, {
+      username: registryUsername,
+      created,
+    });
+    const images = container ? { containers: [container], index: false } : this.containers(plan);
+    return (await this.publish(images, plan, registryToken)).published;
   }
 
   /**
    * Ship a commit: build → push → verify-manifest → deploy, stopping at the first failure with the phase named.
    *
    * This is what CI runs. The digest the push returned must be the digest the registry answers for the sha tag,
-   * and the host must end up running exactly that digest (ship never falls back to `latest`).
+   * and the host must end up running exactly that digest (ship never falls back to `latest`). End the call on
+   * `summary` to print what shipped (a Shipment alone prints only its ID).
    *
-   * Example: dagger call ship --sha=$GITHUB_SHA --branch=$GITHUB_REF_NAME --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN --ssh-key=env://DEPLOY_SSH_KEY verified digest
+   * Example: dagger call ship --sha=$GITHUB_SHA --branch=$GITHUB_REF_NAME --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN --ssh-key=env://DEPLOY_SSH_KEY summary
    *
    * @param sha Full 40-character commit sha (e.g. $GITHUB_SHA).
    * @param branch Branch being built (e.g. $GITHUB_REF_NAME); the default branch also gets `latest`.
@@ -185,6 +153,8 @@ export class Hamalog {
    * @param created Creation time for the org.opencontainers.image.created label (RFC 3339).
    * @param deployToken Read-only registry token the host logs in with (a Secret); without it the host gets registryToken, the push token.
    * @param deployUsername Registry user for deployToken (default: registryUsername / image/username).
+   * @param force Replace the live release even when it is this one and healthy (a re-run otherwise changes nothing).
+   * @param recreateAccessory Apply the changed definition of this accessory service, recreating it (repeatable); other changed accessories are reported and left running.
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
@@ -197,85 +167,60 @@ export class Hamalog {
     created?: string,
     deployToken?: Secret,
     deployUsername?: string,
+    force = false,
+    recreateAccessory: string[] = [],
     insecureAcceptHostKey = false,
   ): Promise<Shipment> {
-    // Every config, key and template error surfaces here, before anything is built: ship opens the deploy through
-    // the same door as `deploy`, and renders the compose file with a placeholder digest.
-    const commit = parseSha(sha);
-    const cfg = await this.settings({ "image/username": registryUsername });
-    // The host keeps what it logs in with in its Docker config while it pulls: a read-only token limits what
-    // a compromised host can do with it. Without one, the push token goes there, and ship says so.
-    const hostCfg = deployUsername ? { ...cfg, image: { ...cfg.image, username: deployUsername } } : cfg;
-    const door = await this.openRemote(hostCfg, sshKey, deployToken ?? registryToken, insecureAcceptHostKey);
-    if (!deployToken)
-      door.say(
-        "[ship] note: the host logs in with the push token (--registry-token); give it a read-only one with --deploy-token",
-      );
-    const { image, deploy: target } = door.input;
-    precheckCompose(door.input.compose, target.service, image, commit);
-    const username = registryUser(cfg.image.username);
-    const say = door.say;
-    let verifiedImage: Awaited<ReturnType<typeof verifyRegistry>> | undefined;
-    const result = await runShip(
+    parseSha(sha);
+    const shipped = await (
+      await work()
+    ).ship(
+      await this.configSource(),
       {
-        build: async () => {
-          const images = this.images(cfg, commit, created);
+        sha,
+        branch,
+        registryUsername,
+        created,
+        deployUsername,
+        pushToken: () => registryToken.plaintext(),
+        ownDeployToken: deployToken !== undefined,
+        force,
+        recreateAccessory,
+      },
+      this.reads(sshKey, deployToken ?? registryToken, insecureAcceptHostKey),
+      {
+        build: async (plan) => {
+          const images = this.containers(plan);
           for (const c of images.containers) await c.sync();
           return images;
         },
-        push: (images) => this.publish(images, cfg, commit, branch, registryToken),
-        verify: async () => {
-          verifiedImage = await verifyRegistry({
-            registry: image.registry,
-            repository: image.repository,
-            reference: shaTag(commit),
-            wantedSha: commit,
-            credentials: { username, password: await registryToken.plaintext() },
-            ...(target.platform ? { platform: target.platform } : {}),
-          });
-          return { reference: verifiedImage.reference, digest: verifiedImage.digest };
-        },
-        deploy: async (verified) => {
-          const outcome = await deployRelease(
-            {
-              ...door.input,
-              deploy: shipDeployConfig(target),
-              sha: commit,
-              holder: `dagger ship ${commit.slice(0, 12)} (${branch})`,
-            },
-            { ...door.env, verify: pinVerify(door.env.verify, verified.digest) },
-          );
-          checkDeployed(outcome.running.digest, verified);
-          return outcome;
-        },
+        push: (images, plan) => this.publish(images, plan, registryToken),
       },
-      (phase) => say(`[ship] ${phase}`),
+      print,
     );
-    const v = verifiedImage!;
-    return shipmentOf(
-      result.published,
-      new VerifiedImage(v.reference, v.digest, v.mediaType, v.platforms),
-      deploymentOf(result.deployed, { host: target.host, strategy: cfg.deploy.strategy, log: door.log }),
-    );
+    return shipmentOf(shipped);
   }
 
   /**
    * Deploy a commit's image to the compose host over SSH: verified to a digest, pinned, health-gated, rolled back on failure.
    *
-   * Phases: connect → preflight (verify-manifest, host platform) → lock → login → render → pull (only if the
-   * digest is absent) → up --wait → health → history → prune; the lock is released in every outcome.
+   * Reconciles the host with its release journal first, then runs the strategy's phases (docs/deploy.md); a
+   * release that is already live and healthy is left as it is (ALREADY_LIVE) unless --force. End the call on
+   * `summary` (or `digest`, `result`) to print the outcome: a Deployment alone prints only its ID.
    *
-   * Example: dagger call deploy --sha=$GITHUB_SHA --ssh-key=env://DEPLOY_SSH_KEY --registry-token=env://GITHUB_TOKEN digest
+   * Example: dagger call deploy --sha=$GITHUB_SHA --ssh-key=env://DEPLOY_SSH_KEY --registry-token=env://GITHUB_TOKEN --strategy=blue_green summary
    *
    * @param sha Full 40-character commit sha whose image (its sha tag) to deploy.
    * @param sshKey SSH private key for the deploy host (a Secret, e.g. env://DEPLOY_SSH_KEY or file://~/.ssh/id_ed25519).
    * @param registryToken Registry password or token the host logs in with on stdin (omit for public images).
    * @param registryUsername Registry user (default: image/username from the config).
-   * @param fallback What to do when the sha tag is missing: NONE fails, LATEST deploys `latest` loudly (default: deploy/fallback).
-   * @param strategy How the release replaces the running one (default: deploy/strategy).
+   * @param fallback What to do when the sha tag is missing: none fails, latest deploys `latest` loudly (default: deploy/fallback).
+   * @param strategy How the release replaces the running one: recreate or blue_green (default: deploy/strategy).
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
    * @param lockWait Seconds to wait for another deploy's lock (0: fail fast naming the holder).
    * @param breakLock Remove a stale lock first (and say whose it was).
+   * @param force Replace the live release even when it is this one and healthy.
+   * @param recreateAccessory Apply the changed definition of this accessory service, recreating it (repeatable); other changed accessories are reported and left running.
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
@@ -289,40 +234,35 @@ export class Hamalog {
     dryRun = false,
     lockWait = 0,
     breakLock = false,
+    force = false,
+    recreateAccessory: string[] = [],
     insecureAcceptHostKey = false,
   ): Promise<Deployment> {
-    const commit = parseSha(sha);
-    const cfg = await this.settings({
-      "image/username": registryUsername,
-      "deploy/fallback": fallback,
-      "deploy/strategy": strategy,
-    });
-    const door = await this.openRemote(cfg, sshKey, registryToken, insecureAcceptHostKey);
-    const outcome = await deployRelease(
-      {
-        ...door.input,
-        sha: commit,
-        dryRun,
-        lockWaitSeconds: lockWait,
-        breakLock,
-        holder: `dagger deploy ${commit.slice(0, 12)}`,
-      },
-      door.env,
+    parseSha(sha);
+    const deployed = await (
+      await work()
+    ).deploy(
+      await this.configSource(),
+      { sha, registryUsername, fallback, strategy, dryRun, lockWait, breakLock, force, recreateAccessory },
+      this.reads(sshKey, registryToken, insecureAcceptHostKey),
+      print,
     );
-    return deploymentOf(outcome, { host: cfg.deploy.host ?? "", strategy: cfg.deploy.strategy, log: door.log });
+    return deploymentOf(deployed);
   }
 
   /**
    * Roll the compose host back to the previous successful deploy, or to a sha or digest from its history.
    *
-   * Same lock, health gate and automatic recovery as deploy.
+   * Same journal, lock, health gate and automatic recovery as deploy; blue/green starts the kept colour again.
    *
-   * Example: dagger call rollback --ssh-key=env://DEPLOY_SSH_KEY --to=453a6545b97fe240727c378291230abeb793d851 rolled-back-to
+   * Example: dagger call rollback --ssh-key=env://DEPLOY_SSH_KEY --to=453a6545b97fe240727c378291230abeb793d851 summary
    *
    * @param sshKey SSH private key for the deploy host (a Secret).
    * @param to A deployed commit sha (7+ characters) or digest (sha256:…); default: the previous successful deploy.
    * @param registryToken Registry password or token, needed only when the image must be pulled again.
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
+   * @param force Replace the live release even when it is the one rolled back to and healthy.
+   * @param recreateAccessory Apply the changed definition of this accessory service, recreating it (repeatable); other changed accessories are reported and left running.
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
    */
   @func({ cache: "never" })
@@ -331,22 +271,27 @@ export class Hamalog {
     to?: string,
     registryToken?: Secret,
     dryRun = false,
+    force = false,
+    recreateAccessory: string[] = [],
     insecureAcceptHostKey = false,
   ): Promise<Deployment> {
-    const cfg = await this.settings();
-    const door = await this.openRemote(cfg, sshKey, registryToken, insecureAcceptHostKey);
-    const outcome = await rollbackRelease(
-      { ...door.input, ...(to ? { to: parseRollbackTo(to, "--to")! } : {}), dryRun, holder: "dagger rollback" },
-      door.env,
+    const rolledBack = await (
+      await work()
+    ).rollback(
+      await this.configSource(),
+      { to, dryRun, force, recreateAccessory },
+      this.reads(sshKey, registryToken, insecureAcceptHostKey),
+      print,
     );
-    const at = { host: cfg.deploy.host ?? "", strategy: cfg.deploy.strategy, log: door.log, rollback: true };
-    return deploymentOf(outcome, at);
+    return deploymentOf(rolledBack);
   }
 
   /**
-   * Show what runs on the compose host now: digest, sha, container health and the last history lines.
+   * Show what runs on the compose host now: the live release against the journal, health, lock and history.
    *
-   * Example: dagger call status --ssh-key=env://DEPLOY_SSH_KEY sha
+   * Reads only: recovery is the next deploy's or rollback's first step. End the call on `summary` to print it.
+   *
+   * Example: dagger call status --ssh-key=env://DEPLOY_SSH_KEY summary
    *
    * @param sshKey SSH private key for the deploy host (a Secret).
    * @param lines History lines to show.
@@ -354,10 +299,10 @@ export class Hamalog {
    */
   @func({ cache: "never" })
   async status(sshKey: Secret, lines = 5, insecureAcceptHostKey = false): Promise<Status> {
-    const cfg = await this.settings();
-    const door = await this.openRemote(cfg, sshKey, undefined, insecureAcceptHostKey);
-    const report = await deployStatus({ ...door.input, lines, holder: "dagger status" }, door.env);
-    return statusOf(report, { host: cfg.deploy.host ?? "", log: door.log });
+    const report = await (
+      await work()
+    ).status(await this.configSource(), lines, this.reads(sshKey, undefined, insecureAcceptHostKey), print);
+    return statusOf(report);
   }
 
   /**
@@ -373,40 +318,7 @@ export class Hamalog {
    */
   @func({ cache: "never" })
   async hostKey(host: string, port = 22): Promise<string> {
-    return keygenLine(await scanHostKey(host, port), host, port);
-  }
-
-  /**
-   * The one way into the deploy core (deploy, rollback, status, ship): read the compose template and Secrets and
-   * open the door (deploy/door.ts), which checks the config, the key and the login; output is streamed and collected.
-   */
-  private async openRemote(
-    cfg: PipelineConfig,
-    sshKey: Secret | undefined,
-    registryToken?: Secret,
-    insecureAcceptHostKey = false,
-    appEnv?: Secret,
-  ) {
-    const target = inDaggerWords(() => remoteTarget(cfg));
-    const template = target.deploy.composeFile ? await this.source.file(target.deploy.composeFile).contents() : "";
-    const log: string[] = [];
-    const say = (line: string) => (log.push(line), console.error(line));
-    const envText = appEnv ? await appEnv.plaintext() : undefined;
-    const reads = {
-      readTemplate: () => template,
-      sshKey: sshKey ? await sshKey.plaintext() : undefined,
-      sshKeyFrom: "--ssh-key",
-      secrets: (names: readonly string[]) => appSecrets(names, envText),
-      tokenFlag: "--registry-token",
-      usernameFlag: "--set image/username=NAME",
-      insecureAcceptHostKey,
-    };
-    const door = openDoor(
-      target,
-      { ...reads, ...(registryToken ? { registryToken: await registryToken.plaintext() } : {}) },
-      { out: say, warn: say },
-    );
-    return { ...door, log, say };
+    return (await work()).hostKey(host, port);
   }
 
   /**
@@ -415,7 +327,7 @@ export class Hamalog {
    * Speaks the OCI distribution API directly (no engine work). On failure the error explains why: near-miss tags
    * such as main-<sha> or sha-<7 hex> (and what produced them), credentials, repository name, missing platform.
    *
-   * Example: dagger call verify-manifest --sha=$GITHUB_SHA --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN digest
+   * Example: dagger call verify-manifest --sha=$GITHUB_SHA --registry-username=$GITHUB_ACTOR --registry-token=env://GITHUB_TOKEN summary
    *
    * @param sha Full 40-character commit sha: verifies the tag the tag definition gives it and diagnoses near-misses.
    * @param tag Tag (or sha256 digest) to verify instead of the sha's tag, e.g. latest.
@@ -431,24 +343,64 @@ export class Hamalog {
     registryUsername?: string,
     platform?: Platform,
   ): Promise<VerifiedImage> {
-    const cfg = await this.settings({ "image/username": registryUsername, "deploy/platform": platform });
-    const image = requireImage(cfg);
-    const { reference, wantedSha } = chooseReference(tag, sha, { tag: "--tag", sha: "--sha" });
-    const credentials = registryToken
-      ? { username: registryUser(cfg.image.username), password: await registryToken.plaintext() }
-      : undefined;
-    const result = await verifyRegistry({
-      ...image,
-      reference,
-      ...(wantedSha ? { wantedSha } : {}),
-      ...(credentials ? { credentials } : {}),
-      ...(cfg.deploy.platform ? { platform: cfg.deploy.platform } : {}),
-    });
-    return new VerifiedImage(result.reference, result.digest, result.mediaType, result.platforms);
+    const verified = await (
+      await work()
+    ).verify(
+      await this.configSource(),
+      { sha, tag, registryUsername, platform },
+      registryToken ? () => registryToken.plaintext() : undefined,
+    );
+    return verifiedImageOf(verified);
   }
 
-  /** The config from source with overrides (by config path) applied: named argument › constructor `set` › file › default. */
-  private async settings(named: Overrides = {}): Promise<PipelineConfig> {
+  /**
+   * Check that the pipeline config is valid: the file at --config with --set applied, the image name, and every deploy field when a deploy host is set.
+   *
+   * A check: `dagger check` runs it (as hamalog:config-valid) with the others; it reads the source only.
+   *
+   * Example: dagger call config-valid
+   */
+  @func()
+  @check()
+  async configValid(): Promise<string> {
+    return (await work()).checkConfig(await this.configSource());
+  }
+
+  /**
+   * Check the tag policy for this repository's image and default branch: `<sha>` and `latest` there, `<sha>` alone elsewhere, every reference valid.
+   *
+   * A check: `dagger check` runs it (as hamalog:tag-policy); the commit is a fixed probe sha.
+   *
+   * Example: dagger call tag-policy
+   */
+  @func()
+  @check()
+  async tagPolicy(): Promise<string> {
+    return (await work()).checkTagPolicy(await this.configSource());
+  }
+
+  /**
+   * Check that the compose template renders: parsed, the app service present, its image pinned to a digest, as ship does before it builds.
+   *
+   * A check: `dagger check` runs it (as hamalog:compose-renders); a config without a deploy section passes and says so.
+   *
+   * Example: dagger call compose-renders
+   */
+  @func()
+  @check()
+  async composeRenders(): Promise<string> {
+    return (await work()).checkCompose(await this.configSource(), async (path) => {
+      if (!(await this.source.exists(path)))
+        throw new ConfigError(
+          `deploy/composeFile: ${path} is not in the source directory — the compose template lives with the app, ` +
+            `next to ${this.config}: run the check there, or pass --source=DIR (a directory that holds both)`,
+        );
+      return this.source.file(path).contents();
+    });
+  }
+
+  /** The config file's text from --source, with --config's name and the constructor's --set. */
+  private async configSource(): Promise<ConfigSource> {
     if (!(await this.source.exists(this.config))) {
       throw new ConfigError(
         `--config ${this.config}: no such file in the source directory. The pipeline config is read from the source ` +
@@ -456,52 +408,52 @@ export class Hamalog {
           `as --source (dag.hamalog({ source }) from another module), or pass --config=PATH relative to it.`,
       );
     }
-    const text = await this.source.file(this.config).contents();
-    return inDaggerWords(() => parseConfig(text, this.config, mergeOverrides(parseSetPairs(this.set), named)));
+    return { text: await this.source.file(this.config).contents(), name: this.config, set: this.set };
+  }
+
+  /** What a remote function reads through the engine, each read only when the work needs it. */
+  private reads(sshKey: Secret | undefined, registryToken: Secret | undefined, insecure: boolean, appEnv?: Secret) {
+    const reads: RemoteReads = {
+      readSource: (path) => this.source.file(path).contents(),
+      insecureAcceptHostKey: insecure,
+    };
+    if (sshKey) reads.sshKey = () => sshKey.plaintext();
+    if (registryToken) reads.registryToken = () => registryToken.plaintext();
+    if (appEnv) reads.appEnv = () => appEnv.plaintext();
+    return reads;
   }
 
   /** One labelled, lazy image build. */
-  private image(cfg: PipelineConfig, sha: Sha, platform?: string, created?: string): Container {
+  private container(spec: BuildSpec): Container {
     let c = this.source.dockerBuild({
-      dockerfile: cfg.build.dockerfile,
-      buildArgs: buildArgList(cfg.build.buildArgs),
-      ...(platform ? { platform: publishPlatforms([platform])[0] as Platform } : {}),
+      dockerfile: spec.dockerfile,
+      buildArgs: spec.buildArgs,
+      ...(spec.platform ? { platform: spec.platform as Platform } : {}),
     });
-    for (const l of imageLabels({ sha, source: cfg.image.source, created })) c = c.withLabel(l.name, l.value);
+    for (const l of spec.labels) c = c.withLabel(l.name, l.value);
     return c;
   }
 
   /** The builds to publish: one per configured platform (published as one index), or one for the engine's. */
-  private images(cfg: PipelineConfig, sha: Sha, created?: string): Images {
-    const platforms = publishPlatforms(cfg.build.platforms);
-    if (platforms.length === 0) return { containers: [this.image(cfg, sha, undefined, created)], index: false };
-    return { containers: platforms.map((p) => this.image(cfg, sha, p, created)), index: true };
+  private containers(plan: PublishPlan): Images {
+    return { containers: plan.builds.map((b) => this.container(b)), index: plan.index };
   }
 
   /** Publish to every tag-definition reference with the Secret as registry auth; check one digest came back. */
-  private async publish(
-    images: Images,
-    cfg: PipelineConfig,
-    sha: Sha,
-    branch: string,
-    token: Secret,
-  ): Promise<Published> {
-    const image = requireImage(cfg);
-    const refs = publishReferences({ ...image, sha, branch, defaultBranch: cfg.defaultBranch });
-    const username = registryUser(cfg.image.username);
+  private async publish(images: Images, plan: PublishPlan, token: Secret): Promise<PublishedData> {
     const base = (images.index ? dag.container() : images.containers[0]!).withRegistryAuth(
-      image.registry,
-      username,
+      plan.registry,
+      plan.username,
       token,
     );
     const returned: string[] = [];
-    for (const ref of refs) {
+    for (const ref of plan.references) {
       try {
         returned.push(await base.publish(ref, images.index ? { platformVariants: images.containers } : {}));
       } catch (e) {
-        throw explainPushFailure(e, { ...image, username, reference: ref });
+        throw explainPushFailure(e, { ...plan, reference: ref });
       }
     }
-    return checkPublished(refs, returned);
+    return checkPublished(plan.references, returned);
   }
 }

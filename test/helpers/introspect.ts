@@ -5,10 +5,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./cli.js";
 
+/** A type as the introspector writes it: a kind, a name for objects, enums and scalars, the element of a list. */
+export interface IntrospectedType {
+  kind: string;
+  name?: string;
+  typeDef?: IntrospectedType;
+}
+
 export interface IntrospectedArg {
   name: string;
   description: string;
-  type: { kind: string; name?: string; typeDef?: unknown };
+  type: IntrospectedType;
   isOptional: boolean;
   isNullable: boolean;
   defaultValue?: unknown;
@@ -19,12 +26,12 @@ export interface IntrospectedFunction {
   name: string;
   description: string;
   arguments: Record<string, IntrospectedArg>;
-  returnType: { kind: string; name?: string; typeDef?: unknown };
+  returnType: IntrospectedType;
 }
 export interface IntrospectedProperty {
   name: string;
   description: string;
-  type: { kind: string; name?: string; typeDef?: unknown };
+  type: IntrospectedType;
   isExposed: boolean;
 }
 export interface IntrospectedObject {
@@ -66,6 +73,37 @@ export function introspect(srcDir = "ci/src", moduleName = "hamalog"): Introspec
     const result = JSON.parse(out) as Introspection;
     cached.set(key, result);
     return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The main object's functions marked `@check()`, in order, as the SDK's scan() sees them (its introspector's JSON
+ * leaves the flag out): what `dagger check` runs.
+ */
+export function introspectChecks(srcDir = "ci/src", moduleName = "hamalog"): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "hamalog-checks-"));
+  try {
+    const sdk = join(ROOT, "node_modules/@dagger.io/dagger/dist/src");
+    copyFileSync(join(sdk, "api/client.gen.d.ts"), join(dir, "client.gen.ts"));
+    const script = `
+      import { readdirSync } from "node:fs";
+      import { join } from "node:path";
+      const [sdk, src, client, name] = process.argv.slice(1);
+      const { scan } = await import(join(sdk, "module/introspector/index.js"));
+      const list = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? list(join(d, e.name)) : /\\.m?ts$/.test(e.name) ? [join(d, e.name)] : []);
+      const m = await scan([...list(src), client], name, false);
+      const main = Object.values(m.objects).find((o) => o.name.toLowerCase() === name.toLowerCase());
+      console.log(JSON.stringify(Object.values(main.methods).filter((f) => f.isCheck).map((f) => f.name)));
+    `;
+    const out = execFileSync(
+      process.execPath,
+      ["--input-type=module", "-e", script, sdk, join(ROOT, srcDir), join(dir, "client.gen.ts"), moduleName],
+      { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+    );
+    return JSON.parse(out.trim().split("\n").pop()!) as string[];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

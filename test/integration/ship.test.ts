@@ -123,7 +123,7 @@ describe("ship through the Dagger door, real registry + SSH + compose", () => {
     expect(result.verified.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(result.deployment.digest).toBe(result.verified.digest);
     expect(result.deployment.sha).toBe(SHA1);
-    expect(result.deployment.result).toBe(DeployResult.Success);
+    expect(result.deployment.result).toBe(DeployResult.SUCCESS);
     expect(result.deployment.fallbackUsed).toBe(false);
     expect(result.deployment.rolledBackTo).toBe("");
     expect(result.verified.reference).toBe(`${registry.host}/${REPO}:${SHA1}@${result.verified.digest}`);

@@ -1,6 +1,6 @@
 // What `dagger functions` / `dagger call --help` would show, read by the SDK's own offline introspector.
 import { describe, expect, it } from "vitest";
-import { introspect } from "../helpers/introspect.js";
+import { introspect, introspectChecks } from "../helpers/introspect.js";
 import { cachePolicies } from "../helpers/cache-policy.js";
 import { BUILD_CONTEXT_IGNORE } from "../../ci/core/publish.js";
 
@@ -38,8 +38,8 @@ describe("Dagger module introspection: every function", () => {
   const obj = introspect().objects.Hamalog!;
   const fns = obj.methods;
   const policies = cachePolicies();
-  /** Pure functions: their result depends only on their arguments, so the engine may cache them. */
-  const PURE = ["tag", "build"];
+  /** Pure functions: their result depends only on their arguments (and the source), so the engine may cache them. */
+  const PURE = ["tag", "build", "configValid", "tagPolicy", "composeRenders"];
   /** Functions that change or read remote state (registry, host): a cached answer would be a lie. */
   const NEVER_CACHED = ["push", "ship", "verifyManifest", "deploy", "status", "rollback", "hostKey"];
 
@@ -115,7 +115,12 @@ describe("Dagger module introspection: every function", () => {
     expect(fns.verifyManifest!.returnType).toEqual({ kind: "OBJECT_KIND", name: "VerifiedImage" });
     const props = (o: string) =>
       Object.fromEntries(Object.values(mod.objects[o]!.properties).map((p) => [p.name, p.type.name ?? p.type.kind]));
-    expect(props("Shipment")).toEqual({ published: "LIST_KIND", verified: "VerifiedImage", deployment: "Deployment" });
+    expect(props("Shipment")).toEqual({
+      published: "LIST_KIND",
+      verified: "VerifiedImage",
+      deployment: "Deployment",
+      summary: "STRING_KIND",
+    });
     expect(props("Deployment")).toEqual({
       reference: "STRING_KIND",
       digest: "STRING_KIND",
@@ -125,17 +130,24 @@ describe("Dagger module introspection: every function", () => {
       rolledBackTo: "STRING_KIND",
       fallbackUsed: "BOOLEAN_KIND",
       strategy: "Strategy",
+      colour: "STRING_KIND",
       durationMs: "INTEGER_KIND",
+      changes: "LIST_KIND",
+      compose: "STRING_KIND",
       log: "LIST_KIND",
+      summary: "STRING_KIND",
     });
     expect(Object.keys(props("Status"))).toEqual(
       expect.arrayContaining(["reference", "digest", "sha", "containerState", "containerHealth", "health", "history"]),
     );
-    for (const o of ["Shipment", "Deployment", "Status", "VerifiedImage"])
+    for (const o of ["Shipment", "Deployment", "Status", "VerifiedImage"]) {
       for (const p of Object.values(mod.objects[o]!.properties)) {
         expect(p.isExposed, `${o}.${p.name}`).toBe(true);
         expect(p.description, `${o}.${p.name}`).not.toBe("");
       }
+      // `dagger call` prints an object as its ID only: each result has a field that prints it for a log.
+      expect(mod.objects[o]!.properties.summary?.type, `${o}.summary`).toEqual({ kind: "STRING_KIND" });
+    }
   });
 
   it("strategy, fallback and result are enums; deploy takes the strategy and fallback enums", () => {
@@ -143,10 +155,46 @@ describe("Dagger module introspection: every function", () => {
     const values = (e: string) => Object.values(enums[e]!.values).map((v) => v.value);
     expect(values("Fallback")).toEqual(["none", "latest"]);
     expect(values("Strategy")).toEqual(["recreate", "blue-green"]);
-    expect(values("DeployResult")).toEqual(["success", "dry-run"]);
+    expect(values("DeployResult")).toEqual(["success", "dry-run", "already-live"]);
     expect(fns.deploy!.arguments.fallback!.type).toEqual({ kind: "ENUM_KIND", name: "Fallback" });
     expect(fns.deploy!.arguments.strategy!.type).toEqual({ kind: "ENUM_KIND", name: "Strategy" });
     expect(fns.verifyManifest!.arguments.platform!.type).toEqual({ kind: "SCALAR_KIND", name: "Platform" });
+  });
+
+  it.each(["deploy", "ship", "rollback"])(
+    "%s takes force and recreateAccessory (a list), optional, like the CLI",
+    (f) => {
+      const args = fns[f]!.arguments;
+      expect(args.force!.type.kind).toBe("BOOLEAN_KIND");
+      expect(args.force!.defaultValue).toBe(false);
+      expect(args.recreateAccessory!.type).toEqual({ kind: "LIST_KIND", typeDef: { kind: "STRING_KIND" } });
+      expect(args.recreateAccessory!.defaultValue).toEqual([]);
+    },
+  );
+
+  it("the checks are @check() functions `dagger check` can run: no arguments, a constructor callable without any", () => {
+    const checks = introspectChecks();
+    expect(checks).toEqual(["configValid", "tagPolicy", "composeRenders"]);
+    for (const c of checks) expect(Object.keys(fns[c]!.arguments), c).toEqual([]);
+    for (const a of Object.values(obj.constructor!.arguments))
+      expect(a.isOptional || a.defaultValue !== undefined || a.defaultPath !== undefined, a.name).toBe(true);
+    // Only these are checks: a deploy must never run under `dagger check`.
+    expect(Object.keys(fns).filter((f) => checks.includes(f))).toEqual(checks);
+  });
+
+  it("every Example of a function returning one of this module's objects ends on a field of it (an object prints only its ID)", () => {
+    const mod = introspect();
+    const kebab = (n: string) => n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const returning = Object.values(fns).filter(
+      (f) => f.returnType.kind === "OBJECT_KIND" && mod.objects[f.returnType.name!],
+    );
+    expect(returning.map((f) => f.name).sort()).toEqual(["deploy", "rollback", "ship", "status", "verifyManifest"]);
+    for (const f of returning) {
+      const example = /Example: (dagger call .*)/.exec(f.description)![1]!;
+      const last = example.trim().split(/\s+/).pop()!;
+      const fields = Object.keys(mod.objects[f.returnType.name!]!.properties).map(kebab);
+      expect(fields, `${f.name}: ${example}`).toContain(last);
+    }
   });
 
   it("ship(sha, branch, registryToken: Secret, ...) names its phases", () => {

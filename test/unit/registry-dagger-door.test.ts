@@ -20,7 +20,7 @@ describe("Dagger verifyManifest", () => {
   it("returns a VerifiedImage whose fields other modules can chain: reference, digest, mediaType, platforms", () => {
     expect(fn.returnType).toMatchObject({ kind: "OBJECT_KIND", name: "VerifiedImage" });
     const obj = mod.objects.VerifiedImage!;
-    expect(Object.keys(obj.properties)).toEqual(["reference", "digest", "mediaType", "platforms"]);
+    expect(Object.keys(obj.properties)).toEqual(["reference", "digest", "mediaType", "platforms", "summary"]);
     expect(obj.properties.platforms!.type.kind).toBe("LIST_KIND");
     for (const p of Object.values(obj.properties)) expect(p.description).not.toBe("");
   });
