@@ -13,6 +13,7 @@ import { parseSha, tagsFor } from "../../ci/core/tags.js";
 import { ROOT } from "../helpers/cli.js";
 import { introspect } from "../helpers/introspect.js";
 import { DaggerStandIn, EngineError } from "../helpers/dagger-stand-in.js";
+import { stringSliceFlag } from "../helpers/dagger-cli.js";
 import { freePort } from "../integration/helpers/ports.js";
 
 const SHA = parseSha("453a6545b97fe240727c378291230abeb793d851");
@@ -387,12 +388,114 @@ describe("deploy / rollback / status open the same door as the CLI (deploy/door.
     );
   });
 
+  it("an empty --recreate-accessory is refused before any connection", async () => {
+    const port = await freePort();
+    await expect(
+      inSession(
+        (m) =>
+          m.deploy(
+            SHA,
+            key("secret-real-ssh-key"),
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            false,
+            0,
+            false,
+            false,
+            [" "],
+          ),
+        {
+          config: "pipeline.yaml",
+          set: ["deploy/host=127.0.0.1", `deploy/port=${port}`],
+        },
+      ),
+    ).rejects.toThrow("--recreate-accessory: empty — give a compose service name, e.g. redis");
+  });
+
   it("--set takes config paths and refuses the old flag-name keys", async () => {
     const status = (set: string[]) =>
       inSession((m) => m.status(key("secret-ssh-key")), { config: "pipeline.yaml", set });
     await expect(status(["deploy/host=bad host"])).rejects.toThrow(/^deploy\/host: must be a host name/);
     await expect(status(["host=127.0.0.1"])).rejects.toThrow(
       /^--set: `host=127\.0\.0\.1` must be PATH=VALUE .*use `deploy\/host=…`/,
+    );
+  });
+});
+
+describe("--set as the dagger CLI hands it over (it reads each value as CSV)", () => {
+  /** The build a module instance makes with the --set flags as typed (each value as the shell passes it). */
+  const built = (flags: string[]) =>
+    inSession(async (m) => standIn.container(await (await m.build(SHA)).id())!, { set: stringSliceFlag("set", flags) });
+
+  it("a pair quoted inside the argument keeps its comma", async () => {
+    const state = await built(['"build/buildArgs=SPRING_PROFILES=prod,metrics"', "build/dockerfile=Dockerfile.ci"]);
+    expect(state.build?.buildArgs).toEqual([{ name: "SPRING_PROFILES", value: "prod,metrics" }]);
+    expect(state.build?.dockerfile).toBe("Dockerfile.ci");
+  });
+
+  it("an unquoted comma splits the pair: refused, naming the split and the quoting that keeps the comma", async () => {
+    await expect(built(["build/buildArgs=SPRING_PROFILES=prod,metrics"])).rejects.toThrow(
+      "--set: `build/buildArgs=SPRING_PROFILES=prod` and `metrics` arrived as two entries — the dagger CLI splits a " +
+        "--set value at commas (it reads each --set as CSV). To keep the comma, quote the whole pair inside the " +
+        `argument: --set '"build/buildArgs=SPRING_PROFILES=prod,metrics"'`,
+    );
+    await expect(built(["deploy/health/url=http://127.0.0.1:8080/health?a=1,b=2"])).rejects.toThrow(
+      /`deploy\/health\/url=http:\/\/127\.0\.0\.1:8080\/health\?a=1` and `b=2` arrived as two entries/,
+    );
+    expect(standIn.queries.filter((q) => q.includes("dockerBuild"))).toEqual([]);
+  });
+
+  it("a value that is not PATH=VALUE on its own is not taken for a split", async () => {
+    await expect(built(["nonsense"])).rejects.toThrow(/^--set: `nonsense` must be PATH=VALUE with a config path/);
+  });
+});
+
+describe("the checks `dagger check` runs", () => {
+  const SOURCE = { config: "pipeline.yaml" };
+
+  it("config-valid: the config with --set, the image and every deploy field", async () => {
+    expect(await inSession((m) => m.configValid(), SOURCE)).toBe(
+      "pipeline.yaml: valid — image ghcr.io/daemin-kim/hamalog-backend; deploys to hamalog.example.com (/opt/hamalog, service hamalog-app, strategy blue-green)",
+    );
+    expect(await inSession((m) => m.configValid())).toBe(
+      "single.yaml: valid — image ghcr.io/daemin-kim/hamalog-backend; no deploy/host, so no deploy is configured",
+    );
+    await expect(inSession((m) => m.configValid(), { set: ["deploy/host=203.0.113.7"] })).rejects.toThrow(
+      /^deploy\/user: required \(set it in single\.yaml or pass `dagger call --set deploy\/user=VALUE …`\)/,
+    );
+    await expect(inSession((m) => m.configValid(), { set: ["deploy/strategy=canary"] })).rejects.toThrow(
+      /^deploy\/strategy: Invalid option: expected one of "recreate"\|"blue-green"/,
+    );
+  });
+
+  it("tag-policy: <sha> and latest on the config's default branch, <sha> alone elsewhere", async () => {
+    expect(await inSession((m) => m.tagPolicy(), SOURCE)).toBe(
+      "tag policy holds for ghcr.io/daemin-kim/hamalog-backend: main → <sha>, latest; other branches (e.g. feature/check) → <sha>",
+    );
+    expect(await inSession((m) => m.tagPolicy(), { set: ["defaultBranch=refs/heads/develop"] })).toMatch(
+      /: develop → <sha>, latest; other branches/,
+    );
+    await expect(inSession((m) => m.tagPolicy(), { set: ["image/repository=Not A Repo"] })).rejects.toThrow(
+      /^image\/repository: /,
+    );
+  });
+
+  it("compose-renders: the template with its app service pinned to a digest, as ship renders it", async () => {
+    expect(await inSession((m) => m.composeRenders(), SOURCE)).toBe(
+      "deploy/docker-compose.prod.yml renders: service hamalog-app pinned to ghcr.io/daemin-kim/hamalog-backend:0123456789abcdef0123456789abcdef01234567@sha256:…",
+    );
+    await expect(inSession((m) => m.composeRenders(), { dir: "dir-bad-template", ...SOURCE })).rejects.toThrow(
+      /hamalog-app/,
+    );
+    expect(await inSession((m) => m.composeRenders())).toBe(
+      "single.yaml sets neither deploy/composeFile nor deploy/services: no compose file to render",
+    );
+    await expect(
+      inSession((m) => m.composeRenders(), { ...SOURCE, set: ["deploy/composeFile=deploy/missing.yml"] }),
+    ).rejects.toThrow(
+      "deploy/composeFile: deploy/missing.yml is not in the source directory — the compose template lives with the app, next to pipeline.yaml: run the check there, or pass --source=DIR (a directory that holds both)",
     );
   });
 });
@@ -454,15 +557,16 @@ describe("composition: another module passes its own source (test/fixtures/calle
     for (const list of [composed.queries, composed.publishes, composed.filters, composed.unexpected]) list.length = 0;
   });
 
-  it("the fixture depends on this module and hands it its own source; its functions chain the typed results", () => {
+  it("the fixture depends on this module and hands it its own directory; its functions chain the typed results", () => {
     const dj = JSON.parse(readFileSync(join(FIXTURE, "dagger.json"), "utf8"));
     expect(dj.dependencies).toEqual([{ name: "hamalog", source: "../../.." }]);
     expect(join(FIXTURE, dj.dependencies[0].source)).toBe(join(ROOT, "."));
     const src = readFileSync(join(FIXTURE, "src/index.ts"), "utf8");
-    expect(src).toContain(`dag.hamalog({ source }).ship(sha, "main", token, sshKey).verified().digest()`);
+    expect(src).toContain(`dag.hamalog({ source }).ship(sha, "main", token, sshKey).summary()`);
     const fixture = introspect("test/fixtures/caller-module/src", "caller").objects.Caller!;
-    expect(Object.keys(fixture.methods)).toEqual(["release", "digest"]);
-    expect(fixture.methods.release!.arguments.source!.defaultPath).toBe("/");
+    expect(Object.keys(fixture.methods)).toEqual(["release", "digest", "plan"]);
+    // "." is the caller module's own directory; "/" would be the root of the repository it sits in (this one).
+    expect(fixture.methods.release!.arguments.source!.defaultPath).toBe(".");
     expect(fixture.methods.release!.returnType.kind).toBe("STRING_KIND");
   });
 
