@@ -126,17 +126,37 @@ function freeLock(): void {
 /**
  * A real deploy of `sha` that holds the lock for as long as the test wants: its health URL is a gate answering 503
  * until the test opens it, so while the gate sees requests the deploy is provably inside its critical section.
+ * `end()` opens the gate and waits for the deploy to end (whatever a failed assertion left it doing), then closes it.
  */
-async function heldDeploy(sha: string): Promise<{ gate: Gate; done: Promise<CliResult> }> {
+async function heldDeploy(
+  sha: string,
+): Promise<{ gate: Gate; done: Promise<CliResult>; end: () => Promise<CliResult | undefined> }> {
   const gate = await startGate(503);
   const probing = gate.nextRequest();
   const done = run(["deploy", "--sha", sha, "--health-url", gate.url, "--health-timeout", "120"]);
-  await Promise.race([
-    probing,
-    done.then((r) => Promise.reject(new Error(`the holding deploy ended before its health phase:\n${text(r)}`))),
-  ]);
-  return { gate, done };
+  const end = async () => {
+    gate.mode = 200;
+    const r = await done.catch(() => undefined);
+    await gate.stop();
+    return r;
+  };
+  try {
+    await Promise.race([
+      probing,
+      done.then((r) => Promise.reject(new Error(`the holding deploy ended before its health phase:\n${text(r)}`))),
+    ]);
+  } catch (e) {
+    await end();
+    throw e;
+  }
+  return { gate, done, end };
 }
+
+/** Host-agent processes (this machine is the host) working in `d`: steps, heartbeats, recoveries. */
+const agentProcesses = (d: string) =>
+  execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => l.includes(`${d}/.hamalog/agent-`));
 
 /** `[phase] … 3.2s` → 3.2 */
 function phaseSeconds(stdout: string, phase: string): number {
@@ -199,6 +219,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of standIns) if (p.exitCode === null) p.kill("SIGKILL");
+  // A deploy a failed test left behind is recovered by the host by itself: let that end before removing what it
+  // would otherwise start again.
+  if (dir)
+    await waitFor(
+      "the host agent to finish in the deploy directories",
+      async () => agentProcesses(dir).length + agentProcesses(inlineDir).length === 0,
+      120_000,
+    ).catch(() => undefined);
   for (const project of [ID, INLINE]) removeComposeProject(project);
   removeImages(REPO);
   await Promise.all([registry?.stop(), sshd?.stop()]);
@@ -314,8 +342,8 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
     try {
       const b = run(["deploy", "--sha", SHA.v2, "--lock-wait", "60"]);
       await new Promise((r) => setTimeout(r, 4000));
-      a.gate.mode = 200;
-      const [ra, rb] = await Promise.all([a.done, b]);
+      const [ra, rb] = await Promise.all([a.end(), b]);
+      if (!ra) throw new Error("the holding deploy did not end");
       expect(ra.code, text(ra)).toBe(0);
       expect(rb.code, text(rb)).toBe(0);
       expect(rb.stdout).toMatch(
@@ -333,7 +361,7 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       ]);
       expect(existsSync(lockToken())).toBe(false);
     } finally {
-      await a.gate.stop();
+      await a.end();
     }
   });
 
@@ -375,8 +403,8 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       expect(b.stderr).toMatch(/RECOVERING: a deploy of sha e1e1e1e1e1e1 .* died in phase (up|health)/);
       expect(await answer(appPort)).toBe("v3");
       // A passes its gate now; its next host step is refused: it lost the lock.
-      a.gate.mode = 200;
-      const ra = await a.done;
+      const ra = await a.end();
+      if (!ra) throw new Error("the old holder did not end");
       expect(ra.code, text(ra)).toBe(1);
       expect(ra.stderr).toMatch(/this run lost its lock on root@127\.0\.0\.1:\d+/);
       expect(await answer(appPort)).toBe("v3");
@@ -393,7 +421,7 @@ describe("deploy edges: lock, prune, interruption, inline services, empty status
       expect(historyEntries().at(-2)).toMatchObject({ recovered: true, running: { digest: digests.v4 } });
       expect(existsSync(lockToken())).toBe(false);
     } finally {
-      await a.gate.stop();
+      await a.end();
     }
   });
 
