@@ -4,6 +4,7 @@
 // 30 s of the cancel, the lock freed and the journal naming no attempt within a minute, history saying what
 // happened; blue/green under a request loop loses no request at all. The host does the work: critical steps run to
 // their end there, and the recovery the journal names runs whether the client lives to ask for it or not.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -28,7 +29,7 @@ import { pipelineYaml } from "./helpers/stack-files.js";
 const ID = `hamalog-cancel-it-${process.pid}`;
 const REPO = "hamalog-cancel-it/app";
 const CADDY = process.env.HAMALOG_CADDY_IMAGE ?? "hamalog-test/caddy:2.6.2";
-const N = 12;
+const N = 15;
 const SHA = Array.from({ length: N }, (_, i) => (i + 1).toString(16).repeat(40));
 
 let registry: Registry;
@@ -233,5 +234,82 @@ describe("GitHub's cancel sequence in each phase, blue/green (under a request lo
     console.log(`[cancel, blue/green] ${stats.failed}/${stats.requests} failed; answers ${stats.answers.join(" ")}`);
     expect(stats.failed, JSON.stringify(stats)).toBe(0);
     expect(stats.requests).toBeGreaterThan(500);
+  });
+});
+
+describe("the connection dropped, and a migration killed at its switch", () => {
+  /** Kill this test's sshd sessions (its children): the network going away under the deploy. */
+  const dropConnections = () => {
+    for (const pid of execFileSync("pgrep", ["-P", String(sshd.pid)], { encoding: "utf8" }).split("\n"))
+      if (pid.trim()) process.kill(Number(pid), "SIGKILL");
+  };
+
+  it.each([
+    ["recreate, during up", "recreate", "[pull]", 0, [] as string[]],
+    [
+      "blue/green, during the drain",
+      "blue-green",
+      "[live-health]",
+      1500,
+      ["--warm-seconds", "0", "--drain-seconds", "8"],
+    ],
+  ] as const)(
+    "%s: the host recovers by itself; the client reconnects and says so",
+    async (_, name, after, delay, extra) => {
+      const s = sides[name];
+      const before = journal(s).live;
+      const sha = SHA[next++]!;
+      let at = 0;
+      const r = await deploy(s, sha, [...extra], {
+        onStdout: (out) => {
+          if (at || !out.includes(after)) return;
+          at = Date.now();
+          setTimeout(dropConnections, delay);
+        },
+      });
+      expect(at, text(r)).toBeGreaterThan(0);
+      // Past the gates the release is live and the host finished the attempt: a warning, exit 0.
+      expect(r.code, text(r)).toBe(name === "recreate" ? 1 : 0);
+      expect(r.stderr).toMatch(/the host recovers by itself \(its heartbeat saw the connection end\); reconnecting/);
+      expect(r.stderr).toMatch(
+        /the host recovered by itself: sha [0-9a-f]{12} \(sha256:[0-9a-f]{12}…(, \w+)?\) is live/,
+      );
+      const j = await settles(s, at, r);
+      // Before the gates passed it is undone; past them (the drain) it is finished forward.
+      expect(j.live.sha).toBe(name === "recreate" ? before.sha : sha);
+    },
+  );
+
+  it("a migration from recreate killed at its switch: the recreate app serves again by itself; the next deploy migrates and says so", async () => {
+    const s = sides.recreate;
+    const bg = ["--strategy", "blue-green", "--proxy-publish", `127.0.0.1:${s.port}:80`, "--proxy-image", CADDY];
+    const before = journal(s).live;
+    const sha = SHA[next++]!;
+    let at = 0;
+    const r = await deploy(s, sha, bg, {
+      onStdout: (out, signal) => {
+        if (at || !out.includes("[candidate-health]")) return;
+        at = Date.now();
+        setTimeout(() => signal("SIGKILL"), 300);
+      },
+    });
+    expect(at, text(r)).toBeGreaterThan(0);
+    const j = await settles(s, at, r);
+    expect(j.live.sha).toBe(before.sha);
+    expect(j.strategy).toBe("recreate");
+    expect(
+      docker([
+        "ps",
+        "-q",
+        "--filter",
+        `label=com.docker.compose.project=${ID}-recreate`,
+        "--filter",
+        "label=com.docker.compose.service=hamalog-proxy",
+      ]).trim(),
+    ).toBe("");
+    const again = await deploy(s, sha, bg);
+    expect(again.code, text(again)).toBe(0);
+    expect(again.stdout).toMatch(/users saw: migrated from recreate: the public port was closed for \d+\.\ds/);
+    expect(journal(s)).toMatchObject({ strategy: "blue-green", live: { sha }, attempt: null });
   });
 });
