@@ -20,7 +20,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { AGENT_EXIT, AGENT_FILE, AGENT_SCRIPT, BOOTSTRAP } from "../../ci/core/deploy/host/agent.js";
+import { AGENT_EXIT, AGENT_FILE, AGENT_SCRIPT, BOOTSTRAP, LOCK_BOOTSTRAP } from "../../ci/core/deploy/host/agent.js";
 import { bundle, type BundleEntry } from "../../ci/core/deploy/host/bundle.js";
 import { lastStep } from "../../ci/core/deploy/host/host.js";
 import { recoverScript, step } from "../../ci/core/deploy/host/steps.js";
@@ -41,7 +41,7 @@ echo "\${DOCKER_CONFIG:-none} $*" >> "${log}"
 case " $* " in *" login "*) echo "stdin: $(cat)" >> "${log}";; esac
 case " $* " in *" $SLEEP_ON "*) sleep 1; touch "$MARK";; esac
 case " $* " in *" $FAIL_ON "*) echo "docker: $FAIL_ON refused" >&2; exit 15;; esac
-case "$*" in "compose version --short") echo 2.26.1;; "info --format"*) echo linux/x86_64;; "image inspect"*) [ -n "$PRESENT" ] || exit 1;; esac
+case "$*" in "compose version") echo "Docker Compose version v2.26.1";; "info --format"*) echo linux/x86_64;; "image inspect"*) [ -n "$PRESENT" ] || exit 1;; esac
 exit 0
 `,
 );
@@ -67,9 +67,13 @@ function sh(argv: string[], input: string | Buffer = "", extra: Record<string, s
   return { code: r.status ?? -1, stdout: r.stdout, raw: r.stderr, step, stderr };
 }
 const agent = (d: string) => join(d, ".hamalog", AGENT_FILE);
+const probe = (d: string) =>
+  sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
+/** Install the agent the way a deploy does: its first lock (then freed). */
 function install(d: string) {
-  const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "rw", "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
-  expect(r.code, r.stderr).toBe(0);
+  const r = lock(d, "installer");
+  expect(r.code, r.raw).toBe(0);
+  expect(sh(op(d, "unlock", String(r.token))).code).toBe(0);
   return r;
 }
 const op = (d: string, ...args: string[]) => ["sh", agent(d), d, ...args];
@@ -77,8 +81,25 @@ const holder = (id: string) =>
   `${JSON.stringify({ holder: id, sha: "a".repeat(40), since: "t", action: "deploy", id })}\n`;
 function lock(d: string, id: string, force = false, prepare?: { files: BundleEntry[]; expect: string }) {
   const r = sh(
-    op(d, "lock", "30", "0", force ? "1" : "0", "proj", "reg/app", prepare?.expect ?? ""),
-    bundle([{ path: "holder.json", content: holder(id) }, ...(prepare?.files ?? [])]),
+    [
+      "sh",
+      "-c",
+      LOCK_BOOTSTRAP,
+      "lock",
+      d,
+      AGENT_FILE,
+      "30",
+      "0",
+      force ? "1" : "0",
+      "proj",
+      "reg/app",
+      prepare?.expect ?? "",
+    ],
+    bundle([
+      { path: "agent.sh", content: AGENT_SCRIPT },
+      { path: "holder.json", content: holder(id) },
+      ...(prepare?.files ?? []),
+    ]),
   );
   const s = sections(r.stdout);
   return { ...r, token: Number((s.get("token") ?? "").trim()), prepared: s.get("prepared")?.trim() };
@@ -95,7 +116,7 @@ const until = async (what: string, ok: () => boolean, ms = 8000) => {
   }
 };
 
-describe("bootstrap: the deploy directory is checked before anything is written", () => {
+describe("the probe writes nothing; the lock installs the agent", () => {
   it.each([
     ["a group-writable directory", (d: string) => chmodSync(d, 0o770), "writable drwxrwx---"],
     ["an other-writable sticky directory", (d: string) => chmodSync(d, 0o1777), "writable drwxrwxrwt"],
@@ -105,43 +126,40 @@ describe("bootstrap: the deploy directory is checked before anything is written"
       "symlink journal.json",
     ],
     ["a symlinked dot-entry", (d: string) => symlinkSync("/tmp", join(d, ".hamalog")), "symlink .hamalog"],
-  ])("%s is refused (exit 6), and no agent is installed", (_, arrange, complaint) => {
+  ])("%s is refused by the probe (exit 6)", (_, arrange, complaint) => {
     const d = deployDir();
     arrange(d);
-    const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "rw", "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
+    const r = probe(d);
     expect(r.code).toBe(6);
     expect(r).toMatchObject({ step: "dir", stderr: complaint });
-    expect(existsSync(join(d, ".hamalog", AGENT_FILE))).toBe(false);
   });
 
-  it("a safe directory gets the agent once (0700) and the probe's sections", () => {
-    const d = deployDir();
-    const r = install(d);
+  it("the probe reports compose, tools and memory without writing anything, not even the directory", () => {
+    const d = join(tmp, `ro ${n++}`);
+    const r = probe(d);
+    expect(r.code, r.raw).toBe(0);
     const s = sections(r.stdout);
-    expect(s.get("compose")?.trim()).toBe("2.26.1");
+    expect(s.get("compose")?.trim()).toMatch(/2\.26\.1/);
     expect(s.get("tools")?.trim()).toBe("");
     expect(Number(s.get("memory"))).toBeGreaterThan(0);
+    expect(existsSync(d)).toBe(false);
+  });
+
+  it("the first lock creates the directory (0700) and installs the agent once; later locks leave it alone", () => {
+    const d = join(tmp, `fresh ${n++}`);
+    install(d);
     expect(statSync(join(d, ".hamalog")).mode & 0o777).toBe(0o700);
     expect(read(agent(d))).toBe(AGENT_SCRIPT);
-    // A second session finds it and does not rewrite it.
+    expect(statSync(agent(d)).mode & 0o777).toBe(0o600);
     const before = statSync(agent(d)).mtimeMs;
     install(d);
     expect(statSync(agent(d)).mtimeMs).toBe(before);
-  });
-
-  it("read-only (a dry run, status) writes nothing, not even the directory, and still probes", () => {
-    const d = join(tmp, `ro ${n++}`);
-    const r = sh(["sh", "-c", BOOTSTRAP, "bootstrap", d, AGENT_FILE, "ro", "0", "proj", "reg/app", "30"], AGENT_SCRIPT);
-    expect(r.code, r.stderr).toBe(0);
-    expect(sections(r.stdout).get("compose")?.trim()).toBe("2.26.1");
-    expect(existsSync(d)).toBe(false);
   });
 });
 
 describe("the lock: a fencing token under one flock", () => {
   it("hands out increasing tokens; a fresh lock is refused naming its holder; a stale one is taken over", () => {
     const d = deployDir();
-    install(d);
     const a = lock(d, "A");
     expect(a.code).toBe(0);
     expect(a.token).toBe(1);
@@ -158,11 +176,12 @@ describe("the lock: a fencing token under one flock", () => {
     expect(c.code).toBe(0);
     expect(c.token).toBe(2);
     expect(sections(c.stdout).get("took-over")).toMatch(
-      /"holder":"A".*its lease expired \(not renewed for \d+ s > 30 s\)/,
+      /^\{"token":1,"holder":"A".*\}\nits lease expired \(not renewed for \d+ s > 30 s\)\nstale\n?$/,
     );
-    // --break-lock takes it from a live holder too.
+    // --break-lock takes it from a live holder too, and says it broke a lock that was not stale.
     const e = lock(d, "E", true);
     expect(e.token).toBe(3);
+    expect(sections(e.stdout).get("took-over")).toMatch(/^\{"token":2,"holder":"C".*\}\nits lease was renewed \d+ s ago\nbroken\n?$/);
     expect(JSON.parse(read(join(d, ".hamalog", "lock.json")))).toMatchObject({ token: 3, holder: "E" });
   });
 
@@ -190,7 +209,6 @@ describe("the lock: a fencing token under one flock", () => {
 
   it("a holder that lost its lock changes nothing: its next step is refused (exit 75) and its files are not installed", () => {
     const d = deployDir();
-    install(d);
     const a = lock(d, "A");
     expect(run(d, a.token, [{ path: "files/journal.json", content: '{"by":"A"}\n' }], "noop").code).toBe(0);
     const b = lock(d, "B", true);
@@ -232,6 +250,21 @@ describe("bundles: installed whole, the journal last", () => {
     expect(read(join(d, "journal.json"))).toBe("{}\n");
     expect(read(join(d, "history.jsonl"))).toBe('{"line":1}\n');
     expect(readdirSync(join(d, ".hamalog", "ops")).filter((f) => f.startsWith("stage."))).toEqual([]);
+  });
+
+  it("a torn lock request takes no lock and installs nothing (exit 74)", () => {
+    const d = join(tmp, `torn ${n++}`);
+    const whole = bundle([
+      { path: "agent.sh", content: AGENT_SCRIPT },
+      { path: "holder.json", content: holder("A") },
+    ]);
+    const r = sh(
+      ["sh", "-c", LOCK_BOOTSTRAP, "lock", d, AGENT_FILE, "30", "0", "0", "proj", "reg/app", ""],
+      whole.subarray(0, 4000),
+    );
+    expect(r.code).toBe(AGENT_EXIT.torn);
+    expect(existsSync(agent(d))).toBe(false);
+    expect(existsSync(join(d, ".hamalog", "lock.token"))).toBe(false);
   });
 
   it("a torn bundle (the client killed mid-send) installs nothing and says so (exit 74)", () => {

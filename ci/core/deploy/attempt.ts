@@ -109,7 +109,9 @@ export class Attempt {
   /** The files that write `j` with its recovery. */
   journalBundle(
     j: Journal,
-    facts = this.recoveryFacts(`the run died in phase ${j.attempt?.phase ?? "?"}; the host recovered by itself`),
+    facts = this.recoveryFacts(
+      `the run died during or after phase ${j.attempt?.phase ?? "?"} (the last one that wrote to the host); the host recovered by itself`,
+    ),
   ): BundleEntry[] {
     return journalFiles(j, this.s.setting, facts);
   }
@@ -271,17 +273,25 @@ export async function runAttempt(
     try {
       for (const step of st.afterLive) await run(a, step);
       await accessories(a, "dependents");
+      await finish(a);
     } catch (e) {
-      // The release is live: the recovery finishes the attempt forward (a warning, not a failure).
+      // Past the gates the recovery finishes the attempt forward: a warning — if the release is in fact live (a run
+      // fenced past its lease may have been undone by the host meanwhile: then it failed).
       const err = await fail(a, e);
+      if (!(await stillLive(a))) throw err;
       rep.warn(`WARNING: ${err.message}`);
-      return outcome(a, release);
     }
-    await finish(a);
     return outcome(a, release);
   } finally {
     a.heartbeat.stop();
   }
+}
+
+/** Whether the host's journal names this attempt's candidate live (read again: the host may have moved on). */
+async function stillLive(a: Attempt): Promise<boolean> {
+  const v = await a.s.host.observe().catch(() => undefined);
+  const live = v?.journal.live;
+  return !!live && live.composeFile === a.candidate.composeFile && live.colour === a.candidate.colour;
 }
 
 function outcome(a: Attempt, release: Release): Outcome {

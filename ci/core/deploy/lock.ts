@@ -54,7 +54,7 @@ export async function takeLock(host: Host, o: TakeOptions): Promise<Taken> {
         token: a.token,
         view: a.view,
         prepared: a.prepared,
-        ...(a.tookOver ? { note: `took over the stale lock of ${a.tookOver}` } : {}),
+        ...(a.tookOver ? { note: tookOver(a.tookOver) } : {}),
       };
     const who = a.busy
       ? `${describeHolder(a.holderText)}, whose host-side step is still running (it holds ${host.dir}/.hamalog/mutex)`
@@ -72,6 +72,14 @@ export async function takeLock(host: Host, o: TakeOptions): Promise<Taken> {
     }
     await o.clock.sleep(1000);
   }
+}
+
+/** What the agent said about a lock it took from someone (whose it was, why, stale or broken). */
+function tookOver(text: string): string {
+  const [holder = "", why = "", how = "stale"] = text.split("\n");
+  return how === "broken"
+    ? `broke the lock of ${describeHolder(holder)} (--break-lock; ${why}): its next step is refused`
+    : `took over the stale lock of ${describeHolder(holder)}: ${why}`;
 }
 
 export interface Heartbeat {

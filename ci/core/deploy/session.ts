@@ -90,7 +90,7 @@ export async function withSession<T>(
   input: DeployInput,
   env: DeployEnv,
   fn: (s: Session) => Promise<T>,
-  o: { wantPlatform?: boolean; readOnly?: boolean } = {},
+  o: { wantPlatform?: boolean } = {},
 ): Promise<T> {
   check(input);
   const rep = new Reporter(env.output, env.clock, env.secrets);
@@ -110,7 +110,7 @@ export async function withSession<T>(
         now: () => env.clock.now().toISOString(),
       });
       const probe = await rep.phase("probe", async () => {
-        const p = await host.probe(o.wantPlatform === true, o.readOnly === true || input.dryRun === true, input.signal);
+        const p = await host.probe(o.wantPlatform === true, input.signal);
         if (p.missingTools.length > 0)
           throw new PipelineError(
             `${remote.label} lacks ${p.missingTools.join(", ")}, which the deploy's host agent needs (flock/setsid: util-linux, timeout: coreutils, tar) — install them there; nothing was changed`,

@@ -89,9 +89,9 @@ observe() { # PROJECT IMAGE_NAME LEASE
   section end
 }
 
-op_probe() { # WANT_PLATFORM PROJECT IMAGE_NAME LEASE  (the bootstrap checked the directory and installed this file)
+op_probe() { # WANT_PLATFORM PROJECT IMAGE_NAME LEASE  (run from memory by the bootstrap: it writes nothing)
   section platform; if [ "$1" = 1 ]; then announce info; docker info --format '{{.OSType}}/{{.Architecture}}' || exit; fi
-  section compose; announce compose; docker compose version --short || exit
+  section compose; announce compose; docker compose version || exit
   section tools; for t in flock timeout setsid tar sha256sum; do command -v "$t" >/dev/null 2>&1 || printf '%s\n' "$t"; done
   section memory; sed -n 's/^MemAvailable: *\([0-9]*\) kB$/\1/p' /proc/meminfo 2>/dev/null
   observe "$2" "$3" "$4"
@@ -99,16 +99,12 @@ op_probe() { # WANT_PLATFORM PROJECT IMAGE_NAME LEASE  (the bootstrap checked th
 
 op_observe() { P=$1; observe "$1" "$2" "$3"; }
 
-# Take the lock (a stale one is taken over with a new token). The bundle on stdin holds the holder (holder.json)
+# Take the lock (a stale one is taken over with a new token). The bundle holds the holder (holder.json)
 # and, when the client could plan its attempt from what the probe showed, the attempt's files and journal: they are
 # installed under the lock only if the journal is still the one the client planned from (EXPECT, its sha256), so
 # a deploy costs one command less; otherwise the client reconciles and prepares separately.
-op_lock() { # LEASE WAIT FORCE PROJECT IMAGE_NAME EXPECT ; stdin: a bundle
-  mkdir -p -m 0700 -- "$H/ops" || exit
-  STAGE=$(mktemp -d "$H/ops/stage.XXXXXX") || exit
-  if ! tar -x -o -f - -C "$STAGE" 2>/dev/null || [ ! -s "$STAGE/holder.json" ]; then
-    echo "the lock request did not arrive whole" >&2; rm -rf -- "$STAGE"; exit 74
-  fi
+op_lock() { # STAGE LEASE WAIT FORCE PROJECT IMAGE_NAME EXPECT ; the bundle unpacked by LOCK_BOOTSTRAP in STAGE
+  STAGE=$1; shift
   holder=$(cat -- "$STAGE/holder.json")
   if ! mutex "$2"; then rm -rf -- "$STAGE"; section busy; cat -- "$H/lock.json" 2>/dev/null; echo; exit 73; fi
   note=""
@@ -118,7 +114,9 @@ op_lock() { # LEASE WAIT FORCE PROJECT IMAGE_NAME EXPECT ; stdin: a bundle
     if [ "$STALE" = no ] && [ "$3" != 1 ]; then
       rm -rf -- "$STAGE"; section held; cat -- "$H/lock.json" 2>/dev/null; echo; printf '%s\n' "$facts"; exit 3
     fi
-    note="$(cat -- "$H/lock.json" 2>/dev/null) $WHY"
+    # Three lines: whose it was, why it could be taken, and whether it was stale or broken (--break-lock).
+    how=stale; [ "$STALE" = yes ] || how=broken
+    note=$(printf '%s\n%s\n%s' "$(head -n 1 -- "$H/lock.json" 2>/dev/null)" "$WHY" "$how")
   fi
   t=$(( $(cat -- "$H/fence" 2>/dev/null || echo 0) + 1 ))
   printf '%s\n' "$t" > "$H/fence.tmp" && mv -f -- "$H/fence.tmp" "$H/fence" || exit 5
@@ -477,18 +475,27 @@ export const AGENT_SCRIPT = SCRIPT;
 export const AGENT_FILE = `agent-${createHash("sha256").update(SCRIPT).digest("hex").slice(0, 12)}.sh`;
 
 /**
- * Run before the agent exists: refuse an unsafe deploy directory (group/other-writable, or holding symlinks: whoever
- * can write there could point the files a deploy writes anywhere), then — mode `rw` — create it and .hamalog/ and
- * install the agent from stdin unless that version is there, or — mode `ro` (a dry run, status) — write nothing and
- * run the agent from memory; then its probe. Exit 6 with `writable MODE`/`symlink NAME` on stderr.
+ * The first command of a session, which writes nothing: refuse an unsafe deploy directory (group/other-writable, or
+ * holding symlinks: whoever can write there could point the files a deploy writes anywhere), then run the agent's
+ * probe from memory (the script arrives on stdin). Exit 6 with `writable MODE`/`symlink NAME` on stderr.
  */
 export const BOOTSTRAP =
-  'D=$1; A=$D/.hamalog/$2; m=$3; shift 3; echo hamalog-step:dir >&2; if [ -d "$D" ]; then p=$(ls -ld -- "$D/" | cut -c1-10); ' +
+  'D=$1; A=$D/.hamalog/$2; shift 2; echo hamalog-step:dir >&2; if [ -d "$D" ]; then p=$(ls -ld -- "$D/" | cut -c1-10); ' +
   'case "$p" in ?????w????|????????w?) echo "writable $p" >&2; exit 6;; esac; ' +
   'for f in "$D"/* "$D"/.[!.]* "$D"/..?*; do if [ -L "$f" ]; then echo "symlink ${f##*/}" >&2; exit 6; fi; done; fi; ' +
-  'if [ "$m" = ro ]; then s=$(cat) || exit; exec sh -c "$s" "$A" "$D" probe "$@"; fi; ' +
-  'mkdir -p -m 0700 -- "$D/.hamalog" || exit; ' +
-  'if [ -s "$A" ]; then cat >/dev/null; else (umask 077; cat > "$A.tmp.$$" && mv -f -- "$A.tmp.$$" "$A") || exit; fi; ' +
-  'exec sh "$A" "$D" probe "$@"';
+  's=$(cat) || exit; exec sh -c "$s" "$A" "$D" probe "$@"';
+
+/**
+ * The lock, the first command that writes: create the directory and .hamalog/, unpack the bundle on stdin (the
+ * agent itself, the holder, maybe the attempt's files), install the agent unless that version is there, then the
+ * agent's lock with the unpacked bundle.
+ */
+export const LOCK_BOOTSTRAP =
+  'D=$1; A=$D/.hamalog/$2; shift 2; [ -d "$D" ] || mkdir -p -m 0700 -- "$D" || exit; ' +
+  'for x in "$D/.hamalog" "$D/.hamalog/ops"; do [ -d "$x" ] || mkdir -m 0700 -- "$x" || exit; done; ' +
+  'S=$(mktemp -d "$D/.hamalog/ops/stage.XXXXXX") || exit; ' +
+  'if ! tar -x -o -f - -C "$S" 2>/dev/null || [ ! -s "$S/holder.json" ]; then rm -rf -- "$S"; echo "the lock request did not arrive whole" >&2; exit 74; fi; ' +
+  'if [ -s "$A" ]; then rm -f -- "$S/agent.sh"; else chmod 0600 "$S/agent.sh" && mv -f -- "$S/agent.sh" "$A" || exit; fi; ' +
+  'exec sh "$A" "$D" lock "$S" "$@"';
 
 export const DIR_UNSAFE_EXIT = 6;

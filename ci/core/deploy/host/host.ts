@@ -4,7 +4,15 @@
 import { posix } from "node:path";
 import { ConnectionLost, PipelineError } from "../../errors.js";
 import type { Remote, RemoteProcess } from "../remote.js";
-import { AGENT_EXIT, AGENT_FILE, AGENT_SCRIPT, BOOTSTRAP, DIR_UNSAFE_EXIT, STEP_MARK } from "./agent.js";
+import {
+  AGENT_EXIT,
+  AGENT_FILE,
+  AGENT_SCRIPT,
+  BOOTSTRAP,
+  DIR_UNSAFE_EXIT,
+  LOCK_BOOTSTRAP,
+  STEP_MARK,
+} from "./agent.js";
 import { bundle, type BundleEntry } from "./bundle.js";
 import type { HostStep } from "./steps.js";
 import { parseView, sections, type HostView } from "./view.js";
@@ -98,10 +106,10 @@ export class Host {
   }
 
   /**
-   * The first command of a session: check the directory, install the agent (unless `readOnly`: a dry run or
-   * status writes nothing), probe the host, observe it.
+   * The first command of a session, which writes nothing (the agent runs from memory): check the directory, probe
+   * the host, observe it. Until the lock, a deploy has changed nothing on the host.
    */
-  async probe(wantPlatform: boolean, readOnly: boolean, signal?: AbortSignal): Promise<Probe> {
+  async probe(wantPlatform: boolean, signal?: AbortSignal): Promise<Probe> {
     const r = await this.remote.run(
       [
         "sh",
@@ -110,7 +118,6 @@ export class Host {
         "hamalog-bootstrap",
         this.dir,
         AGENT_FILE,
-        readOnly ? "ro" : "rw",
         wantPlatform ? "1" : "0",
         this.project,
         this.o.imageName,
@@ -152,7 +159,8 @@ export class Host {
     const mem = Number((s.get("memory") ?? "").trim());
     return {
       platform: wantPlatform ? (s.get("platform") ?? "").trim() || undefined : undefined,
-      composeVersion: (s.get("compose") ?? "").trim(),
+      composeVersion:
+        /v?(\d+\.\d+[^\s]*)\s*$/.exec((s.get("compose") ?? "").trim())?.[1] ?? (s.get("compose") ?? "").trim(),
       missingTools: (s.get("tools") ?? "")
         .split("\n")
         .map((x) => x.trim())
@@ -183,18 +191,28 @@ export class Host {
     force: boolean,
     prepare?: { files: readonly BundleEntry[]; expect: string },
   ): Promise<LockAnswer> {
+    // The lock is the first command that writes: it also installs the agent (the bundle carries it).
     const r = await this.remote.run(
-      this.argv(
-        "lock",
+      [
+        "sh",
+        "-c",
+        LOCK_BOOTSTRAP,
+        "hamalog-lock",
+        this.dir,
+        AGENT_FILE,
         String(this.o.leaseSeconds),
         String(waitSeconds),
         force ? "1" : "0",
         this.project,
         this.o.imageName,
         prepare?.expect ?? "",
-      ),
+      ],
       {
-        stdin: bundle([{ path: "holder.json", content: `${JSON.stringify(h)}\n` }, ...(prepare?.files ?? [])]),
+        stdin: bundle([
+          { path: "agent.sh", content: AGENT_SCRIPT },
+          { path: "holder.json", content: `${JSON.stringify(h)}\n` },
+          ...(prepare?.files ?? []),
+        ]),
         timeoutMs: (waitSeconds + 60) * 1000,
       },
     );
