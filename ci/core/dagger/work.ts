@@ -3,7 +3,7 @@
 // the class read through the engine (api.ts) and returning plain data. The class (ci/src/index.ts) imports this
 // module on first use only, so the engine's runtime does not load or type-check the core on every call (api.ts).
 import { parseConfig, requireImage, type PipelineConfig } from "../config.js";
-import { ConfigError, PipelineError } from "../errors.js";
+import { ConfigError, InternalError, PipelineError } from "../errors.js";
 import { mergeOverrides, parseSetPairs, type Overrides } from "../overrides.js";
 import { buildArgList, imageLabels, publishPlatforms, publishReferences, registryUser } from "../publish.js";
 import { formatReference, parseReference } from "../reference.js";
@@ -138,7 +138,18 @@ function appSecrets(names: readonly string[], envText: string | undefined): Reco
  */
 async function openRemote(cfg: PipelineConfig, reads: RemoteReads, print: Print) {
   const target = inDaggerWords(() => remoteTarget(cfg));
-  const template = target.deploy.composeFile ? await reads.readSource(target.deploy.composeFile) : "";
+  // What the door may ask for, read ahead (its reads are synchronous): the compose template, then the files it
+  // bind-mounts (deploy/files, where the config has it), each by its path in --source.
+  const d = target.deploy as typeof target.deploy & { files?: readonly string[] };
+  const named = [...(d.composeFile ? [d.composeFile] : []), ...(d.files ?? [])];
+  const texts = new Map<string, string>();
+  for (const path of named) if (!texts.has(path)) texts.set(path, await reads.readSource(path));
+  const readTemplate = (path: string) => {
+    const text = texts.get(path);
+    if (text === undefined)
+      throw new InternalError(`the deploy door asked for ${path}, which the Dagger door did not read`);
+    return text;
+  };
   const log: string[] = [];
   const say = (line: string) => (log.push(line), print(line));
   const envText = reads.appEnv ? await reads.appEnv() : undefined;
@@ -147,7 +158,7 @@ async function openRemote(cfg: PipelineConfig, reads: RemoteReads, print: Print)
   const door = openDoor(
     target,
     {
-      readTemplate: () => template,
+      readTemplate,
       sshKey,
       sshKeyFrom: "--ssh-key",
       secrets: (names: readonly string[]) => appSecrets(names, envText),
