@@ -10,10 +10,21 @@
 // faithful for what npm and tsc read (key order is kept: sjson appends new keys, as JS objects do). When an edit
 // changes nothing, sjson rewrites each value in place with Go's compact JSON, so a file whose values are already
 // compact (as Prettier prints short arrays) comes back byte for byte: the port returns such input as it was.
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { extname, join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { ROOT } from "./cli.js";
+import { DaggerStandIn, type FunctionCallContext } from "./dagger-stand-in.js";
 
 /** Versions the runtime pins (config.go, tsdistconsts/consts.go, toolchains/engine-dev/build/sdk.go). */
 export const RUNTIME = {
@@ -246,4 +257,102 @@ export function runtimeTools(): { tsx: string; npm: string } {
     );
   }
   return { tsx: bin("tsx"), npm: bin("npm") };
+}
+
+/**
+ * What the runtime container holds at /src/ci for a module source directory `src` (a copy of ci/), built in `mod`:
+ * package.json rewritten and installed by the runtime's package manager (`npm install --omit=dev` from the
+ * lockfile), tsconfig.json rewritten, the rest of the source copied without config files, sdk/ and node_modules/
+ * (config.go wrappedSourceCodeDirectory), the SDK mounted at node_modules/@dagger.io/dagger and sdk/ (here: the
+ * installed SDK of the engine's version), and the entrypoint file at src/__dagger.entrypoint.ts.
+ */
+export function replayModuleDir(src: string, mod: string, npm: string): { code: number; out: string } {
+  mkdirSync(mod, { recursive: true });
+  writeFileSync(join(mod, "package.json"), updatePackageJSONForModule(readFileSync(join(src, "package.json"), "utf8")));
+  for (const f of ["package-lock.json", ".npmrc"]) if (existsSync(join(src, f))) cpSync(join(src, f), join(mod, f));
+  const r = spawnSync(npm, [...INSTALL_ARGS.npm, "--loglevel=silly"], {
+    cwd: mod,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 300_000,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  const install = { code: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
+  writeFileSync(join(mod, "tsconfig.json"), updateTSConfigForModule(readFileSync(join(src, "tsconfig.json"), "utf8")));
+  for (const e of readdirSync(src))
+    if (!["package.json", "package-lock.json", "tsconfig.json", "sdk", "node_modules"].includes(e))
+      cpSync(join(src, e), join(mod, e), { recursive: true });
+  const sdk = join(ROOT, "node_modules/@dagger.io/dagger");
+  mkdirSync(join(mod, "node_modules/@dagger.io"), { recursive: true });
+  symlinkSync(sdk, join(mod, "node_modules/@dagger.io/dagger"));
+  mkdirSync(join(mod, "sdk"));
+  writeFileSync(join(mod, "sdk/index.ts"), `export * from "../node_modules/@dagger.io/dagger/dist/src/index.js";\n`);
+  cpSync(join(sdk, "dist/src/api/client.gen.d.ts"), join(mod, "sdk/client.gen.ts"));
+  writeFileSync(join(mod, "src/__dagger.entrypoint.ts"), ENTRYPOINT_TS);
+  return install;
+}
+
+const TIME = "/usr/bin/time";
+const CPU_MARK = "__hamalog_cpu";
+
+export interface Invocation {
+  code: number;
+  out: string;
+  /** Wall time of the runtime's process. */
+  ms: number;
+  /** Its CPU time (user + system), when /usr/bin/time is there to measure it. */
+  cpuMs?: number;
+  returned: DaggerStandIn["returned"];
+  unexpected: string[];
+  filters: DaggerStandIn["filters"];
+}
+
+/**
+ * One function call as the engine makes it: the runtime container's entrypoint (`tsx … src/__dagger.entrypoint.ts`)
+ * started for `call`, answered by the session stand-in. tsx's transform cache is off: each call runs in a fresh
+ * container whose /tmp (where tsx keeps it) starts empty.
+ */
+export async function invokeModule(
+  mod: string,
+  tsx: string,
+  call: FunctionCallContext,
+  directoryFiles: Record<string, Record<string, string>> = { "dir-caller": {} },
+): Promise<Invocation> {
+  const standIn = new DaggerStandIn({ functionCall: call, directories: Object.keys(directoryFiles), directoryFiles });
+  await standIn.start();
+  try {
+    const entry = join(mod, "src/__dagger.entrypoint.ts");
+    const argv = [tsx, "--no-deprecation", "--tsconfig", join(mod, "tsconfig.json"), entry];
+    // GNU time reports the child's CPU time on stderr, after everything the child wrote.
+    const timed = existsSync(TIME) ? [TIME, "-f", `${CPU_MARK} %U %S`, ...argv] : argv;
+    const t0 = performance.now();
+    const r = await new Promise<{ code: number; out: string }>((resolve, reject) => {
+      const child = spawn(timed[0]!, timed.slice(1), {
+        cwd: mod,
+        env: { ...process.env, NO_COLOR: "1", TSX_DISABLE_CACHE: "1", ...standIn.env() },
+      });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+      child.on("error", reject);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? 1, out });
+      });
+    });
+    const ms = performance.now() - t0;
+    const cpu = new RegExp(`${CPU_MARK} ([\\d.]+) ([\\d.]+)\\s*$`).exec(r.out);
+    return {
+      code: r.code,
+      out: cpu ? r.out.slice(0, cpu.index) : r.out,
+      ms,
+      ...(cpu ? { cpuMs: (Number(cpu[1]) + Number(cpu[2])) * 1000 } : {}),
+      returned: [...standIn.returned],
+      unexpected: [...standIn.unexpected],
+      filters: [...standIn.filters],
+    };
+  } finally {
+    await standIn.stop();
+  }
 }

@@ -10,18 +10,8 @@
 //      engine names, answering through returnValue — here against the session stand-in.
 // Differences from an engine, said plainly: Node 20 instead of the runtime image's Node 24, the SDK from npm
 // instead of the engine's bundled copy of the same version, the stand-in instead of the engine's session.
-import { spawn, spawnSync } from "node:child_process";
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,17 +19,16 @@ import { BUILD_CONTEXT_IGNORE } from "../../ci/core/publish.js";
 import { parseSha, tagsFor } from "../../ci/core/tags.js";
 import { ROOT } from "../helpers/cli.js";
 import {
-  ENTRYPOINT_TS,
   INSTALL_ARGS,
   MODULE_CONFIG_FILES,
   RUNTIME,
   detectPackageManager,
   entrypointFiles,
+  invokeModule,
+  replayModuleDir,
   runtimeTools,
-  updatePackageJSONForModule,
-  updateTSConfigForModule,
 } from "../helpers/dagger-runtime.js";
-import { DaggerStandIn, type FunctionCallContext } from "../helpers/dagger-stand-in.js";
+import type { FunctionCallContext } from "../helpers/dagger-stand-in.js";
 
 const SHA = "453a6545b97fe240727c378291230abeb793d851";
 const SRC = join(ROOT, "ci");
@@ -63,68 +52,16 @@ beforeAll(() => {
   tools = runtimeTools();
   work = mkdtempSync(join(tmpdir(), "hamalog-replay-"));
   mod = join(work, "ci");
-  mkdirSync(mod);
-  // The runtime copies package.json (rewritten) and the lockfile, installs, then adds the rest of the source
-  // without config files, sdk/ and node_modules/ (config.go wrappedSourceCodeDirectory).
-  writeFileSync(join(mod, "package.json"), updatePackageJSONForModule(readFileSync(join(SRC, "package.json"), "utf8")));
-  for (const f of ["package-lock.json", ".npmrc"]) if (existsSync(join(SRC, f))) cpSync(join(SRC, f), join(mod, f));
-  install = sh(tools.npm, [...INSTALL_ARGS.npm, "--loglevel=silly"], mod);
-  writeFileSync(join(mod, "tsconfig.json"), updateTSConfigForModule(readFileSync(join(SRC, "tsconfig.json"), "utf8")));
-  for (const e of readdirSync(SRC))
-    if (!["package.json", "package-lock.json", "tsconfig.json", "sdk", "node_modules"].includes(e))
-      cpSync(join(SRC, e), join(mod, e), { recursive: true });
-  // The SDK library, mounted twice by runtime_node.go (sdk/ for tsconfig paths, node_modules/ for the introspector).
-  const sdk = join(ROOT, "node_modules/@dagger.io/dagger");
-  mkdirSync(join(mod, "node_modules/@dagger.io"), { recursive: true });
-  symlinkSync(sdk, join(mod, "node_modules/@dagger.io/dagger"));
-  mkdirSync(join(mod, "sdk"));
-  writeFileSync(join(mod, "sdk/index.ts"), `export * from "../node_modules/@dagger.io/dagger/dist/src/index.js";\n`);
-  cpSync(join(sdk, "dist/src/api/client.gen.d.ts"), join(mod, "sdk/client.gen.ts"));
-  writeFileSync(join(mod, "src/__dagger.entrypoint.ts"), ENTRYPOINT_TS);
+  install = replayModuleDir(SRC, mod, tools.npm);
 }, 600_000);
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-/** Like sh, without blocking: the stand-in answers from this process while the module runs. */
-function shAsync(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv) {
-  return new Promise<{ code: number; out: string }>((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, NO_COLOR: "1", ...env } });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, out });
-    });
-  });
-}
-
 /** Start the module the way the runtime's container entrypoint does, for one function call. */
-async function invoke(call: Omit<FunctionCallContext, "module">) {
-  const standIn = new DaggerStandIn({ functionCall: { module: "hamalog", ...call }, directories: ["dir-caller"] });
-  await standIn.start();
-  try {
-    const entry = join(mod, "src/__dagger.entrypoint.ts");
-    const r = await shAsync(
-      tools.tsx,
-      ["--no-deprecation", "--tsconfig", join(mod, "tsconfig.json"), entry],
-      mod,
-      standIn.env(),
-    );
-    return {
-      ...r,
-      returned: [...standIn.returned],
-      unexpected: [...standIn.unexpected],
-      filters: [...standIn.filters],
-    };
-  } finally {
-    await standIn.stop();
-  }
-}
+const invoke = (call: Omit<FunctionCallContext, "module">) =>
+  invokeModule(mod, tools.tsx, { module: "hamalog", ...call });
 
 describe("Dagger v0.21 TypeScript runtime, replayed on ci/", () => {
   it("picks npm at its pinned version from ci/'s lockfile (no cold-engine `No lockfile found` fallback to yarn)", () => {
@@ -206,5 +143,26 @@ describe("Dagger v0.21 TypeScript runtime, replayed on ci/", () => {
     expect(r.returned).toHaveLength(1);
     expect(JSON.parse(r.returned[0]!.value!)).toEqual({ source: "dir-caller", config: "pipeline.yaml", set: [] });
     expect(r.filters).toEqual([{ directory: "dir-caller", exclude: BUILD_CONTEXT_IGNORE }]);
+  });
+
+  it("a check loads the engine-free work on demand (a variable specifier, resolved by tsx) and answers from the source's config", async () => {
+    const own = readFileSync(join(ROOT, "pipeline.yaml"), "utf8");
+    const r = await invokeModule(
+      mod,
+      tools.tsx,
+      {
+        module: "hamalog",
+        parentName: "Hamalog",
+        name: "configValid",
+        parent: { source: "dir-own", config: "pipeline.yaml", set: ["deploy/host=203.0.113.7"] },
+        args: {},
+      },
+      { "dir-own": { "pipeline.yaml": own } },
+    );
+    expect(r.unexpected).toEqual([]);
+    expect(r.code, r.out.slice(-3000)).toBe(0);
+    expect(JSON.parse(r.returned[0]!.value!)).toBe(
+      "pipeline.yaml: valid — image ghcr.io/daemin-kim/hamalog-backend; deploys to 203.0.113.7 (/opt/hamalog, service hamalog-app, strategy blue-green)",
+    );
   });
 });
