@@ -150,6 +150,20 @@ describe("ship through the Dagger door, real registry + SSH + compose", () => {
     }
     expect(out).not.toContain(TOKEN);
     expect(standIn.plaintextReads).toEqual(expect.arrayContaining(["secret-token", "secret-ssh-key"]));
+    // What `dagger call ship … summary` prints: what was published, what the registry proved, what runs now.
+    expect(result.summary.split("\n").slice(0, 5)).toEqual([
+      `shipped sha ${SHA1} (main) to 127.0.0.1`,
+      "published:",
+      `  ${result.published[0]}`,
+      `  ${result.published[1]}`,
+      `verified: ${result.verified.reference} (the registry serves ${result.verified.digest})`,
+    ]);
+    expect(result.summary).toContain(result.deployment.summary);
+    expect(result.deployment.summary).toMatch(
+      new RegExp(`^deploy succeeded on 127\\.0\\.0\\.1 in [\\d.]+s \\(strategy recreate\\): it runs sha ${SHA1}\\n`),
+    );
+    expect(result.deployment.summary).toContain(`  digest    ${result.verified.digest}`);
+    expect(result.summary).not.toContain(TOKEN);
   });
 
   it("refuses to deploy when the sha tag moves between push and verify, naming verify-manifest", async () => {
