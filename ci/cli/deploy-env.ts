@@ -60,25 +60,23 @@ function intFlag(values: Record<string, unknown>, flag: string): number | undefi
  * deploy/composeFile's text, relative to the config file (or the working directory without one), and confined
  * there: the schema refuses absolute paths and `..`; a symlink that leads out of that directory is refused here.
  */
-function readTemplate(configPath: string | undefined, composeFile: string): string {
+function readTemplate(configPath: string | undefined, composeFile: string, field = "deploy/composeFile"): string {
   const base = resolve(configPath ? dirname(configPath) : ".");
   const path = resolve(base, composeFile);
   try {
     const real = realpathSync(path);
     const root = realpathSync(base);
     if (real !== root && !real.startsWith(`${root}${sep}`)) {
-      throw new ConfigError(
-        `deploy/composeFile: ${composeFile} leads out of ${root} (to ${real}) — keep the compose template beside the config`,
-      );
+      throw new ConfigError(`${field}: ${composeFile} leads out of ${root} (to ${real}) — keep it beside the config`);
     }
     if (statSync(real).size > MAX_TEMPLATE_BYTES) {
-      throw new ConfigError(`deploy/composeFile: ${path} is larger than 1 MiB — is this the compose template?`);
+      throw new ConfigError(`${field}: ${path} is larger than 1 MiB — is this the right file?`);
     }
     return readFileSync(real, "utf8");
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(
-      `deploy/composeFile: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}) — it is relative to the config file`,
+      `${field}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}) — it is relative to the config file`,
     );
   }
 }
@@ -96,7 +94,8 @@ export function remoteDoor(
   const door = openDoor(
     target,
     {
-      readTemplate: (file) => readTemplate(path, file),
+      readTemplate: (file) =>
+        readTemplate(path, file, file === target.deploy.composeFile ? "deploy/composeFile" : "deploy/files"),
       sshKey,
       sshKeyFrom: values["ssh-key-env"]
         ? "--ssh-key-env"

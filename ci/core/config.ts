@@ -109,6 +109,19 @@ const ConfigSchema = z.strictObject({
         .optional(),
       /** Or: the compose `services:` mapping inline. */
       services: z.record(z.string(), z.unknown()).optional(),
+      /**
+       * Files the template bind-mounts by relative path (e.g. nginx-docker.conf), relative to the config file: each
+       * release installs them at the same path in the deploy directory.
+       */
+      files: z
+        .array(
+          str(
+            /^(?!\.hamalog(\/|$)|releases\/|proxy\/|journal\.json$|history\.jsonl$|compose\.yaml$)[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/,
+            "must be a relative path of letters, digits, . _ - (no `..`, not hamalog's own files: .hamalog/, releases/, proxy/, journal.json, history.jsonl, compose.yaml)",
+          ),
+        )
+        .max(32)
+        .default([]),
       project: str(SERVICE, "must be lowercase letters, digits, _ . -").optional(),
       service: str(SERVICE, "must be a compose service name (lowercase letters, digits, _ . -)").optional(),
       platform: str(PLATFORM, PLATFORM_HINT).optional(),

@@ -100,6 +100,12 @@ export const FIELDS: readonly Field[] = [
     unset: "this or `deploy/services` to deploy",
   },
   { path: "deploy/services", kind: "file", help: "or: the compose `services:` mapping inline" },
+  {
+    path: "deploy/files",
+    kind: "file",
+    help: "files the template bind-mounts by relative path (e.g. nginx-docker.conf), installed with each release",
+    doc: "relative to the config (Dagger: to `--source`); installed at the same path in the deploy directory, mode 0644",
+  },
   { path: "deploy/project", flag: "project", kind: "string", help: "compose project name", unset: "directory name" },
   {
     path: "deploy/service",

@@ -77,8 +77,9 @@ export const blueGreen: Strategy = {
     const j = view.journal;
     const live = j.live;
     const colour: Colour = as ?? (live?.colour ? other(live.colour) : "blue");
-    // A recreate-layout app that runs is migrated: the proxy takes over its name (and its port, when published).
-    const legacy = live && !live.colour && containersOf(view, d.service).some((c) => c.state === "running");
+    // A recreate-layout app that runs is migrated: the proxy takes over its name (and its port, when published) —
+    // one this tool deployed, or one it finds running (a stack started by hand or by another tool: adopted).
+    const legacy = !live?.colour && containersOf(view, d.service).some((c) => c.state === "running");
     const head = (c: Colour) => [
       `rendered by hamalog (blue/green): ${c} runs sha ${release.sha}`,
       "do not edit: hamalog runs it from the release journal (journal.json)",
@@ -294,6 +295,24 @@ export const blueGreen: Strategy = {
     const a = j.attempt!;
     const cand = colourService(d.service, a.candidate.colour!);
     const live = j.live;
+    const order = this.steps.map((x) => x.phase);
+    if (a.migrating) {
+      // The migration (or the adoption of a stack nothing recorded) did not finish: the proxy and the candidate go,
+      // the recreate-layout app runs (started again if the switch stopped it), and what the switch restarted to
+      // resolve the app's name to the proxy is restarted once more, to resolve it to the app again.
+      const switched = order.indexOf(a.phase) >= order.indexOf("switch");
+      const deps = switched ? dependentsOf(s.compose, d.service) : [];
+      return {
+        steps: [
+          step.remove([PROXY_SERVICE, cand], "remove the proxy and the candidate (the migration did not finish)"),
+          ...(live ? back.steps : [step.start([a.migrating], `start ${a.migrating} again`)]),
+          ...(deps.length
+            ? [step.restart(deps, `restart ${deps.join(", ")} so ${d.service} resolves to the app again`)]
+            : []),
+        ],
+        files: live ? back.files : [],
+      };
+    }
     if (!live) {
       const port = upstreamPort(s.compose, d.service);
       return {
@@ -304,19 +323,8 @@ export const blueGreen: Strategy = {
         files: [{ path: "Caddyfile", content: caddyfile(d, null, port) }],
       };
     }
-    if (!live.colour) {
-      // The migration did not finish: the proxy and the candidate go, the recreate app serves again.
-      return {
-        steps: [
-          step.remove([PROXY_SERVICE, cand], "remove the proxy and the candidate (the migration did not finish)"),
-          ...back.steps,
-        ],
-        files: back.files,
-      };
-    }
     // Before its start, the candidate's colour still holds the kept release: it is left as it is. Once started it
     // replaced it (a rollback's candidate IS the kept release: stopped, it stays kept).
-    const order = this.steps.map((x) => x.phase);
     if (order.indexOf(a.phase) < order.indexOf("candidate")) return back;
     const isPrevious = j.previous?.composeFile === a.candidate.composeFile && j.previous.colour === a.candidate.colour;
     return {

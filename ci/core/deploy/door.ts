@@ -39,7 +39,10 @@ export function remoteTarget(cfg: PipelineConfig, configName = "pipeline.yaml"):
 
 /** What a door read for a remote function, and how its flags are called (for messages that say what to pass). */
 export interface DoorReads {
-  /** deploy/composeFile's text (the door knows what the path is relative to); called only when it is set. */
+  /**
+   * A file the config names, by its path relative to the config (the door knows what that is): deploy/composeFile
+   * and each of deploy/files.
+   */
   readTemplate(path: string): string;
   /** The SSH private key (not needed with deploy/host `local`). */
   sshKey: string | undefined;
@@ -93,6 +96,7 @@ export function openDoor(
       deploy: d,
       compose,
       ...(envText !== undefined ? { envText } : {}),
+      ...(d.files.length ? { files: d.files.map((path) => ({ path, content: r.readTemplate(path) })) } : {}),
       ...(r.registryToken && t.username ? { credentials: { username: t.username, password: r.registryToken } } : {}),
     },
     env: liveEnv(

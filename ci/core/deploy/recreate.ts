@@ -40,6 +40,9 @@ export function releaseFiles(
     files: [
       { path: `files/${slot.composeFile}`, content: r.yaml },
       ...(envFile ? [{ path: `files/${envFile}`, content: s.envText! }] : []),
+      // What the template bind-mounts (read by containers: world-readable, as in a checkout).
+      ...(s.files ?? []).map((f) => ({ path: `files/${f.path}`, content: f.content })),
+      ...(s.files?.length ? [{ path: "modes", content: s.files.map((f) => `0644 ${f.path}\n`).join("") }] : []),
     ],
   };
 }

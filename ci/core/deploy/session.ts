@@ -21,6 +21,8 @@ export interface DeployInput {
   credentials?: Credentials;
   /** The release's environment as an env file's text (deploy/env + the named secrets' values). */
   envText?: string;
+  /** deploy/files: what the template bind-mounts by relative path, read by the door. */
+  files?: { path: string; content: string }[];
   /** Who deploys, for the lock and history (e.g. `alice@laptop pid 4242`). */
   holder: string;
   lockWaitSeconds?: number;
@@ -127,6 +129,7 @@ export async function withSession<T>(
         compose: input.compose,
         project,
         ...(input.envText !== undefined ? { envText: input.envText } : {}),
+        ...(input.files?.length ? { files: input.files } : {}),
       };
       return await fn({ input, env, rep, host, probe, setting, started });
     } finally {

@@ -19,6 +19,8 @@ export interface Setting {
   project: string;
   /** The release's environment as a file's text (deploy/env + deploy/secrets), when there is one. */
   envText?: string;
+  /** deploy/files: installed with each release at the same relative path in the deploy directory. */
+  files?: { path: string; content: string }[];
 }
 
 /** A release placed on the host: its slot in the journal and the files to install for it. */

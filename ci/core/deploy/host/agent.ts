@@ -227,6 +227,8 @@ install_stage() {
     f=${"$"}{f#./}; mkdir -p -m 0700 -- "$(dirname -- "$D/$f")" && mv -f -- "$STAGE/files/$f" "$D/$f" || exit 1
     case $f in proxy/*) chmod 0644 -- "$D/$f";; esac
   done || { echo "installing the files failed" >&2; return 70; }
+  # Modes the client asked for (files a container reads, e.g. a bind-mounted nginx.conf): "MODE PATH" lines.
+  if [ -e "$STAGE/modes" ]; then while read -r m f; do chmod "$m" -- "$D/$f" || return 70; done < "$STAGE/modes"; fi
   if [ -e "$STAGE/files/journal.json" ]; then mv -f -- "$STAGE/files/journal.json" "$D/journal.json" || return 70; fi
   if [ -e "$STAGE/history.add" ]; then cat -- "$STAGE/history.add" >> "$D/history.jsonl" || echo "WARNING: could not append to $D/history.jsonl" >&2; fi
   return 0
@@ -429,11 +431,12 @@ op_pull() { # REF STALL REGISTRY USERNAME ; stdin: the registry token (empty: an
   if [ "$2" -gt 0 ] && command -v script >/dev/null 2>&1; then
     out=$cfg/pull.log
     HAMALOG_REF="$1" DOCKER_CONFIG="$cfg" script -qfec 'docker pull "$HAMALOG_REF"' "$out" </dev/null >/dev/null 2>&1 & p=$!
-    last=-1; idle=0
+    # Watched in fifths of a second (a fast pull is not held to a whole one); "idle" counts them.
+    last=-1; idle=0; step=0.2; per=5; sleep 0.2 2>/dev/null || { step=1; per=1; }
     while kill -0 "$p" 2>/dev/null; do
-      sleep 1; size=$(wc -c < "$out")
+      sleep "$step"; size=$(wc -c < "$out")
       if [ "$size" = "$last" ]; then idle=$((idle+1)); else idle=0; last=$size; fi
-      if [ "$idle" -ge "$2" ]; then kill "$p"; wait "$p" 2>/dev/null; tr '\r' '\n' < "$out" | grep -v '^Script ' | tail -n 3 >&2; echo "no progress for $2 s" >&2; exit 7; fi
+      if [ "$idle" -ge $(($2 * per)) ]; then kill "$p"; wait "$p" 2>/dev/null; tr '\r' '\n' < "$out" | grep -v '^Script ' | tail -n 3 >&2; echo "no progress for $2 s" >&2; exit 7; fi
     done
     wait "$p"; c=$?
     if [ "$c" -ne 0 ]; then tr '\r' '\n' < "$out" | grep -v '^Script ' | tail -n 5 >&2; fi
