@@ -62,6 +62,12 @@ const standIn = new DaggerStandIn({
       "single.yaml": SINGLE_PLATFORM_YAML,
       "multi.yaml": MULTI_PLATFORM_YAML,
       "deploy/docker-compose.prod.yml": COMPOSE,
+      "files.yaml": PIPELINE_YAML.replace(
+        /^( {2}composeFile: .*)$/m,
+        "$1\n  files: [nginx-docker.conf, conf/tunnel.yml]",
+      ),
+      "nginx-docker.conf": "upstream app { server hamalog-app:8080; }\n",
+      "conf/tunnel.yml": "ingress: []\n",
     },
     "dir-bad-template": {
       "pipeline.yaml": PIPELINE_YAML,
@@ -386,6 +392,22 @@ describe("deploy / rollback / status open the same door as the CLI (deploy/door.
     ).rejects.toThrow(
       "image/username: required with --registry-token (set it in pipeline.yaml or pass --set image/username=NAME)",
     );
+  });
+
+  it("reads the compose template and each of deploy/files from --source, by its own path, before connecting", async () => {
+    const port = await freePort(); // nothing listens there: the deploy stops at connect, after the door's reads
+    const err = await inSession((m) => m.deploy(SHA, key("secret-real-ssh-key")), {
+      config: "files.yaml",
+      set: ["deploy/host=127.0.0.1", `deploy/port=${port}`],
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/127\.0\.0\.1/);
+    const reads = standIn.queries
+      .map((q) => /file \(path: "([^"]+)"\) \{ contents/.exec(q)?.[1])
+      .filter((p): p is string => p !== undefined);
+    expect(reads).toEqual(["files.yaml", "deploy/docker-compose.prod.yml", "nginx-docker.conf", "conf/tunnel.yml"]);
   });
 
   it("an empty --recreate-accessory is refused before any connection", async () => {

@@ -139,9 +139,9 @@ function appSecrets(names: readonly string[], envText: string | undefined): Reco
 async function openRemote(cfg: PipelineConfig, reads: RemoteReads, print: Print) {
   const target = inDaggerWords(() => remoteTarget(cfg));
   // What the door may ask for, read ahead (its reads are synchronous): the compose template, then the files it
-  // bind-mounts (deploy/files, where the config has it), each by its path in --source.
-  const d = target.deploy as typeof target.deploy & { files?: readonly string[] };
-  const named = [...(d.composeFile ? [d.composeFile] : []), ...(d.files ?? [])];
+  // bind-mounts (deploy/files), each by its path in --source.
+  const d = target.deploy;
+  const named = [...(d.composeFile ? [d.composeFile] : []), ...d.files];
   const texts = new Map<string, string>();
   for (const path of named) if (!texts.has(path)) texts.set(path, await reads.readSource(path));
   const readTemplate = (path: string) => {
