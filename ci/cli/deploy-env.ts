@@ -85,6 +85,8 @@ export function remoteDoor(
   values: Record<string, unknown>,
   io: Io,
   signal?: AbortSignal,
+  /** Whether the command places a release (deploy, rollback): only then is the app's environment read. */
+  places = true,
 ): { input: DeployInput; env: DeployEnv } {
   const { config, path } = loadConfig(values.config as string | undefined, overridesFrom(values));
   const target = remoteTarget(config, path ?? "pipeline.yaml");
@@ -102,15 +104,17 @@ export function remoteDoor(
         : values["ssh-key-file"]
           ? "--ssh-key-file"
           : "--ssh-key-file or --ssh-key-env",
-      secrets: (names) =>
-        envFile !== undefined
-          ? pickSecrets(names, readDotenv(envFile), `--env-file ${envFile}`, `add NAME=value lines to ${envFile}`)
-          : pickSecrets(
-              names,
-              io.env,
-              "this process's environment",
-              "export them (in CI: from the environment's secrets) or pass --env-file FILE",
-            ),
+      secrets: !places
+        ? undefined
+        : (names: readonly string[]) =>
+            envFile !== undefined
+              ? pickSecrets(names, readDotenv(envFile), `--env-file ${envFile}`, `add NAME=value lines to ${envFile}`)
+              : pickSecrets(
+                  names,
+                  io.env,
+                  "this process's environment",
+                  "export them (in CI: from the environment's secrets) or pass --env-file FILE",
+                ),
       ...(registryToken ? { registryToken } : {}),
       tokenFlag: "--password-env/--password-file",
       usernameFlag: "--username",

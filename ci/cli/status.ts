@@ -16,7 +16,7 @@ export const command: Command = {
   async run(values, io) {
     const raw = values.lines as string | undefined;
     if (raw !== undefined && !/^\d+$/.test(raw)) throw new ConfigError(`--lines: \`${raw}\` is not a whole number`);
-    const { input, env } = remoteDoor(values, io);
+    const { input, env } = remoteDoor(values, io, undefined, false);
     await status({ ...input, ...(raw !== undefined ? { lines: Number(raw) } : {}) }, env);
     return 0;
   },

@@ -84,6 +84,7 @@ describe("pipeline config", () => {
         leaseSeconds: 30,
         env: {},
         secrets: [],
+        files: [],
       },
     });
     expect(parseConfig("deploy:\n  health:\n    url: http://127.0.0.1/h\n").deploy.health).toEqual({

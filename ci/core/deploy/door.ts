@@ -55,9 +55,10 @@ export interface DoorReads {
   insecureAcceptHostKey?: boolean;
   /**
    * The values of deploy/secrets' names, looked up by the door (the CLI: its environment or --env-file; Dagger: a
-   * dotenv Secret). Called only when the config names secrets; it throws naming the missing ones.
+   * dotenv Secret). Called only when the config names secrets; it throws naming the missing ones. Absent for what
+   * places no release (status): then no environment is read at all.
    */
-  secrets(names: readonly string[]): Record<string, string>;
+  secrets?(names: readonly string[]): Record<string, string>;
 }
 
 /** The core's input (without the holder, which each door names) and live environment for `target`. */
@@ -81,10 +82,11 @@ export function openDoor(
   }
   if (!local) checkHostKeyPin(t, r.insecureAcceptHostKey === true);
   const d = t.deploy;
-  const secrets = d.secrets.length ? r.secrets(d.secrets) : {};
+  const places = r.secrets !== undefined;
+  const secrets = places && d.secrets.length ? r.secrets!(d.secrets) : {};
   const app = { plain: d.env, secrets };
   const hidden = secretValues(app);
-  const envText = d.secrets.length || Object.keys(d.env).length ? envFileText(app) : undefined;
+  const envText = places && (d.secrets.length || Object.keys(d.env).length) ? envFileText(app) : undefined;
   const compose: ComposeSource = d.composeFile
     ? { template: r.readTemplate(d.composeFile), templateName: d.composeFile }
     : d.services
