@@ -41,11 +41,16 @@ const real = liveEnv(
   { out: (l) => printed.push(l), warn: (l) => printed.push(l) },
 );
 
-/** A host that runs nothing (so preflight reaches verify, which fails echoing the secrets). */
+/** A host that probes fine and runs nothing (so preflight reaches verify, which fails echoing the secrets). */
 const quietHost: Remote = {
   label: "root@127.0.0.1:22",
   hostKeyFingerprint: "SHA256:x",
-  run: async () => ({ code: 0, stdout: "linux/x86_64\n", stderr: "" }),
+  run: async () => ({
+    code: 0,
+    stdout:
+      "hamalog-section platform\nlinux/x86_64\nhamalog-section compose\nDocker Compose version v2.26.1\nhamalog-section tools\n",
+    stderr: "",
+  }),
   httpGet: () => Promise.reject(new Error("unused")),
   close: () => undefined,
 };

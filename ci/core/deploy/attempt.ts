@@ -186,11 +186,14 @@ export const FRAME = {
 
 /** Every phase of `st`'s attempt, in order (what the dry run prints and the docs tabulate). */
 export function phasesOf(st: Strategy): { phase: string; does: string }[] {
+  const composeOnly = new Set(["pull", "accessories", "dependents"]);
+  const frame = (xs: readonly { phase: string; does: string }[]) =>
+    st.composeHost ? xs : xs.filter((x) => !composeOnly.has(x.phase));
   return [
-    ...FRAME.before,
+    ...frame(FRAME.before),
     ...st.steps,
     ...(st.afterLive.length ? [FRAME.promote, ...st.afterLive] : []),
-    ...FRAME.after,
+    ...frame(FRAME.after),
   ].map((x) => ({ phase: x.phase, does: x.does }));
 }
 
@@ -332,6 +335,8 @@ function prepared(a: Attempt): string {
 }
 
 async function pull(a: Attempt, release: Release): Promise<void> {
+  // An orchestrator's nodes pull for themselves (the strategy passes the login on, e.g. swarm's --with-registry-auth).
+  if (!a.strategy.composeHost) return;
   const { input, rep, host } = a.s;
   await rep.phase("pull", async () => {
     const ref = `${nameOf(release)}@${release.digest}`;
@@ -356,6 +361,8 @@ async function pull(a: Attempt, release: Release): Promise<void> {
  * (`dependents`): the ones that reach the app by name (nginx, a tunnel) are started when missing.
  */
 async function accessories(a: Attempt, phase: "accessories" | "dependents"): Promise<void> {
+  // An orchestrator runs the whole stack from one spec (swarm): there is nothing for compose to start.
+  if (!a.strategy.composeHost) return;
   const all = accessoriesOf(a.compose, a.d.service);
   const dependents = dependentsOf(a.compose, a.d.service);
   const mine = phase === "accessories" ? all : dependents;

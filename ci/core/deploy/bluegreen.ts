@@ -71,6 +71,7 @@ export const blueGreen: Strategy = {
   name: "blue-green",
   summary:
     "zero downtime: the new colour starts beside the live one behind a Caddy proxy and takes over only once healthy",
+  composeHost: true,
 
   place(s, release, view, since, as) {
     const d = s.deploy;

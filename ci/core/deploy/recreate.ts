@@ -66,6 +66,7 @@ export function checkContainer(view: HostView, service: string, live: Slot): str
 export const recreate: Strategy = {
   name: "recreate",
   summary: "compose replaces the app's container in place (a gap while it starts)",
+  composeHost: true,
 
   place(s, release, _view, since) {
     return {

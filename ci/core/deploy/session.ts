@@ -12,6 +12,7 @@ import type { Release } from "./release.js";
 import type { Remote } from "./remote.js";
 import { redactError, Reporter, type Clock, type Output } from "./report.js";
 import type { Setting } from "./strategy.js";
+import { STRATEGY } from "./strategies.js";
 
 export interface DeployInput {
   image: ImageName;
@@ -112,7 +113,7 @@ export async function withSession<T>(
         now: () => env.clock.now().toISOString(),
       });
       const probe = await rep.phase("probe", async () => {
-        const p = await host.probe(o.wantPlatform === true, input.signal);
+        const p = await host.probe(o.wantPlatform === true, STRATEGY[d.strategy].composeHost, input.signal);
         if (p.missingTools.length > 0)
           throw new PipelineError(
             `${remote.label} lacks ${p.missingTools.join(", ")}, which the deploy's host agent needs (flock/setsid: util-linux, timeout: coreutils, tar) — install them there; nothing was changed`,

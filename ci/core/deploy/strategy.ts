@@ -65,6 +65,11 @@ export interface Strategy {
   readonly name: StrategyName;
   /** One line: what it is, for --help and the docs. */
   readonly summary: string;
+  /**
+   * The host runs the app with docker compose: the frame pulls the image there and starts the accessories with
+   * compose. False for an orchestrator that does both itself (swarm: the nodes pull, the stack holds them).
+   */
+  readonly composeHost: boolean;
   /** Place `release` on the host given what runs there (pure); `colour`: as that colour (blue/green). */
   place(s: Setting, release: Release, view: HostView, since: string, colour?: Slot["colour"]): Placement;
   readonly steps: readonly Step[];

@@ -13,6 +13,7 @@
 // Every value arrives as an argument or on stdin (a tar bundle of files); nothing is spliced into script text.
 // The script is dash/busybox-ash compatible and needs flock, timeout and setsid (util-linux/coreutils/busybox).
 import { createHash } from "node:crypto";
+import { HOST_PARTS } from "./parts.js";
 
 /** Exit codes the client reads by name. */
 export const AGENT_EXIT = {
@@ -91,7 +92,8 @@ observe() { # PROJECT IMAGE_NAME LEASE
 
 op_probe() { # WANT_PLATFORM PROJECT IMAGE_NAME LEASE  (run from memory by the bootstrap: it writes nothing)
   section platform; if [ "$1" = 1 ]; then announce info; docker info --format '{{.OSType}}/{{.Architecture}}' || exit; fi
-  section compose; announce compose; docker compose version || exit
+  # compose is the app's runner for recreate and blue/green (the client refuses a host without it); swarm needs none.
+  section compose; docker compose version 2>&1 || echo "hamalog-no-compose"
   section tools; for t in flock timeout setsid tar sha256sum; do command -v "$t" >/dev/null 2>&1 || printf '%s\n' "$t"; done
   section memory; sed -n 's/^MemAvailable: *\([0-9]*\) kB$/\1/p' /proc/meminfo 2>/dev/null
   observe "$2" "$3" "$4"
@@ -207,10 +209,7 @@ op__exec() { # TOKEN NAME STAGE OP ARGS...
   else
     install_stage || rc=$?
     if [ "$rc" -eq 0 ]; then
-      case $1 in
-        noop|adopt|clean|accessories|recover|finish|unlock_op|up|start_missing|remove|stop|start|restart|route|switch|proxy_up|migrate|warm_timer|stack_deploy) ;;
-        *) echo "unknown agent op $1" >&2; rc=64 ;;
-      esac
+      command -v "step_$1" >/dev/null 2>&1 || { echo "unknown agent step $1" >&2; rc=64; }
     fi
     if [ "$rc" -eq 0 ]; then o=$1; shift; "step_$o" "$@"; rc=$?; fi
   fi
@@ -463,16 +462,20 @@ op_diagnose() { # PROJECT FILE ENVFILE SERVICE...
   section ps; composef "$f" "$e" ps --all 2>&1 | head -n 40
 }
 
-case $OP in
-  probe|observe|lock|unlock|heartbeat|run|_exec|_warm|pull|diagnose) ;;
-  *) echo "hamalog agent: unknown op $OP" >&2; exit 64 ;;
-esac
+`;
+
+/**
+ * The agent's dispatch: an op is any `op_NAME` function the script defines (steps run through `run` are `step_NAME`);
+ * a strategy's own host functions (swarm.ts's) are appended before it.
+ */
+const DISPATCH = String.raw`
+command -v "op_$OP" >/dev/null 2>&1 || { echo "hamalog agent: unknown op $OP" >&2; exit 64; }
 P=${"$"}{P:-}
 "op_$OP" "$@"
 `;
 
-/** The agent's text as installed on the host. */
-export const AGENT_SCRIPT = SCRIPT;
+/** The agent's text as installed on the host: the base, each strategy's own host functions, the dispatch. */
+export const AGENT_SCRIPT = [SCRIPT, ...HOST_PARTS, DISPATCH].join("");
 
 /** Its file name on the host: a new version installs beside the old one, so a running agent is never rewritten. */
 export const AGENT_FILE = `agent-${createHash("sha256").update(SCRIPT).digest("hex").slice(0, 12)}.sh`;

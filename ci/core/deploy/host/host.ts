@@ -109,7 +109,7 @@ export class Host {
    * The first command of a session, which writes nothing (the agent runs from memory): check the directory, probe
    * the host, observe it. Until the lock, a deploy has changed nothing on the host.
    */
-  async probe(wantPlatform: boolean, signal?: AbortSignal): Promise<Probe> {
+  async probe(wantPlatform: boolean, needsCompose: boolean, signal?: AbortSignal): Promise<Probe> {
     const r = await this.remote.run(
       [
         "sh",
@@ -143,13 +143,6 @@ export class Host {
         `\`docker info\` failed on ${this.label} (${this.o.clean(stderr).slice(0, 300)}) — is Docker running there and may ${user} use it?`,
         "preflight",
       );
-    if (r.code !== 0 && step === "compose")
-      throw new PipelineError(
-        `\`docker compose version\` failed on ${this.label} (${this.o.clean(stderr).split("\n").slice(0, 2).join(" ").slice(0, 300)}): ` +
-          `the Docker Compose v2 plugin is missing for ${user} there. Install it on the host (Docker's \`docker-compose-plugin\` package, ` +
-          `or the \`docker-compose\` binary in /usr/libexec/docker/cli-plugins/ or ~${user}/.docker/cli-plugins/); nothing on ${this.label} was changed`,
-        "preflight",
-      );
     if (r.code !== 0)
       throw new PipelineError(
         `probing ${this.label} failed (exit ${r.code}${step ? `, in ${step}` : ""}): ${this.o.clean(stderr || r.stdout).slice(-400)}`,
@@ -157,6 +150,14 @@ export class Host {
       );
     const s = sections(r.stdout);
     const mem = Number((s.get("memory") ?? "").trim());
+    const compose = (s.get("compose") ?? "").trim();
+    if (needsCompose && (compose.includes("hamalog-no-compose") || !/Compose version/i.test(compose)))
+      throw new PipelineError(
+        `\`docker compose version\` failed on ${this.label} (${this.o.clean(compose.replace("hamalog-no-compose", "").trim()).split("\n").slice(0, 2).join(" ").slice(0, 300)}): ` +
+          `the Docker Compose v2 plugin is missing for ${user} there. Install it on the host (Docker's \`docker-compose-plugin\` package, ` +
+          `or the \`docker-compose\` binary in /usr/libexec/docker/cli-plugins/ or ~${user}/.docker/cli-plugins/); nothing on ${this.label} was changed`,
+        "preflight",
+      );
     return {
       platform: wantPlatform ? (s.get("platform") ?? "").trim() || undefined : undefined,
       composeVersion:
