@@ -156,6 +156,7 @@ export class Hamalog {
    * @param force Replace the live release even when it is this one and healthy (a re-run otherwise changes nothing).
    * @param recreateAccessory Apply the changed definition of this accessory service, recreating it (repeatable); other changed accessories are reported and left running.
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
+   * @param appEnv The app's secrets as one dotenv Secret (NAME=value lines for deploy/secrets' names, e.g. env://HAMALOG_ENV); required when the config names secrets.
    */
   @func({ cache: "never" })
   async ship(
@@ -170,6 +171,7 @@ export class Hamalog {
     force = false,
     recreateAccessory: string[] = [],
     insecureAcceptHostKey = false,
+    appEnv?: Secret,
   ): Promise<Shipment> {
     parseSha(sha);
     const shipped = await (
@@ -187,7 +189,7 @@ export class Hamalog {
         force,
         recreateAccessory,
       },
-      this.reads(sshKey, deployToken ?? registryToken, insecureAcceptHostKey),
+      this.reads(sshKey, deployToken ?? registryToken, insecureAcceptHostKey, appEnv),
       {
         build: async (plan) => {
           const images = this.containers(plan);
@@ -222,6 +224,7 @@ export class Hamalog {
    * @param force Replace the live release even when it is this one and healthy.
    * @param recreateAccessory Apply the changed definition of this accessory service, recreating it (repeatable); other changed accessories are reported and left running.
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
+   * @param appEnv The app's secrets as one dotenv Secret (NAME=value lines for deploy/secrets' names, e.g. env://HAMALOG_ENV); required when the config names secrets.
    */
   @func({ cache: "never" })
   async deploy(
@@ -237,6 +240,7 @@ export class Hamalog {
     force = false,
     recreateAccessory: string[] = [],
     insecureAcceptHostKey = false,
+    appEnv?: Secret,
   ): Promise<Deployment> {
     parseSha(sha);
     const deployed = await (
@@ -244,7 +248,7 @@ export class Hamalog {
     ).deploy(
       await this.configSource(),
       { sha, registryUsername, fallback, strategy, dryRun, lockWait, breakLock, force, recreateAccessory },
-      this.reads(sshKey, registryToken, insecureAcceptHostKey),
+      this.reads(sshKey, registryToken, insecureAcceptHostKey, appEnv),
       print,
     );
     return deploymentOf(deployed);
@@ -264,6 +268,7 @@ export class Hamalog {
    * @param force Replace the live release even when it is the one rolled back to and healthy.
    * @param recreateAccessory Apply the changed definition of this accessory service, recreating it (repeatable); other changed accessories are reported and left running.
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
+   * @param appEnv The app's secrets as one dotenv Secret; needed when the release rolled back to is rendered again (one from history, not the kept one).
    */
   @func({ cache: "never" })
   async rollback(
@@ -274,13 +279,14 @@ export class Hamalog {
     force = false,
     recreateAccessory: string[] = [],
     insecureAcceptHostKey = false,
+    appEnv?: Secret,
   ): Promise<Deployment> {
     const rolledBack = await (
       await work()
     ).rollback(
       await this.configSource(),
       { to, dryRun, force, recreateAccessory },
-      this.reads(sshKey, registryToken, insecureAcceptHostKey),
+      this.reads(sshKey, registryToken, insecureAcceptHostKey, appEnv),
       print,
     );
     return deploymentOf(rolledBack);
@@ -301,7 +307,12 @@ export class Hamalog {
   async status(sshKey: Secret, lines = 5, insecureAcceptHostKey = false): Promise<Status> {
     const report = await (
       await work()
-    ).status(await this.configSource(), lines, this.reads(sshKey, undefined, insecureAcceptHostKey), print);
+    ).status(
+      await this.configSource(),
+      lines,
+      this.reads(sshKey, undefined, insecureAcceptHostKey, undefined, false),
+      print,
+    );
     return statusOf(report);
   }
 
@@ -412,10 +423,17 @@ export class Hamalog {
   }
 
   /** What a remote function reads through the engine, each read only when the work needs it. */
-  private reads(sshKey: Secret | undefined, registryToken: Secret | undefined, insecure: boolean, appEnv?: Secret) {
+  private reads(
+    sshKey: Secret | undefined,
+    registryToken: Secret | undefined,
+    insecure: boolean,
+    appEnv?: Secret,
+    places = true,
+  ) {
     const reads: RemoteReads = {
       readSource: (path) => this.source.file(path).contents(),
       insecureAcceptHostKey: insecure,
+      places,
     };
     if (sshKey) reads.sshKey = () => sshKey.plaintext();
     if (registryToken) reads.registryToken = () => registryToken.plaintext();

@@ -181,7 +181,9 @@ describe("the lock: a fencing token under one flock", () => {
     // --break-lock takes it from a live holder too, and says it broke a lock that was not stale.
     const e = lock(d, "E", true);
     expect(e.token).toBe(3);
-    expect(sections(e.stdout).get("took-over")).toMatch(/^\{"token":2,"holder":"C".*\}\nits lease was renewed \d+ s ago\nbroken\n?$/);
+    expect(sections(e.stdout).get("took-over")).toMatch(
+      /^\{"token":2,"holder":"C".*\}\nits lease was renewed \d+ s ago\nbroken\n?$/,
+    );
     expect(JSON.parse(read(join(d, ".hamalog", "lock.json")))).toMatchObject({ token: 3, holder: "E" });
   });
 

@@ -67,6 +67,7 @@ const setting = (strategy: string): Setting => {
     deploy: requireDeploy(cfg),
     compose: { template: "services:\n  app: {image: x, expose: ['8080']}\n  db: {image: postgres}\n" },
     project: "app",
+    env: () => undefined,
   };
 };
 const facts = { time: new Date("2026-01-01T00:02:00.000Z"), holder: "next run", error: "died" };

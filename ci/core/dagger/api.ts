@@ -56,6 +56,8 @@ export interface RemoteReads {
   /** A dotenv Secret holding the values of deploy/secrets' names. */
   appEnv?: Plaintext;
   insecureAcceptHostKey: boolean;
+  /** The function places a release (deploy, rollback, ship): only then is the app's environment read. */
+  places: boolean;
 }
 
 /** Where a remote function's progress lines go as they happen (the engine's log); they are also collected. */

@@ -161,7 +161,7 @@ async function openRemote(cfg: PipelineConfig, reads: RemoteReads, print: Print)
       readTemplate,
       sshKey,
       sshKeyFrom: "--ssh-key",
-      secrets: (names: readonly string[]) => appSecrets(names, envText),
+      ...(reads.places ? { secrets: (names: readonly string[]) => appSecrets(names, envText) } : {}),
       tokenFlag: "--registry-token",
       usernameFlag: "--set image/username=NAME",
       insecureAcceptHostKey: reads.insecureAcceptHostKey,

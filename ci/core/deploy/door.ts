@@ -82,11 +82,18 @@ export function openDoor(
   }
   if (!local) checkHostKeyPin(t, r.insecureAcceptHostKey === true);
   const d = t.deploy;
-  const places = r.secrets !== undefined;
-  const secrets = places && d.secrets.length ? r.secrets!(d.secrets) : {};
-  const app = { plain: d.env, secrets };
-  const hidden = secretValues(app);
-  const envText = places && (d.secrets.length || Object.keys(d.env).length) ? envFileText(app) : undefined;
+  const hidden: string[] = [];
+  // The app's environment is read when a release is rendered (a deploy, a rollback to a release from history), not
+  // for a kept release that runs from its own env file, nor for status; its secret values join the redaction list
+  // (the same array every printed line is checked against) the moment they are read.
+  let text: string | undefined | null = null;
+  const env = (): string | undefined => {
+    if (text !== null) return text;
+    if (!r.secrets || (d.secrets.length === 0 && Object.keys(d.env).length === 0)) return (text = undefined);
+    const app = { plain: d.env, secrets: d.secrets.length ? r.secrets(d.secrets) : {} };
+    hidden.push(...secretValues(app));
+    return (text = envFileText(app));
+  };
   const compose: ComposeSource = d.composeFile
     ? { template: r.readTemplate(d.composeFile), templateName: d.composeFile }
     : d.services
@@ -97,7 +104,7 @@ export function openDoor(
       image: t.image,
       deploy: d,
       compose,
-      ...(envText !== undefined ? { envText } : {}),
+      env,
       ...(d.files.length ? { files: d.files.map((path) => ({ path, content: r.readTemplate(path) })) } : {}),
       ...(r.registryToken && t.username ? { credentials: { username: t.username, password: r.registryToken } } : {}),
     },
@@ -127,6 +134,16 @@ function checkHostKeyPin(t: RemoteTarget, insecure: boolean): void {
   if (!d.hostKey && !insecure) throw unpinnedError(d.host, d.port);
 }
 
+/**
+ * What must never be printed. `app` is kept by reference: the app's secrets join it when they are read (later than
+ * the door opens), and every line is checked against the list as it is then.
+ */
+function secretList(sshKey: string, registryToken: string | undefined, app: string[] | undefined): string[] {
+  const list = app ?? [];
+  list.push(...(sshKey ? keySecrets(sshKey) : []), ...(registryToken ? [registryToken] : []));
+  return list;
+}
+
 export function liveEnv(
   d: DeployConfig,
   secrets: { sshKey?: string; registryToken?: string; app?: string[] },
@@ -151,11 +168,7 @@ export function liveEnv(
       monotonic: () => performance.now(),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     },
-    secrets: [
-      ...(sshKey ? keySecrets(sshKey) : []),
-      ...(secrets.registryToken ? [secrets.registryToken] : []),
-      ...(secrets.app ?? []),
-    ],
+    secrets: secretList(sshKey, secrets.registryToken, secrets.app),
     attemptId: () => randomUUID(),
   };
 }

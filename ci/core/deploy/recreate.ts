@@ -22,9 +22,10 @@ export function releaseFiles(
 ): Pick<Placement, "slot" | "files" | "compose" | "warnings"> {
   const dir = s.deploy.directory.replace(/\/+$/, "");
   // The name hashes what runs: the template rendered with a placeholder env path, and the environment itself.
-  const probe = render(s.envText !== undefined ? "ENV" : undefined).yaml;
-  const base = releaseBase(release.digest, `${probe}\n${s.envText ?? ""}`, colour);
-  const envFile = s.envText !== undefined ? `${base}.env` : undefined;
+  const envText = s.env();
+  const probe = render(envText !== undefined ? "ENV" : undefined).yaml;
+  const base = releaseBase(release.digest, `${probe}\n${envText ?? ""}`, colour);
+  const envFile = envText !== undefined ? `${base}.env` : undefined;
   const r = render(envFile ? `${dir}/${envFile}` : undefined);
   const slot: Slot = {
     ...release,
@@ -39,7 +40,7 @@ export function releaseFiles(
     warnings: r.warnings,
     files: [
       { path: `files/${slot.composeFile}`, content: r.yaml },
-      ...(envFile ? [{ path: `files/${envFile}`, content: s.envText! }] : []),
+      ...(envFile ? [{ path: `files/${envFile}`, content: envText! }] : []),
       // What the template bind-mounts (read by containers: world-readable, as in a checkout).
       ...(s.files ?? []).map((f) => ({ path: `files/${f.path}`, content: f.content })),
       ...(s.files?.length ? [{ path: "modes", content: s.files.map((f) => `0644 ${f.path}\n`).join("") }] : []),

@@ -116,10 +116,14 @@ async function start(
 ): Promise<Outcome> {
   const now = s.env.clock.now().toISOString();
   const view = s.probe.view;
-  const placed = st.place(s.setting, release, view, now);
-  // A release the journal kept keeps its files (and the environment it ran with), when it fits this strategy.
-  const fits = reuse && (st.name === "blue-green" ? reuse.colour === placed.slot.colour : !reuse.colour);
-  const placement: Placement = fits ? { ...placed, slot: { ...reuse, since: now }, files: [] } : placed;
+  // A kept release runs from its own files (and env file) when it fits this strategy: placing it again needs no
+  // environment. Anything else is rendered with the app's environment (read now: a missing secret stops here).
+  const bare = reuse ? st.place({ ...s.setting, env: () => undefined }, release, view, now) : undefined;
+  const fits = reuse && bare && (st.name === "blue-green" ? reuse.colour === bare.slot.colour : !reuse.colour);
+  const placement: Placement =
+    fits && bare && reuse
+      ? { ...bare, slot: { ...reuse, since: now }, files: [] }
+      : st.place(s.setting, release, view, now);
   for (const w of placement.warnings) s.rep.warn(`WARNING: ${w}`);
   if (s.input.dryRun) return dryRun(s, st, action, release, placement);
   if (!s.input.force) {

@@ -20,8 +20,11 @@ export interface DeployInput {
   compose: ComposeSource;
   /** Registry login for the host (and preflight); omit for public images. */
   credentials?: Credentials;
-  /** The release's environment as an env file's text (deploy/env + the named secrets' values). */
-  envText?: string;
+  /**
+   * The release's environment as an env file's text (deploy/env + the named secrets' values), read when first
+   * asked for (it throws naming a missing secret); undefined when the config has none.
+   */
+  env?: () => string | undefined;
   /** deploy/files: what the template bind-mounts by relative path, read by the door. */
   files?: { path: string; content: string }[];
   /** Who deploys, for the lock and history (e.g. `alice@laptop pid 4242`). */
@@ -129,7 +132,7 @@ export async function withSession<T>(
         deploy: d,
         compose: input.compose,
         project,
-        ...(input.envText !== undefined ? { envText: input.envText } : {}),
+        env: input.env ?? (() => undefined),
         ...(input.files?.length ? { files: input.files } : {}),
       };
       return await fn({ input, env, rep, host, probe, setting, started });

@@ -17,8 +17,8 @@ export interface Setting {
   deploy: DeployConfig;
   compose: ComposeSource;
   project: string;
-  /** The release's environment as a file's text (deploy/env + deploy/secrets), when there is one. */
-  envText?: string;
+  /** The release's environment as a file's text (deploy/env + deploy/secrets), read when a release is rendered. */
+  env(): string | undefined;
   /** deploy/files: installed with each release at the same relative path in the deploy directory. */
   files?: { path: string; content: string }[];
 }
