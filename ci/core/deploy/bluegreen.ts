@@ -21,7 +21,7 @@ import {
 import { step, type HostStep } from "./host/steps.js";
 import { containersOf, healthOf, sections } from "./host/view.js";
 import type { Colour } from "./journal.js";
-import { checkContainer, recreate, releaseFiles } from "./recreate.js";
+import { checkContainer, recreate, releaseFiles, runsRelease } from "./recreate.js";
 import { shortRelease } from "./release.js";
 import { seconds } from "./report.js";
 import type { HostPlan, Strategy } from "./strategy.js";
@@ -174,7 +174,7 @@ export const blueGreen: Strategy = {
         const d = a.d;
         const svc = colourService(d.service, a.candidate.colour!);
         const warm = containersOf(a.view, svc).find(
-          (c) => c.state === "running" && c.image === a.candidate.image && healthOf(c.status) !== "unhealthy",
+          (c) => c.state === "running" && runsRelease(a.view, c, a.candidate) && healthOf(c.status) !== "unhealthy",
         );
         if (warm && a.current.previous?.composeFile === a.candidate.composeFile)
           return `${svc} already runs ${a.candidate.digest.slice(0, 19)}… (kept warm): nothing to start`;
@@ -387,7 +387,7 @@ export const blueGreen: Strategy = {
     if (prev?.colour) {
       const svc = colourService(d.service, prev.colour);
       const c = containersOf(view, svc)[0];
-      const ran = c ? c.image === prev.image || c.image.endsWith(`@${prev.digest}`) : false;
+      const ran = c ? runsRelease(view, c, prev) : false;
       const warm = prev.warmUntil && c?.state === "running" ? ` warm until ${prev.warmUntil}` : "";
       lines.push(
         `kept: ${prev.colour} ${shortRelease(prev)} (${state(prev.colour)}${warm}; \`hamalog rollback\` ${warm ? "switches to it" : "starts it"})`,

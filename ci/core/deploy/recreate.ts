@@ -5,7 +5,7 @@
 import { renderCompose } from "../compose.js";
 import { COLOURS, colourService, PROXY_SERVICE } from "./colours.js";
 import { step } from "./host/steps.js";
-import { containersOf, healthOf, type HostView } from "./host/view.js";
+import { containersOf, healthOf, type ContainerSeen, type HostView } from "./host/view.js";
 import { releaseBase, type Slot } from "./journal.js";
 import { shortRelease, type Release } from "./release.js";
 import { seconds } from "./report.js";
@@ -48,14 +48,19 @@ export function releaseFiles(
   };
 }
 
+/** Whether container `c` runs release `r`'s image: by reference, by digest, or by image id (a name may be lost). */
+export function runsRelease(view: HostView, c: ContainerSeen, r: Release): boolean {
+  const id = view.imageIds.get(r.digest);
+  return c.image === r.image || c.image.endsWith(`@${r.digest}`) || (id !== undefined && c.imageId === id);
+}
+
 /** Whether the app's container runs `live`'s image, healthy (empty: it does). */
 export function checkContainer(view: HostView, service: string, live: Slot): string[] {
   const cs = containersOf(view, service);
   const running = cs.filter((c) => c.state === "running");
-  const runs = (image: string) => image === live.image || image.endsWith(`@${live.digest}`);
   if (running.length === 0)
     return [`the live release ${shortRelease(live)} is not running (${service}: ${cs[0]?.state ?? "no container"})`];
-  const mine = running.find((c) => runs(c.image));
+  const mine = running.find((c) => runsRelease(view, c, live));
   if (!mine)
     return [
       `the live release is ${shortRelease(live)}, but ${running.map((c) => `${c.name} runs ${c.image}`).join(", ")}`,

@@ -2,8 +2,8 @@
 // and `rollback` (the journal's previous release, or one from history). Each opens a session, finds its release in
 // `preflight`, and hands it to the one attempt frame (attempt.ts) — unless it is a dry run, or the release is
 // already live and healthy (a re-run changes nothing; --force replaces it).
-import { memoryLimit } from "../compose.js";
-import { PipelineError } from "../errors.js";
+import { accessoriesOf, memoryLimit } from "../compose.js";
+import { ConfigError, PipelineError } from "../errors.js";
 import type { Sha } from "../tags.js";
 import { phasesOf, runAttempt } from "./attempt.js";
 import { rollbackTarget, successfulReleases, type RollbackTo } from "./history.js";
@@ -114,6 +114,14 @@ async function start(
   release: Release,
   reuse?: Slot,
 ): Promise<Outcome> {
+  const input = s.input;
+  const unknown = (input.recreateAccessories ?? []).filter(
+    (x) => !accessoriesOf(input.compose, input.deploy.service).includes(x),
+  );
+  if (unknown.length)
+    throw new ConfigError(
+      `--recreate-accessory: ${unknown.join(", ")} ${unknown.length === 1 ? "is" : "are"} not an accessory of the template (its other services: ${accessoriesOf(input.compose, input.deploy.service).join(", ") || "none"}) — nothing was changed`,
+    );
   const now = s.env.clock.now().toISOString();
   const view = s.probe.view;
   // A kept release runs from its own files (and env file) when it fits this strategy: placing it again needs no

@@ -83,7 +83,12 @@ observe() { # PROJECT IMAGE_NAME LEASE
   section proxy-ports
   px=$(docker ps --quiet --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=hamalog-proxy" | head -n 1)
   [ -z "$px" ] || docker port "$px" 2>/dev/null
-  section images; [ -z "$2" ] || docker image ls --digests --format '{{.Repository}} {{.Digest}}' "$2" 2>/dev/null
+  # Image ids as well as names: a container whose image lost its name (re-tagged, pushed from this engine) shows
+  # the id in ps, and is still matched to its release through them.
+  section container-images
+  x=$(docker ps --all --quiet --no-trunc --filter "label=com.docker.compose.project=$1")
+  [ -z "$x" ] || docker inspect --format '{{.Id}} {{.Image}}' $x 2>/dev/null
+  section images; [ -z "$2" ] || docker image ls --digests --no-trunc --format '{{.Repository}} {{.Digest}} {{.ID}}' "$2" 2>/dev/null
   section releases; ls -1 -- "$D/releases" 2>/dev/null
   section logins; for x in "$H"/docker-* "$D/.docker"; do [ -e "$x" ] && printf '%s\n' "$x"; done
   section history; tail -n 500 -- "$D/history.jsonl" 2>/dev/null

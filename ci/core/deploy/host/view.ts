@@ -21,6 +21,8 @@ export interface ContainerSeen {
   configHash: string;
   /** The proxy's definition hash (its hamalog.proxy-config label). */
   proxyConfig: string;
+  /** The id of the image it runs (`sha256:…`). */
+  imageId: string;
 }
 
 export interface LeaseSeen {
@@ -48,6 +50,8 @@ export interface HostView {
   proxyPorts: Map<number, string>;
   /** Digests of this repository's images on the host. */
   images: string[];
+  /** Those digests' image ids (`sha256:…`). */
+  imageIds: Map<string, string>;
   /** Files under releases/. */
   releases: string[];
   /** Registry logins a killed run left (throwaway Docker configs). */
@@ -103,6 +107,11 @@ export function parseView(stdout: string, where: string, now: string): HostView 
   const history = parseHistory(s.get("history") ?? "");
   const journalText = (s.get("journal") ?? "").trim();
   const containers: ContainerSeen[] = [];
+  const imageOf = new Map<string, string>();
+  for (const line of (s.get("container-images") ?? "").split("\n")) {
+    const [c, i] = line.trim().split(" ");
+    if (c && i) imageOf.set(c, i);
+  }
   for (const line of (s.get("containers") ?? "").split("\n")) {
     const [id, name, image, state, service, status, configHash, proxyConfig] = line.split("\t");
     if (id && name && image && state)
@@ -115,6 +124,7 @@ export function parseView(stdout: string, where: string, now: string): HostView 
         status: status ?? "",
         configHash: configHash ?? "",
         proxyConfig: proxyConfig ?? "",
+        imageId: imageOf.get(id) ?? "",
       });
   }
   let journal: Journal;
@@ -147,6 +157,12 @@ export function parseView(stdout: string, where: string, now: string): HostView 
     images: list("images")
       .map((l) => l.split(" ")[1] ?? "")
       .filter((d) => d.startsWith("sha256:")),
+    imageIds: new Map(
+      list("images")
+        .map((l) => l.split(" "))
+        .filter((x) => x[1]?.startsWith("sha256:") && x[2])
+        .map((x) => [x[1]!, x[2]!] as [string, string]),
+    ),
     releases: list("releases"),
     logins: list("logins"),
     history,
