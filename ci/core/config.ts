@@ -9,6 +9,7 @@ import { DEFAULT_REGISTRY, normalizeRepository, validateRegistry, type ImageName
 import { PLATFORM, PLATFORM_HINT } from "./platform.js";
 import { applyOverrides, flagFor, type Overrides } from "./overrides.js";
 import { closest } from "./similar.js";
+import { PrepareSchema } from "./build-plan.js";
 import { normalizeBranch } from "./tags.js";
 
 const HOSTNAME =
@@ -82,6 +83,8 @@ const ConfigSchema = z.strictObject({
       dockerfile: z.string().trim().default("Dockerfile"),
       buildArgs: z.record(z.string(), z.string()).default({}),
       platforms: z.array(str(PLATFORM, PLATFORM_HINT)).default([]),
+      /** A step run before the Dockerfile (Hamalog: JDK 21 `./gradlew bootJar`) whose outputs join the context. */
+      prepare: PrepareSchema.optional(),
     })
     .prefault({}),
   deploy: z

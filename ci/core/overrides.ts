@@ -66,6 +66,29 @@ export const FIELDS: readonly Field[] = [
     doc: "built and published as one index; empty: the engine's platform",
   },
   {
+    path: "build/prepare/image",
+    kind: "file",
+    help: "build/prepare: the builder image, pinned by digest (e.g. eclipse-temurin:21-jdk@sha256:…)",
+    unset: "no step before the Dockerfile",
+  },
+  {
+    path: "build/prepare/command",
+    kind: "file",
+    help: "the step's argv, run in the build context (e.g. [./gradlew, bootJar, -x, test, --no-daemon])",
+  },
+  { path: "build/prepare/workdir", kind: "file", help: "where the context is mounted in the builder" },
+  {
+    path: "build/prepare/caches",
+    kind: "file",
+    help: "engine cache volumes, name: path (e.g. gradle-caches: /root/.gradle/caches)",
+  },
+  {
+    path: "build/prepare/outputs",
+    kind: "file",
+    help: "what the step writes into the context (e.g. [build/libs]): removed before it runs, its own put back",
+  },
+  { path: "build/prepare/env", kind: "file", help: "plain environment for the step (no secrets)" },
+  {
     path: "deploy/host",
     flag: "host",
     kind: "string",

@@ -443,13 +443,30 @@ export class Hamalog {
 
   /** One labelled, lazy image build. */
   private container(spec: BuildSpec): Container {
-    let c = this.source.dockerBuild({
+    let c = this.context(spec).dockerBuild({
       dockerfile: spec.dockerfile,
       buildArgs: spec.buildArgs,
       ...(spec.platform ? { platform: spec.platform as Platform } : {}),
     });
     for (const l of spec.labels) c = c.withLabel(l.name, l.value);
     return c;
+  }
+
+  /**
+   * The build context: build/context of --source; with build/prepare, its outputs removed (a stale local jar never
+   * reaches the image), the step run on the rest in its pinned image with its cache volumes, and its outputs put back.
+   */
+  private context(spec: BuildSpec): Directory {
+    let context = spec.context === "." ? this.source : this.source.directory(spec.context);
+    const p = spec.prepare;
+    if (!p) return context;
+    for (const o of p.outputs) context = context.withoutDirectory(o.path);
+    let builder = dag.container().from(p.image);
+    for (const e of p.env) builder = builder.withEnvVariable(e.name, e.value);
+    for (const c of p.caches) builder = builder.withMountedCache(c.path, dag.cacheVolume(c.volume));
+    builder = builder.withDirectory(p.workdir, context).withWorkdir(p.workdir).withExec(p.command);
+    for (const o of p.outputs) context = context.withDirectory(o.path, builder.directory(o.from));
+    return context;
   }
 
   /** The builds to publish: one per configured platform (published as one index), or one for the engine's. */

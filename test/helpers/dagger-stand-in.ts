@@ -26,7 +26,28 @@ export interface ContainerState {
   build?: BuildState;
   labels: { name: string; value: string }[];
   auth: { address: string; username: string; secret: string }[];
+  /** A container made with `from` and then run (build/prepare's builder): each step in order. */
+  from?: string;
+  steps?: ContainerStep[];
 }
+
+export type ContainerStep =
+  | { env: string; value: string }
+  | { cache: string; path: string }
+  | { directory: DirectoryState; path: string }
+  | { workdir: string }
+  | { exec: string[] };
+
+/**
+ * How a directory was made: one the test handed in (by id), or a chain of calls on one. `dockerBuild` records the
+ * id of the directory it builds; `directoryState(id)` tells how that directory was made.
+ */
+export type DirectoryState =
+  | { id: string }
+  | { of: DirectoryState; directory: string }
+  | { of: DirectoryState; without: string }
+  | { of: DirectoryState; with: string; source: DirectoryState }
+  | { container: ContainerState; directory: string };
 
 export interface PublishCall {
   address: string;
@@ -45,6 +66,7 @@ type Obj =
   | { type: "File"; id: string; contents: string }
   | { type: "Secret"; id: string }
   | { type: "Directory"; id: string }
+  | { type: "CacheVolume"; id: string }
   | { type: "Container"; state: ContainerState };
 
 class Unexpected extends Error {}
@@ -62,6 +84,8 @@ export interface StandInOptions {
   onPublish?: (call: Omit<PublishCall, "answer">, secretPlaintext: (id: string) => string) => string;
   /** Builds from these Dockerfile paths fail when forced (sync/publish), as an engine reports a failed RUN. */
   failDockerfiles?: string[];
+  /** A `withExec` whose first argument is one of these fails when its result is needed (a failing Gradle). */
+  failCommands?: string[];
   /** The function call a module runtime is started for (what the engine tells the module's entrypoint). */
   functionCall?: FunctionCallContext;
 }
@@ -101,6 +125,7 @@ export class DaggerStandIn {
   private readonly server = createServer((req, res) => void this.handle(req, res));
   private readonly containers = new Map<string, ContainerState>();
   private readonly errors = new Map<string, Extract<Obj, { type: "Error" }>>();
+  private readonly derived = new Map<string, DirectoryState>();
 
   constructor(private readonly opts: StandInOptions) {}
 
@@ -144,6 +169,18 @@ export class DaggerStandIn {
   /** The environment the SDK reads to find its session (instead of provisioning an engine). */
   env(): Record<string, string> {
     return { DAGGER_SESSION_PORT: String(this.port), DAGGER_SESSION_TOKEN: this.token };
+  }
+
+  /** How the directory with this id was made (a directory the test handed in is just its id). */
+  directoryState(id: string): DirectoryState {
+    return this.derived.get(id) ?? { id };
+  }
+
+  /** A directory made by a call: a new id for it, its making remembered. */
+  private derive(state: DirectoryState): Obj {
+    const id = `Directory:${this.digestOf(state).slice(7, 23)}`;
+    this.derived.set(id, state);
+    return { type: "Directory", id };
   }
 
   /** The state behind a container id this stand-in handed out. */
@@ -238,8 +275,55 @@ export class DaggerStandIn {
       case "Query.loadDirectoryFromID": {
         only("id");
         const id = str("id");
-        if (!(this.opts.directories ?? []).includes(id)) throw new Unexpected(`no directory ${id}`);
+        if (!(this.opts.directories ?? []).includes(id) && !this.derived.has(id))
+          throw new Unexpected(`no directory ${id}`);
         return { type: "Directory", id };
+      }
+      case "Query.cacheVolume":
+        only("key");
+        return { type: "CacheVolume", id: `CacheVolume:${str("key")}` };
+      case "Directory.directory":
+        only("path");
+        return this.derive({ of: this.directoryState((obj as { id: string }).id), directory: str("path") });
+      case "Directory.withoutDirectory":
+        only("path");
+        return this.derive({ of: this.directoryState((obj as { id: string }).id), without: str("path") });
+      case "Directory.withDirectory": {
+        only("path", "source");
+        const source = this.knownDirectory(str("source"));
+        return this.derive({ of: this.directoryState((obj as { id: string }).id), with: str("path"), source });
+      }
+      case "Container.from": {
+        only("address");
+        const s = (obj as { state: ContainerState }).state;
+        if (s.build || s.from) throw new Unexpected("from on a container that already has a base");
+        return { type: "Container", state: { ...s, from: str("address"), steps: [] } };
+      }
+      case "Container.withEnvVariable":
+        only("name", "value");
+        return this.step(obj, { env: str("name"), value: str("value") });
+      case "Container.withMountedCache": {
+        only("path", "cache");
+        const cache = str("cache");
+        if (!cache.startsWith("CacheVolume:"))
+          throw new Unexpected(`withMountedCache: ${cache} is not a cache volume id`);
+        return this.step(obj, { cache: cache.slice("CacheVolume:".length), path: str("path") });
+      }
+      case "Container.withDirectory":
+        only("path", "source");
+        return this.step(obj, { directory: this.knownDirectory(str("source")), path: str("path") });
+      case "Container.withWorkdir":
+        only("path");
+        return this.step(obj, { workdir: str("path") });
+      case "Container.withExec":
+        only("args");
+        if (!Array.isArray(args.args)) throw new Unexpected("withExec: args must be a list");
+        return this.step(obj, { exec: args.args as string[] });
+      case "Container.directory": {
+        only("path");
+        const s = (obj as { state: ContainerState }).state;
+        if (!s.from) throw new Unexpected("Container.directory on a container that was not made with from");
+        return this.derive({ container: s, directory: str("path") });
       }
       case "Query.loadContainerFromID": {
         only("id");
@@ -342,6 +426,7 @@ export class DaggerStandIn {
       }
       case "File.id":
       case "Secret.id":
+      case "CacheVolume.id":
       case "Directory.id":
         only();
         return (obj as { id: string }).id;
@@ -424,8 +509,41 @@ export class DaggerStandIn {
     return { type: "FunctionCallArgValue", id: `FunctionCallArgValue:${name}`, name, value: JSON.stringify(value) };
   }
 
+  /** A step on a `from` container (the SDK sends the chain; each step is a new state). */
+  private step(obj: Obj, step: ContainerStep): Obj {
+    const s = (obj as { state: ContainerState }).state;
+    if (!s.from) throw new Unexpected(`${Object.keys(step)[0]} on a container that was not made with from`);
+    return { type: "Container", state: { ...s, steps: [...(s.steps ?? []), step] } };
+  }
+
+  private knownDirectory(id: string): DirectoryState {
+    if (!(this.opts.directories ?? []).includes(id) && !this.derived.has(id))
+      throw new Unexpected(`no directory ${id}`);
+    return this.directoryState(id);
+  }
+
+  /** The execs a directory's making runs (what an engine runs when the directory is needed). */
+  private execsOf(d: DirectoryState): string[][] {
+    if ("container" in d)
+      return (d.container.steps ?? []).flatMap((s) => [
+        ...("directory" in s ? this.execsOf(s.directory) : []),
+        ...("exec" in s ? [s.exec] : []),
+      ]);
+    if ("id" in d) return [];
+    return [...this.execsOf(d.of), ...("source" in d ? this.execsOf(d.source) : [])];
+  }
+
   /** Run a build, as sync/publish make an engine do: fails for the Dockerfiles listed in failDockerfiles. */
   private force(s: ContainerState): void {
+    if (s.build) {
+      const failing = this.execsOf(this.directoryState(s.build.directory)).find((e) =>
+        (this.opts.failCommands ?? []).includes(e[0]!),
+      );
+      if (failing)
+        throw new BuildFailure(
+          `process "${failing.join(" ")}" did not complete successfully: exit code: 1\n\nStdout:\nFAILURE: Build failed with an exception.`,
+        );
+    }
     if (s.build && (this.opts.failDockerfiles ?? []).includes(s.build.dockerfile ?? "Dockerfile")) {
       throw new BuildFailure(
         `process "/bin/sh -c ./gradlew bootJar" did not complete successfully: exit code: 1 (${s.build.dockerfile})`,

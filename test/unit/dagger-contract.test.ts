@@ -191,12 +191,15 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
     ]);
     expect(p.variants.map((v) => v.build)).toEqual([
       {
-        directory: "dir-source",
+        directory: expect.stringMatching(/^Directory:/), // build/prepare's context: below
         dockerfile: "Dockerfile.ci",
         buildArgs: [{ name: "A", value: "1" }],
         platform: "linux/arm64",
       },
     ]);
+    expect(standIn.directoryState(p.variants[0]!.build!.directory)).toMatchObject({
+      of: { of: { id: "dir-source" }, without: "build/libs" },
+    });
   });
 
   it("push of a given container publishes that container as is", async () => {
@@ -265,6 +268,100 @@ describe("Dagger door contract (real SDK client, stand-in session endpoint)", ()
       "org.opencontainers.image.revision",
       "org.opencontainers.image.source",
     ]);
+  });
+});
+
+describe("build/prepare: the app's own build step (Hamalog: ./gradlew bootJar on JDK 21) before the Dockerfile", () => {
+  const GRADLE = ["./gradlew", "bootJar", "-x", "test", "--no-daemon"];
+  const JDK = "eclipse-temurin:21-jdk@sha256:2e387a63a9086232a53fb668f78bcda1f233118f234326fcb88b0bb2a968ec39";
+  const source = { id: "dir-source" };
+  const withoutJars = { of: source, without: "build/libs" };
+
+  it("runs in its pinned image with its cache volumes on the context without build/libs; its build/libs is what the Dockerfile gets", async () => {
+    const id = await inSession(async (m) => (await m.build(SHA)).id(), { config: "pipeline.yaml" });
+    const build = standIn.container(id)!.build!;
+    expect(build.dockerfile).toBe("Dockerfile");
+    expect(standIn.directoryState(build.directory)).toEqual({
+      of: withoutJars,
+      with: "build/libs",
+      source: {
+        container: {
+          labels: [],
+          auth: [],
+          from: JDK,
+          steps: [
+            { cache: "gradle-caches", path: "/root/.gradle/caches" },
+            { cache: "gradle-wrapper", path: "/root/.gradle/wrapper" },
+            { directory: withoutJars, path: "/src" },
+            { workdir: "/src" },
+            { exec: GRADLE },
+          ],
+        },
+        directory: "/src/build/libs",
+      },
+    });
+  });
+
+  it("every platform variant packages the one step's output (the same definition: the engine runs it once)", async () => {
+    await inSession((m) => m.push(SHA, "main", token(), "bot"), {
+      config: "pipeline.yaml",
+      set: ["build/platforms=linux/amd64", "build/platforms=linux/arm64"],
+    });
+    const variants = standIn.publishes[0]!.variants;
+    expect(variants.map((v) => v.build!.platform)).toEqual(["linux/amd64", "linux/arm64"]);
+    expect(variants[0]!.build!.directory).toBe(variants[1]!.build!.directory);
+    expect(JSON.stringify(standIn.directoryState(variants[0]!.build!.directory))).toContain('"exec":["./gradlew"');
+  });
+
+  it("build/context: the Dockerfile and the step see that directory of --source", async () => {
+    const id = await inSession(async (m) => (await m.build(SHA)).id(), {
+      config: "pipeline.yaml",
+      set: ["build/context=backend"],
+    });
+    const state = standIn.directoryState(standIn.container(id)!.build!.directory);
+    expect(state).toMatchObject({ of: { of: { of: source, directory: "backend" }, without: "build/libs" } });
+  });
+
+  it("a failing step stops ship in phase `build`, naming the command; nothing is published", async () => {
+    const failing = new DaggerStandIn({
+      secrets: { "secret-registry-token": TOKEN_PLAINTEXT, "secret-real-ssh-key": REAL_KEY },
+      directories: ["dir-source"],
+      directoryFiles: { "dir-source": { "pipeline.yaml": PIPELINE_YAML, "deploy/docker-compose.prod.yml": COMPOSE } },
+      failCommands: ["./gradlew"],
+    });
+    await failing.start();
+    try {
+      const err = await failing
+        .session(() =>
+          new Hamalog(dag.loadDirectoryFromID("dir-source" as DirectoryID), "pipeline.yaml").ship(
+            SHA,
+            "main",
+            dag.loadSecretFromID("secret-registry-token" as SecretID),
+            dag.loadSecretFromID("secret-real-ssh-key" as SecretID),
+            "bot",
+          ),
+        )
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        );
+      expect(err?.message).toMatch(
+        /ship failed in phase `build`: .*"\.\/gradlew bootJar -x test --no-daemon" did not complete successfully[\s\S]*not run: push, verify-manifest, deploy/,
+      );
+      expect(failing.publishes).toEqual([]);
+      expect(failing.unexpected).toEqual([]);
+    } finally {
+      await failing.stop();
+    }
+  });
+
+  it("a builder image without a digest is refused before anything is built, saying how to pin it", async () => {
+    const yaml = PIPELINE_YAML.replace(/(image: eclipse-temurin:21-jdk)@sha256:[0-9a-f]{64}/, "$1");
+    expect(yaml).not.toBe(PIPELINE_YAML);
+    const { parseConfig } = await import("../../ci/core/config.js");
+    expect(() => parseConfig(yaml, "pipeline.yaml", {})).toThrow(
+      /build\/prepare\/image: must be pinned by digest, e\.g\. eclipse-temurin:21-jdk@sha256:… \(read the digest with `docker buildx imagetools inspect/,
+    );
   });
 });
 
@@ -524,10 +621,10 @@ describe("the checks `dagger check` runs", () => {
 
 describe("the stand-in is honest", () => {
   it("fails loudly on a field it does not answer", async () => {
-    await expect(inSession(async () => dag.container().from("alpine").id())).rejects.toThrow(
-      /Container\.from is not something this stand-in answers/,
+    await expect(inSession(async () => dag.container().from("alpine").withUser("app").id())).rejects.toThrow(
+      /Container\.withUser is not something this stand-in answers/,
     );
-    expect(standIn.unexpected).toEqual([expect.stringMatching(/Container\.from/)]);
+    expect(standIn.unexpected).toEqual([expect.stringMatching(/Container\.withUser/)]);
     standIn.unexpected.length = 0; // expected here; afterEach checks the rest
   });
 });

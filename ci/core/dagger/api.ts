@@ -17,7 +17,23 @@ export interface ConfigSource {
 }
 
 /** One image build: what `Directory.dockerBuild` and `withLabel` are given. */
+/** build/prepare as the door runs it, in order: from → env → caches → context at workdir → exec → outputs. */
+export interface PrepareSpec {
+  /** Pinned by digest. */
+  image: string;
+  command: string[];
+  workdir: string;
+  env: { name: string; value: string }[];
+  caches: { volume: string; path: string }[];
+  /** `path` of the context (removed before the step) is replaced by the builder's `from` after it. */
+  outputs: { path: string; from: string }[];
+}
+
 export interface BuildSpec {
+  /** The build context: a directory of --source ("." = its root). */
+  context: string;
+  /** build/prepare: run before the Dockerfile, its outputs replacing those paths of the context. */
+  prepare?: PrepareSpec;
   dockerfile: string;
   buildArgs: { name: string; value: string }[];
   /** Absent: the engine's platform. */

@@ -2,6 +2,7 @@
 // config with --set, the build and publish plans, ship's order, the deploy core's door, the checks — taking what
 // the class read through the engine (api.ts) and returning plain data. The class (ci/src/index.ts) imports this
 // module on first use only, so the engine's runtime does not load or type-check the core on every call (api.ts).
+import { preparePlan } from "../build-plan.js";
 import { parseConfig, requireImage, type PipelineConfig } from "../config.js";
 import { ConfigError, InternalError, PipelineError } from "../errors.js";
 import { mergeOverrides, parseSetPairs, type Overrides } from "../overrides.js";
@@ -93,6 +94,8 @@ function settings(src: ConfigSource, named: Overrides = {}): PipelineConfig {
 function buildOf(cfg: PipelineConfig, sha: Sha, platform?: string, created?: string): BuildSpec {
   const labels = imageLabels({ sha, source: cfg.image.source, created });
   return {
+    context: cfg.build.context,
+    ...(cfg.build.prepare ? { prepare: preparePlan(cfg.build.prepare) } : {}),
     dockerfile: cfg.build.dockerfile,
     buildArgs: buildArgList(cfg.build.buildArgs),
     ...(platform ? { platform: publishPlatforms([platform])[0]! } : {}),
