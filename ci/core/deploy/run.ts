@@ -124,10 +124,18 @@ async function start(
     );
   const now = s.env.clock.now().toISOString();
   const view = s.probe.view;
+  // Some strategies cannot take over from each other in one deploy (a stack on a Swarm manager and a compose app).
+  const from = view.journal.live ? view.journal.strategy : undefined;
+  const refused =
+    from && from !== st.name ? (st.cannotSwitch?.(from) ?? STRATEGY[from].cannotSwitch?.(st.name)) : undefined;
+  if (refused) throw new ConfigError(refused);
   // A kept release runs from its own files (and env file) when it fits this strategy: placing it again needs no
   // environment. Anything else is rendered with the app's environment (read now: a missing secret stops here).
   const bare = reuse ? st.place({ ...s.setting, env: () => undefined }, release, view, now) : undefined;
-  const fits = reuse && bare && (st.name === "blue-green" ? reuse.colour === bare.slot.colour : !reuse.colour);
+  const fits =
+    reuse &&
+    bare &&
+    (st.reuses ? st.reuses(reuse) : st.name === "blue-green" ? reuse.colour === bare.slot.colour : !reuse.colour);
   const placement: Placement =
     fits && bare && reuse
       ? { ...bare, slot: { ...reuse, since: now }, files: [] }

@@ -69,7 +69,8 @@ export async function status(input: DeployInput & { lines?: number }, env: Deplo
       );
     if (mismatches.length === 0 && live) say("the host matches the journal");
     for (const m of mismatches) say(`MISMATCH: ${m}`);
-    const accessories = accessoriesOf(input.compose, d.service).map((svc) => {
+    // An orchestrator's accessories are its services, not compose containers: its own status lines show them.
+    const accessories = (st.composeHost ? accessoriesOf(input.compose, d.service) : []).map((svc) => {
       const c = containersOf(v, svc)[0];
       return { service: svc, state: c?.state ?? "absent", health: c ? healthOf(c.status) : "none" };
     });

@@ -91,4 +91,8 @@ export interface Strategy {
   status(j: Journal, view: HostView, s: Setting): StatusPart;
   /** The containers of the app under this strategy (status, diagnostics). */
   appContainers(view: HostView, s: Setting): ContainerSeen[];
+  /** A kept release's files fit this strategy, so a rollback reuses them as they are (without it: its colour decides). */
+  reuses?(kept: Slot): boolean;
+  /** Why a deploy cannot switch between this strategy and `other` (asked both ways; undefined: it can). */
+  cannotSwitch?(other: StrategyName): string | undefined;
 }

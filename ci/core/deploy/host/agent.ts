@@ -92,6 +92,8 @@ observe() { # PROJECT IMAGE_NAME LEASE
   section releases; ls -1 -- "$D/releases" 2>/dev/null
   section logins; for x in "$H"/docker-* "$D/.docker"; do [ -e "$x" ] && printf '%s\n' "$x"; done
   section history; tail -n 500 -- "$D/history.jsonl" 2>/dev/null
+  # A strategy's own observers (host/parts.ts) add their sections, e.g. swarm's services and tasks.
+  for o in ${"$"}{OBSERVERS:-}; do "$o" "$1"; done
   section end
 }
 
@@ -483,7 +485,7 @@ P=${"$"}{P:-}
 export const AGENT_SCRIPT = [SCRIPT, ...HOST_PARTS, DISPATCH].join("");
 
 /** Its file name on the host: a new version installs beside the old one, so a running agent is never rewritten. */
-export const AGENT_FILE = `agent-${createHash("sha256").update(SCRIPT).digest("hex").slice(0, 12)}.sh`;
+export const AGENT_FILE = `agent-${createHash("sha256").update(AGENT_SCRIPT).digest("hex").slice(0, 12)}.sh`;
 
 /**
  * The first command of a session, which writes nothing: refuse an unsafe deploy directory (group/other-writable, or

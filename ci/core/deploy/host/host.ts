@@ -321,6 +321,29 @@ export class Host {
     );
   }
 
+  /**
+   * A read-only op of a strategy's own (host/parts.ts, e.g. swarm's convergence watch), outside the lock: its stdout
+   * on exit 0, else a PipelineError naming `phase`. `signal` (Ctrl-C) stops it on the host too.
+   */
+  async query(
+    op: string,
+    args: string[],
+    o: { phase: string; timeoutMs: number; signal?: AbortSignal },
+  ): Promise<string> {
+    const r = await this.remote.run(this.argv(op, ...args), {
+      timeoutMs: o.timeoutMs,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    if (r.code === 0) return r.stdout;
+    const { step, stderr } = lastStep(r.stderr);
+    const detail = this.o
+      .clean(stderr || r.stdout)
+      .split("\n")
+      .slice(-6)
+      .join("\n");
+    throw new PipelineError(`${step ?? op} failed on ${this.label} (exit ${r.code}): ${detail}`, o.phase);
+  }
+
   /** What the failed services looked like (bounded, best effort: never hides the failure). */
   async diagnose(file: string, envFile: string | undefined, services: string[]): Promise<string[]> {
     const r = await this.remote

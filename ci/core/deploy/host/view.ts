@@ -57,6 +57,8 @@ export interface HostView {
   /** Registry logins a killed run left (throwaway Docker configs). */
   logins: string[];
   history: HistoryEntry[];
+  /** Every section observe printed, by name: a strategy's own observer's (host/parts.ts) are read by that strategy. */
+  sections?: Map<string, string>;
 }
 
 /** The text of each section, by name. */
@@ -166,6 +168,7 @@ export function parseView(stdout: string, where: string, now: string): HostView 
     releases: list("releases"),
     logins: list("logins"),
     history,
+    sections: s,
   };
 }
 
