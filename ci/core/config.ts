@@ -57,6 +57,24 @@ const ProxySchema = z.strictObject({
   warmSeconds: z.number().int().min(0).max(86400).default(300),
 });
 
+/**
+ * deploy/strategy swarm: the stack's app service and its rolling update. The defaults give zero downtime: two
+ * replicas (one can die or be replaced while the other serves), one task at a time, start-first, a monitor window
+ * after each task, rollback on failure.
+ */
+const SwarmSchema = z.strictObject({
+  replicas: z.number().int().min(1).max(100).default(2),
+  parallelism: z.number().int().min(1).max(100).default(1),
+  monitorSeconds: z.number().int().min(0).max(3600).default(10),
+  publish: z.number().int().min(1).max(65535).default(80),
+  placement: z
+    .record(
+      str(SERVICE, "must be a compose service name (lowercase letters, digits, _ . -)"),
+      z.array(z.string().trim().min(1)).max(16),
+    )
+    .default({}),
+});
+
 /** An environment variable's name, as compose's env files and `${VAR}` take it. */
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const envName = str(ENV_NAME, "must be an environment variable name (letters, digits, _; not starting with a digit)");
@@ -133,8 +151,9 @@ const ConfigSchema = z.strictObject({
       pullStallTimeout: z.number().int().min(0).max(3600).default(120),
       fallback: z.enum(["none", "latest"]).default("none"),
       keepImages: z.number().int().min(1).max(100).default(5),
-      strategy: z.enum(["recreate", "blue-green"]).default("recreate"),
+      strategy: z.enum(["recreate", "blue-green", "swarm"]).default("recreate"),
       proxy: ProxySchema.prefault({}),
+      swarm: SwarmSchema.prefault({}),
       leaseSeconds: z.number().int().min(5).max(3600).default(30),
       /** The app's plain environment values (in the release's env file with the secrets). */
       env: z.record(envName, z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
@@ -286,6 +305,10 @@ export function requireDeploy(cfg: PipelineConfig, configName = "pipeline.yaml")
         `deploy/health/url: required ${why} — the candidate is health-gated over HTTP before it gets traffic; its path is probed through the proxy (set it in ${configName} or pass --health-url)`,
       );
   }
+  if (d.strategy === "swarm" && d.proxy.domain)
+    missing.push(
+      "deploy/proxy/domain: not with deploy/strategy swarm — every node's edge would ask for its own certificate; terminate TLS in front of the nodes (a load balancer) and let the edge serve plain HTTP (docs/swarm.md)",
+    );
   if (missing.length > 0) throw new ConfigError(missing.join("\n"));
   return d as DeployConfig;
 }

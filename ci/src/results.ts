@@ -24,6 +24,8 @@ export enum Strategy {
   RECREATE = "recreate",
   /** Start the new colour beside the live one, switch the edge proxy, keep the old one stopped (deploy/strategy blue-green). */
   BLUE_GREEN = "blue-green",
+  /** Deploy the stack to a Swarm manager: a rolling start-first update, health-gated, rolled back by Swarm on failure (deploy/strategy swarm). */
+  SWARM = "swarm",
 }
 
 /** How a deploy or rollback ended (a failure is an error, not a result). */

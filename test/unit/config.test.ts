@@ -81,6 +81,7 @@ describe("pipeline config", () => {
         keepImages: 5,
         strategy: "recreate",
         proxy: { image: "caddy:2", drainSeconds: 10, tls: "acme", warmSeconds: 300 },
+        swarm: { replicas: 2, parallelism: 1, monitorSeconds: 10, publish: 80, placement: {} },
         leaseSeconds: 30,
         env: {},
         secrets: [],

@@ -139,10 +139,10 @@ describe("this module's enums on the command line", () => {
 
   it("the CLI names: what `dagger call` prints and `--help` lists", () => {
     const cli = (e: string) => ENUMS[e]!.map((m) => m.cli);
-    expect(cli("Strategy")).toEqual(["RECREATE", "BLUE_GREEN"]);
+    expect(cli("Strategy")).toEqual(["RECREATE", "BLUE_GREEN", "SWARM"]);
     expect(cli("Fallback")).toEqual(["NONE", "LATEST"]);
     expect(cli("DeployResult")).toEqual(["SUCCESS", "DRY_RUN", "ALREADY_LIVE"]);
-    expect(enumFlagType(cli("Strategy"))).toBe("BLUE_GREEN,RECREATE");
+    expect(enumFlagType(cli("Strategy"))).toBe("BLUE_GREEN,RECREATE,SWARM");
   });
 
   it.each(["Strategy", "Fallback"])(

@@ -95,8 +95,8 @@ describe("a deployment, from the core's outcome", () => {
   });
 
   it("a strategy the Dagger enum lacks is this door's bug, named with the file to fix", () => {
-    expect(() => deploymentOf(deploymentData(outcome(), { ...at, strategy: "swarm" }))).toThrow(
-      "internal error: the core answered Strategy `swarm`, which the Dagger enum Strategy lacks — add it to ci/src/results.ts",
+    expect(() => deploymentOf(deploymentData(outcome(), { ...at, strategy: "nomad" }))).toThrow(
+      "internal error: the core answered Strategy `nomad`, which the Dagger enum Strategy lacks — add it to ci/src/results.ts",
     );
   });
 });

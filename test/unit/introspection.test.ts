@@ -154,7 +154,7 @@ describe("Dagger module introspection: every function", () => {
     const { enums } = introspect();
     const values = (e: string) => Object.values(enums[e]!.values).map((v) => v.value);
     expect(values("Fallback")).toEqual(["none", "latest"]);
-    expect(values("Strategy")).toEqual(["recreate", "blue-green"]);
+    expect(values("Strategy")).toEqual(["recreate", "blue-green", "swarm"]);
     expect(values("DeployResult")).toEqual(["success", "dry-run", "already-live"]);
     expect(fns.deploy!.arguments.fallback!.type).toEqual({ kind: "ENUM_KIND", name: "Fallback" });
     expect(fns.deploy!.arguments.strategy!.type).toEqual({ kind: "ENUM_KIND", name: "Strategy" });

@@ -10,7 +10,7 @@ import type { HistoryEntry } from "./history.js";
 import type { Release } from "./release.js";
 
 export const JOURNAL_VERSION = 2;
-export const STRATEGIES = ["recreate", "blue-green"] as const;
+export const STRATEGIES = ["recreate", "blue-green", "swarm"] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
 export type Colour = "blue" | "green";
 export type AttemptAction = "deploy" | "rollback";

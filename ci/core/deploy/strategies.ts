@@ -3,8 +3,10 @@ import { blueGreen } from "./bluegreen.js";
 import type { StrategyName } from "./journal.js";
 import { recreate } from "./recreate.js";
 import type { Strategy } from "./strategy.js";
+import { swarm } from "./swarm.js";
 
-export const STRATEGY: Record<Exclude<StrategyName, "swarm">, Strategy> & Partial<Record<StrategyName, Strategy>> = {
+export const STRATEGY: Record<StrategyName, Strategy> = {
   recreate,
   "blue-green": blueGreen,
+  swarm,
 };
