@@ -386,30 +386,14 @@ async function accessories(a: Attempt, phase: "accessories" | "dependents"): Pro
           "1",
           live?.composeFile ?? "",
           ...startable,
+          // The dependents: checked for changes in the same command, started only once the app is live.
+          ...(phase === "accessories" && dependents.length ? ["--", ...dependents] : []),
         ],
       },
       phase,
       { detach: true },
     );
-    const check =
-      phase === "accessories" && dependents.length
-        ? await a.exec(
-            {
-              op: "accessories",
-              args: [
-                a.candidate.composeFile,
-                a.candidate.envFile ?? "",
-                "0",
-                "",
-                "0",
-                live?.composeFile ?? "",
-                ...dependents,
-              ],
-            },
-            phase,
-          )
-        : "";
-    return { value: undefined, summary: reportAccessories(a, `${out}\n${check}`, mine) };
+    return { value: undefined, summary: reportAccessories(a, out, mine) };
   });
 }
 

@@ -97,13 +97,28 @@ observe() { # PROJECT IMAGE_NAME LEASE
   section end
 }
 
-op_probe() { # WANT_PLATFORM PROJECT IMAGE_NAME LEASE  (run from memory by the bootstrap: it writes nothing)
-  section platform; if [ "$1" = 1 ]; then announce info; docker info --format '{{.OSType}}/{{.Architecture}}' || exit; fi
-  # compose is the app's runner for recreate and blue/green (the client refuses a host without it); swarm needs none.
-  section compose; docker compose version 2>&1 || echo "hamalog-no-compose"
+op_probe() { # WANT_PLATFORM PROJECT IMAGE_NAME LEASE  (run from memory by the bootstrap: nothing in the deploy directory)
+  # docker info and docker compose version (~0.1 s each) run while observe does, into a private temp directory;
+  # their sections are printed last (probe_tail, the last observer). compose is the app's runner for recreate and
+  # blue/green (the client refuses a host without it); swarm needs none.
+  PT=$(mktemp -d "${"$"}{TMPDIR:-/tmp}/hamalog-probe.XXXXXX") || exit
+  trap 'rm -rf -- "$PT"' EXIT; trap 'rm -rf -- "$PT"; exit 143' HUP INT TERM
+  { docker compose version > "$PT/compose" 2>&1 || echo "hamalog-no-compose" >> "$PT/compose"; } &
+  if [ "$1" = 1 ]; then { docker info --format '{{.OSType}}/{{.Architecture}}' > "$PT/info" 2> "$PT/info.err"; echo "$?" > "$PT/info.rc"; } & fi
   section tools; for t in flock timeout setsid tar sha256sum; do command -v "$t" >/dev/null 2>&1 || printf '%s\n' "$t"; done
   section memory; sed -n 's/^MemAvailable: *\([0-9]*\) kB$/\1/p' /proc/meminfo 2>/dev/null
+  OBSERVERS="${"$"}{OBSERVERS:-} probe_tail"
   observe "$2" "$3" "$4"
+}
+
+probe_tail() {
+  wait
+  section compose; cat -- "$PT/compose"
+  section platform
+  if [ -e "$PT/info.rc" ]; then
+    if [ "$(cat -- "$PT/info.rc")" != 0 ]; then announce info; cat -- "$PT/info.err" >&2; exit 1; fi
+    cat -- "$PT/info"
+  fi
 }
 
 op_observe() { P=$1; observe "$1" "$2" "$3"; }
@@ -262,26 +277,34 @@ step_start_missing() { # FILE ENVFILE WAIT SERVICE...
 
 # The accessories (the template's other services): with START=1 those not running are started; a running one whose
 # definition changed (compose's config hash differs from its container's label) is recreated only when named in
-# RECREATE (comma-separated), else reported ("changed SVC") and left running. OLD: the live release's file, printed
-# when something changed (not interpolated: it holds ${"$"}{VAR}, never values) so the client can show the diff.
-step_accessories() { # FILE ENVFILE WAIT RECREATE START OLDFILE SERVICE...
+# RECREATE (comma-separated), else reported ("changed SVC") and left running. Services after a "--" are checked the
+# same way but never started or recreated (the ones that reach the app: they start once it is live) — one compose
+# config for the whole stack. OLD: the live release's file, printed when something changed (not interpolated: it
+# holds ${"$"}{VAR}, never values) so the client can show the diff.
+step_accessories() { # FILE ENVFILE WAIT RECREATE START OLDFILE SERVICE... [-- SERVICE...]
   f=$1; e=$2; w=$3; want_re=",$4,"; st=$5; old=$6; shift 6
-  [ $# -gt 0 ] || return 0
-  list=$(printf '%s,' "$@"); hashes=$(composef "$f" "$e" config --hash "${"$"}{list%,}") || return
-  start=""; again=""; changed=""
+  list=""; for s in "$@"; do [ "$s" = -- ] || list="$list$s,"; done
+  [ -n "$list" ] || return 0
+  hashes=$(composef "$f" "$e" config --hash "${"$"}{list%,}") || return
+  # One ps for every running container's service and config hash (not one ps and inspect per accessory).
+  running=$(docker ps --filter "label=com.docker.compose.project=$P" --format '{{.Label "com.docker.compose.service"}} {{.Label "com.docker.compose.config-hash"}}') || return
+  start=""; again=""; changed=""; only=0
   for s in "$@"; do
+    if [ "$s" = -- ]; then only=1; continue; fi
     want=$(printf '%s\n' "$hashes" | awk -v s="$s" '$1 == s { print $2 }')
-    x=$(docker ps --quiet --no-trunc --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=$s" | head -n 1)
-    if [ -z "$x" ]; then start="$start $s"; continue; fi
-    have=$(docker inspect --format '{{index .Config.Labels "com.docker.compose.config-hash"}}' "$x")
+    have=$(printf '%s\n' "$running" | awk -v s="$s" '$1 == s { print $2; exit }')
+    if ! printf '%s\n' "$running" | awk -v s="$s" '$1 == s { f = 1 } END { exit !f }'; then
+      if [ "$st" = 1 ] && [ "$only" = 0 ]; then start="$start $s"; else printf 'missing %s\n' "$s"; fi
+      continue
+    fi
     [ "$have" = "$want" ] && continue
-    case $want_re in *",$s,"*) again="$again $s" ;; *) changed="$changed $s" ;; esac
+    case $only$want_re in 0*",$s,"*) again="$again $s" ;; *) changed="$changed $s" ;; esac
   done
   for s in $changed; do printf 'changed %s\n' "$s"; done
-  if [ "$st" = 1 ] && [ -n "$start" ]; then
+  if [ -n "$start" ]; then
     announce start; composef "$f" "$e" up --detach --no-deps --no-recreate --wait --wait-timeout "$w" $start >&2 || return
     for s in $start; do printf 'started %s\n' "$s"; done
-  elif [ -n "$start" ]; then for s in $start; do printf 'missing %s\n' "$s"; done; fi
+  fi
   if [ "$st" = 1 ] && [ -n "$again" ]; then
     announce recreate; composef "$f" "$e" up --detach --no-deps --force-recreate --wait --wait-timeout "$w" $again >&2 || return
     for s in $again; do printf 'recreated %s\n' "$s"; done
