@@ -1,9 +1,12 @@
-// `ci/bench/deploy.ts --strategies`: blue-green vs recreate vs the bare compose peer, in one run, with a fast app
-// and a slow one (port closed, then /health 503, then 200, like a Spring Boot start). Not a test: it prints a
-// table for docs/benchmarks.md. Each side deploys X untimed, then X→Y under a request loop (one GET /version every
-// 20 ms, a new connection each, 127.0.0.1 only); blue-green also rolls back. Measured per deploy: failed requests,
-// the longest outage, time until Y answers (from the deploy's start), the tool's overhead beyond the container
-// start and health wait (and the drain, a wait by design), and the rollback's time.
+// `ci/bench/deploy.ts --strategies`: blue-green (inside and outside its warm window) vs recreate vs the bare compose
+// peer, in one run, with a fast app and a slow one (port closed, then /health 503, then 200, like a Spring Boot
+// start). Not a test: it prints a table for docs/benchmarks.md. Each side deploys X untimed, then X→Y under a request
+// loop (one GET /version every 20 ms, a new connection each, 127.0.0.1 only), then rolls back to X under the loop.
+// Measured per side: failed requests, the longest outage, time until Y answers (from the deploy's start), the tool's
+// overhead beyond the container start and health wait (and the drain, a wait by design), the remote commands the
+// deploy ran (sshd's ForceCommand counts every session; the peer's is 1), and the rollback's time as a fraction of
+// the deploy's. `blue-green` keeps the old colour warm (proxy/warmSeconds 300: its rollback is a switch);
+// `blue-green cold` has warmSeconds 0 (the old colour is stopped after the drain: its rollback starts it).
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -18,9 +21,9 @@ import { startSshd } from "../../test/integration/helpers/sshd.js";
 import { pipelineYaml } from "../../test/integration/helpers/stack-files.js";
 import { timedSpawn } from "./timing.js";
 
-type Strategy = "blue-green" | "recreate" | "peer";
+type Strategy = "blue-green" | "blue-green cold" | "recreate" | "peer";
 const CADDY = process.env.HAMALOG_CADDY_IMAGE ?? "hamalog-test/caddy:2.6.2";
-const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 interface Row {
   app: string;
@@ -31,6 +34,9 @@ interface Row {
   overheadMs: number | null;
   rollbackMs: number | null;
   rollbackFailed: number | null;
+  /** Remote commands (SSH sessions) of the timed deploy and of the rollback. */
+  commands: number;
+  rollbackCommands: number | null;
 }
 
 /** Seconds per phase from the CLI's `[phase] … 1.2s` lines. */
@@ -49,6 +55,15 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
     process.kill(sshd.pid, "SIGHUP");
   }
   const tmp = mkdtempSync(join(tmpdir(), "hamalog-bench-strategies-"));
+  // Every session runs through this script (sshd's ForceCommand), which counts it and then runs what was asked,
+  // as the login shell would have: the same cost per session, one line per remote command.
+  const counter = join(tmp, "sessions");
+  const wrapper = join(tmp, "count-session.sh");
+  writeFileSync(counter, "");
+  writeFileSync(wrapper, `#!/bin/sh\necho . >> ${counter}\nexec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n`, { mode: 0o755 });
+  appendFileSync(join(sshd.dir, "sshd_config"), `ForceCommand ${wrapper}\n`);
+  process.kill(sshd.pid, "SIGHUP");
+  const sessions = () => readFileSync(counter, "utf8").length / 2;
   const id = `hamalog-bench-bg-${process.pid}`;
   const projects: { project: string; dir: string }[] = [];
   const images: string[] = [];
@@ -68,8 +83,8 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
       ["fast", 0, 0],
       ["slow", Math.max(0, slowSeconds - 5), Math.min(5, slowSeconds)],
     ] as const) {
-      for (const strategy of ["blue-green", "recreate", "peer"] as const) {
-        const name = `${app}-${strategy}`;
+      for (const strategy of ["blue-green", "blue-green cold", "recreate", "peer"] as const) {
+        const name = `${app}-${strategy.replace(" ", "-")}`;
         const repo = `bench-bg/${name}`;
         const port = await freePort();
         const dir = join(tmp, name);
@@ -113,23 +128,23 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
             health: { url: `http://127.0.0.1:${port}${SLOW_HEALTH_PATH}`, timeout: slowSeconds + 60, interval: 0.5 },
             waitTimeout: slowSeconds + 60,
             keepImages: 10,
-            extra:
-              strategy === "blue-green"
-                ? [
-                    "  strategy: blue-green",
-                    "  proxy:",
-                    `    publish: 127.0.0.1:${port}:80`,
-                    `    image: ${CADDY}`,
-                    "    drainSeconds: 2",
-                  ]
-                : [],
+            extra: strategy.startsWith("blue-green")
+              ? [
+                  "  strategy: blue-green",
+                  "  proxy:",
+                  `    publish: 127.0.0.1:${port}:80`,
+                  `    image: ${CADDY}`,
+                  "    drainSeconds: 2",
+                  `    warmSeconds: ${strategy === "blue-green" ? 300 : 0}`,
+                ]
+              : [],
           }),
         );
         writeFileSync(join(dir, "compose.yaml"), template(ver.X.ref));
         const run = (v: "X" | "Y" | "rollback") =>
           strategy === "peer"
             ? ssh(
-                `cd ${dir} && sed -i 's#^    image: .*#    image: ${ver[v as "X"].ref}#' compose.yaml && docker compose pull -q && docker compose up -d --wait`,
+                `cd ${dir} && sed -i 's#^    image: .*#    image: ${ver[v === "rollback" ? "X" : v].ref}#' compose.yaml && docker compose pull -q && docker compose up -d --wait`,
               )
             : timedSpawn(process.execPath, [
                 CLI,
@@ -150,7 +165,9 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
         const timed = async (v: "Y" | "rollback", want: string) => {
           const loop = startLoop(`http://127.0.0.1:${port}/version`, 20, (slowSeconds + 120) * 1000);
           const t0 = performance.now();
+          const before = sessions();
           const r = await run(v);
+          const commands = sessions() - before;
           if (r.code !== 0) throw new Error(`bench: ${name} ${v} failed:\n${r.stdout}\n${r.stderr}`);
           await waitFor(
             `${name} answering ${want}`,
@@ -163,15 +180,14 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
           const servesMs = stats.startedAt + (stats.firstSeenMs[want] ?? Infinity) - t0;
           if (strategy !== "peer")
             console.error(`[bench] ${name} ${v} phases (ms): ${JSON.stringify(phases(r.stdout))}`);
-          return { r, servesMs, loop: stats };
+          return { r, servesMs, loop: stats, commands };
         };
         const d = await timed("Y", `${name} Y`);
         const ph = phases(d.r.stdout);
-        const waited =
-          strategy === "blue-green"
-            ? (ph.candidate ?? 0) + (ph["candidate-health"] ?? 0) + (ph.drain ?? 0)
-            : (ph.up ?? 0) + (ph.health ?? 0);
-        const back = strategy === "blue-green" ? await timed("rollback", `${name} X`) : null;
+        const waited = strategy.startsWith("blue-green")
+          ? (ph.candidate ?? 0) + (ph["candidate-health"] ?? 0) + (ph.drain ?? 0)
+          : (ph.up ?? 0) + (ph.health ?? 0);
+        const back = await timed("rollback", `${name} X`);
         rows.push({
           app,
           strategy,
@@ -179,8 +195,10 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
           wallMs: d.r.ms,
           servesMs: d.servesMs,
           overheadMs: strategy === "peer" ? null : d.r.ms - waited,
-          rollbackMs: back ? back.r.ms : null,
-          rollbackFailed: back ? back.loop.failed : null,
+          rollbackMs: back.r.ms,
+          rollbackFailed: back.loop.failed,
+          commands: strategy === "peer" ? 1 : d.commands,
+          rollbackCommands: strategy === "peer" ? 1 : back.commands,
         });
         console.error(`[bench] ${name}: ${d.loop.failed}/${d.loop.requests} failed, deploy ${sec(d.r.ms)}`);
       }
@@ -200,12 +218,12 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
     `\nstrategies (slow app: ${slowSeconds} s start${fastShell ? ", --fast-shell" : ""}), one run each, ${new Date().toISOString().slice(0, 10)}:\n`,
   );
   console.log(
-    "| app | strategy | failed requests | longest outage | new version serves after | deploy wall | tool overhead | rollback |",
+    "| app | strategy | failed requests | longest outage | new version serves after | deploy wall | tool overhead | remote commands | rollback (failed, commands) | rollback / deploy |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of rows) {
     console.log(
-      `| ${r.app} | ${r.strategy} | ${r.loop.failed} of ${r.loop.requests} | ${sec(r.loop.longestOutageMs)} | ${sec(r.servesMs)} | ${sec(r.wallMs)} | ${r.overheadMs === null ? "—" : sec(r.overheadMs)} | ${r.rollbackMs === null ? "—" : `${sec(r.rollbackMs)}, ${r.rollbackFailed} failed`} |`,
+      `| ${r.app} | ${r.strategy} | ${r.loop.failed} of ${r.loop.requests} | ${sec(r.loop.longestOutageMs)} | ${sec(r.servesMs)} | ${sec(r.wallMs)} | ${r.overheadMs === null ? "—" : sec(r.overheadMs)} | ${r.commands} | ${sec(r.rollbackMs!)} (${r.rollbackFailed} failed, ${r.rollbackCommands}) | ${(r.rollbackMs! / r.wallMs).toFixed(2)} |`,
     );
   }
 }
