@@ -12,6 +12,19 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 projects=(--project unit --project integration)
+files=()
+# `npm run test:quick` (--quick): unit + one representative integration file per area, for the inner loop.
+QUICK=(
+  test/integration/verify-manifest.test.ts
+  test/integration/build-prepare.test.ts
+  test/integration/dagger-runtime-replay.test.ts
+  test/integration/deploy-local.test.ts
+  test/integration/bluegreen.test.ts
+)
+if [ "${1:-}" = --quick ]; then
+  files=("${QUICK[@]}" test/unit)
+  echo "[test] quick tier: unit + ${#QUICK[@]} integration files (npm test runs them all)" >&2
+fi
 if [ "${HAMALOG_UNIT_ONLY:-}" = 1 ]; then
   projects=(--project unit)
   echo "[test] HAMALOG_UNIT_ONLY=1: the integration suite will NOT run" >&2
@@ -35,7 +48,7 @@ if ! npx tsc -p tsconfig.json; then
 fi
 
 report=$(mktemp)
-npx vitest run --config test/vitest.config.ts "${projects[@]}" --reporter=default --reporter=json --outputFile.json="$report"
+npx vitest run --config test/vitest.config.ts "${projects[@]}" "${files[@]}" --reporter=default --reporter=json --outputFile.json="$report"
 rc=$?
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
