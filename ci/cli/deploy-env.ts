@@ -44,7 +44,10 @@ export const LOCK_OPTIONS: Record<string, OptionSpec> = {
     help: "seconds to wait for another deploy's lock (default 0: fail fast)",
     valueName: "SECONDS",
   },
-  "break-lock": { type: "boolean", help: "remove a stale lock first (says whose it was)" },
+  "break-lock": {
+    type: "boolean",
+    help: "take the lock even from a live holder (says whose it was; that run is fenced and changes nothing more) — a dead or silent holder's lock is taken over without it",
+  },
 };
 
 const MAX_TEMPLATE_BYTES = 1024 * 1024;

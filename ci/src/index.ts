@@ -220,7 +220,7 @@ export class Hamalog {
    * @param strategy How the release replaces the running one: recreate or blue_green (default: deploy/strategy).
    * @param dryRun Print the plan and the rendered compose file; change nothing on the host.
    * @param lockWait Seconds to wait for another deploy's lock (0: fail fast naming the holder).
-   * @param breakLock Remove a stale lock first (and say whose it was).
+   * @param breakLock Take the lock even from a live holder, which is then fenced (a dead or silent holder's lock is taken over without it).
    * @param force Replace the live release even when it is this one and healthy.
    * @param recreateAccessory Apply the changed definition of this accessory service, recreating it (repeatable); other changed accessories are reported and left running.
    * @param insecureAcceptHostKey Connect without a pinned host key, accepting whatever key the host shows (never for production).
