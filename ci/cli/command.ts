@@ -19,6 +19,8 @@ export interface Command {
   /** Lines after `usage: hamalog NAME`. */
   usage: string;
   options: Record<string, OptionSpec>;
+  /** Lines `--help` prints after the flags (deploy's and rollback's phases). */
+  more?(): string[];
   /** Returns the exit code. Throw ConfigError (2) / PipelineError (1) for failures. */
   run(values: Record<string, unknown>, io: Io): Promise<number>;
 }

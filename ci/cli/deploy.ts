@@ -1,13 +1,14 @@
-// `hamalog deploy`: the digest-pinned, health-gated compose deploy over SSH (ci/src/deploy/run.ts).
+// `hamalog deploy`: the digest-pinned, health-gated deploy (ci/core/deploy/run.ts); --help lists the phases.
 import { deploy } from "../core/deploy/run.js";
 import { parseSha } from "../core/tags.js";
 import type { Command } from "./command.js";
 import { CHANGE_OPTIONS, interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
+import { phaseHelp } from "./phases.js";
 
 export const command: Command = {
   name: "deploy",
   summary:
-    "Deploy the image of a commit to the compose host over SSH: verify its tag to a digest, lock, log in, render the pinned compose file, pull if absent, up --wait, health check; roll back automatically on failure.",
+    "Deploy the image of a commit (its sha tag, verified to a digest) to the host over SSH, or here with deploy/host local: the strategy's phases under the host's lock, health-gated; a failure or an interruption is undone on the host, which keeps or restores the live release.",
   usage: "--sha SHA --ssh-key-file FILE [--password-env VAR] [--config FILE] [--dry-run] [overrides]",
   options: {
     sha: { type: "string", help: "full 40-character commit sha whose image to deploy (e.g. $GITHUB_SHA)" },
@@ -16,6 +17,7 @@ export const command: Command = {
     ...CHANGE_OPTIONS,
     ...REMOTE_OPTIONS,
   },
+  more: phaseHelp,
   async run(values, io) {
     return interruptible(async (signal) => {
       const { input, env } = remoteDoor(values, io, signal);

@@ -58,6 +58,7 @@ function commandHelp(cmd: Command): string {
   entries.push(["--help", "show this help"]);
   const width = Math.max(...entries.map(([f]) => f.length));
   for (const [f, h] of entries) lines.push(`  ${f.padEnd(width)}  ${h}`);
+  if (cmd.more) lines.push("", ...cmd.more());
   return lines.join("\n");
 }
 

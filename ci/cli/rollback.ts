@@ -3,6 +3,7 @@ import { parseRollbackTo } from "../core/deploy/history.js";
 import { rollback } from "../core/deploy/run.js";
 import type { Command } from "./command.js";
 import { CHANGE_OPTIONS, interruptible, LOCK_OPTIONS, REMOTE_OPTIONS, remoteDoor } from "./deploy-env.js";
+import { phaseHelp } from "./phases.js";
 
 export const command: Command = {
   name: "rollback",
@@ -20,6 +21,7 @@ export const command: Command = {
     ...CHANGE_OPTIONS,
     ...REMOTE_OPTIONS,
   },
+  more: phaseHelp,
   async run(values, io) {
     return interruptible(async (signal) => {
       const to = parseRollbackTo(values.to as string | undefined);
