@@ -91,8 +91,8 @@ export interface WatchOutcome {
   outcome: string;
   seconds: number;
   swarm: SwarmSeen;
-  /** The update hung on a task placed on a node that died and was re-issued: "0" done, "1" failed, "" not needed. */
-  unstuck: string;
+  /** How many times the update hung on a task placed on a node that died and was issued again (0: never). */
+  unstuck: number;
   /** Lines describing the tasks of the release that did not make it. */
   failures: string[];
   apiError: string;
@@ -101,7 +101,7 @@ export interface WatchOutcome {
 /** The watch's output (op_swarm_wait). */
 export function parseWatch(stdout: string): WatchOutcome {
   const s = sections(stdout);
-  const [outcome = "unknown", secs = "0", unstuck = "-"] = (s.get("swarm-outcome") ?? "").trim().split(/\s+/);
+  const [outcome = "unknown", secs = "0", unstuck = "0"] = (s.get("swarm-outcome") ?? "").trim().split(/\s+/);
   const sw = parseSwarm(s);
   const failures: string[] = [];
   const byTask = new Map<string, { head: string; health?: string; logs: string[] }>();
@@ -133,7 +133,7 @@ export function parseWatch(stdout: string): WatchOutcome {
   return {
     outcome,
     seconds: Number(secs) || 0,
-    unstuck: unstuck === "-" ? "" : unstuck,
+    unstuck: Number(unstuck) || 0,
     swarm: sw,
     failures,
     apiError: (s.get("swarm-api-error") ?? "").trim(),
@@ -151,7 +151,7 @@ export function judgeWatch(
   if (w.outcome === "converged")
     return {
       ok: true,
-      summary: `${want.length}/${app?.replicas ?? want.length} task(s) run ${d12(o.digest)} healthy on ${nodes(want) || "?"}${app?.update ? ` (update ${app.update})` : ""} after ${w.seconds}s${w.unstuck === "0" ? "; Swarm's update hung on a task placed on a node that went Down, so it was re-issued (--force) once" : ""}`,
+      summary: `${want.length}/${app?.replicas ?? want.length} task(s) run ${d12(o.digest)} healthy on ${nodes(want) || "?"}${app?.update ? ` (update ${app.update})` : ""} after ${w.seconds}s${w.unstuck ? `; Swarm's update hung on a task placed on a node that went Down: issued again with --force ${w.unstuck === 1 ? "once" : "twice"}` : ""}`,
     };
   const on = want.filter((t) => t.state === "running" && digestOf(t.image) === o.digest).length;
   const why: Record<string, string> = {

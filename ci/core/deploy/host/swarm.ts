@@ -41,12 +41,14 @@ swarm_snapshot() { # STACK
 # healthcheck running only once it passed) and the update is completed — or Swarm rolled it back or paused it, or
 # FAILMAX tasks of RELEASE failed with no update to roll back (a first deploy retries forever), or WAIT seconds
 # passed, or the API failed for GRACE seconds. Swarm's updater waits without a timeout for a new task to come up:
-# one placed on a node that then died never does, and the update hangs. Such a task (on a Down node, not running,
-# for 5 s) gets the update re-issued once (--force: the release's tasks replaced again, start-first), when UNSTICK
-# allows it: "locked" (the caller holds the flock), or the caller's fencing token (flock taken, token checked).
-# Sets OUT, WAITED and UNSTUCK.
+# one placed on a node that then died never does (the orchestrator replaces it, the updater keeps waiting for it),
+# and the update hangs; nor is a task that was starting there rescheduled (only orphaned after 24 h). Seen for 5 s
+# (a task of RELEASE on a Down node, still on its way up), the update is issued again with --force — every task is
+# replaced start-first, and the updater waits for new ones only — at most twice; when UNSTICK allows it: "locked"
+# (the caller holds the flock), or the caller's fencing token (flock taken, token checked). Sets OUT, WAITED and
+# UNSTUCK (how many times it was issued again).
 swarm_converge() { # STACK SERVICE RELEASE WAIT GRACE FAILMAX [UNSTICK]
-  s=$1_$2; t0=$(date +%s); ok=$t0; OUT=timeout; ERR=""; UNSTUCK=""; stuck=0
+  s=$1_$2; t0=$(date +%s); ok=$t0; OUT=timeout; ERR=""; UNSTUCK=0; stuck=0
   while :; do
     now=$(date +%s)
     if v=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}0{{end}}' "$s" 2>&1) &&
@@ -61,12 +63,14 @@ swarm_converge() { # STACK SERVICE RELEASE WAIT GRACE FAILMAX [UNSTICK]
         ''|completed)
           if [ "$good" -eq "$want" ] && [ "$live" -eq "$want" ]; then OUT=converged; break; fi
           if [ -z "$st" ] && [ "$bad" -ge "$6" ]; then OUT=failing; break; fi ;;
-        updating)
-          if [ -n "${"$"}{7:-}" ] && [ -z "$UNSTUCK" ] && swarm_stuck "$x" "$3"; then
-            [ "$stuck" -gt 0 ] || stuck=$now
-            if [ $((now - stuck)) -ge 5 ]; then swarm_unstick "$s" "$7"; UNSTUCK=$?; fi
-          else stuck=0; fi ;;
       esac
+      if [ -n "${"$"}{7:-}" ] && [ "$UNSTUCK" -lt 2 ] && swarm_stuck "$x" "$3"; then
+        [ "$stuck" -gt 0 ] || stuck=$now
+        if [ $((now - stuck)) -ge $((5 + 15 * UNSTUCK)) ]; then
+          UNSTUCK=$((UNSTUCK + 1)); stuck=0
+          swarm_unstick "$s" "$7"
+        fi
+      else stuck=0; fi
     else
       ERR=$(printf '%s\n%s\n%s\n' "$v" "${"$"}{t:-}" "${"$"}{x:-}" | grep . | tail -n 2)
       case $ERR in *"o such service"*) OUT=missing; break ;; esac
@@ -82,16 +86,16 @@ swarm_converge() { # STACK SERVICE RELEASE WAIT GRACE FAILMAX [UNSTICK]
 swarm_stuck() { # TASKS RELEASE
   down=$(docker node ls --format '{{.ID}} {{.Status}}' 2>/dev/null | awk '$2 == "Down" { print $1 }')
   [ -n "$down" ] || return 1
-  printf '%s\n' "$1" | awk -v r="$2" -v d=" $(echo $down) " '$1 == "running" && $2 != "running" && $3 == r && index(d, " " $4 " ") { f = 1 } END { exit !f }'
+  printf '%s\n' "$1" | awk -v r="$2" -v d=" $(echo $down) " '$2 ~ /^(new|pending|assigned|accepted|preparing|ready|starting)$/ && $3 == r && index(d, " " $4 " ") { f = 1 } END { exit !f }'
 }
 
-# Re-issue the service's update (--force: Swarm's updater starts over and leaves the dead node's task behind).
+# Issue the service's update again with --force (Swarm's updater starts over, every task replaced start-first).
 swarm_unstick() { # SERVICE UNSTICK
   if [ "$2" != locked ]; then
     mutex 10 || return 1
     if ! fenced "$2"; then exec 9>&-; return 1; fi
   fi
-  docker service update --detach --force --quiet "$1" >/dev/null 2>&1; r=$?
+  docker service update --detach --quiet --force "$1" >/dev/null 2>&1; r=$?
   [ "$2" = locked ] || exec 9>&-
   return "$r"
 }
@@ -101,7 +105,7 @@ swarm_unstick() { # SERVICE UNSTICK
 # log lines through Swarm's log broker).
 op_swarm_wait() { # STACK SERVICE RELEASE WAIT GRACE FAILMAX TOKEN
   swarm_converge "$@"
-  section swarm-outcome; printf '%s %s %s\n' "$OUT" "$WAITED" "${"$"}{UNSTUCK:--}"
+  section swarm-outcome; printf '%s %s %s\n' "$OUT" "$WAITED" "$UNSTUCK"
   [ -z "$ERR" ] || { section swarm-api-error; printf '%s\n' "$ERR"; }
   swarm_snapshot "$1"
   swarm_failures "$1_$2" "$3"
