@@ -2,7 +2,7 @@
 // docker's format and its export for ${VAR} on a real sh, the recovery plans for each phase an attempt can die in,
 // what a watched update's output says, and the check status and reconcile make against the manager's view.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -448,5 +448,72 @@ describe("the check status and reconcile make", () => {
   });
   it("not observed (the journal names no swarm yet): nothing known, nothing claimed", () => {
     expect(checkSwarm(parseSwarm(new Map()), slot("a"), "hsw", "app", "h")).toEqual([]);
+  });
+});
+
+describe("the manager's side rides out a leader election (a stand-in docker on a real sh)", () => {
+  const tmp = mkdtempSync(join(tmpdir(), "hamalog-swarm-agent-"));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const bin = join(tmp, "bin");
+  // The stand-in fails its first FAILS calls of `stack deploy` with ERROR, then succeeds; it logs each call.
+  spawnSync("mkdir", ["-p", bin, join(tmp, "d", ".hamalog")]);
+  writeFileSync(
+    join(bin, "docker"),
+    `#!/bin/sh
+echo "$*" >> "${tmp}/calls"
+case "$*" in
+  "stack deploy --help") echo "      --detach   Exit immediately" ;;
+  "stack deploy "*) n=$(cat "${tmp}/n" 2>/dev/null || echo 0); echo $((n + 1)) > "${tmp}/n"
+    if [ "$n" -lt "$FAILS" ]; then echo "$ERROR" >&2; exit 1; fi; echo "Updating service hsw_app" ;;
+esac
+exit 0
+`,
+    { mode: 0o755 },
+  );
+  const run = (fails: number, error: string, grace: number) => {
+    rmSync(join(tmp, "n"), { force: true });
+    rmSync(join(tmp, "calls"), { force: true });
+    const t = Date.now();
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `section() { :; }; announce() { :; }; D=${tmp}/d; H=$D/.hamalog; cfg=""\n${SWARM_PART}\nswarm_stack_deploy hsw releases/s.yaml "" ${grace} ""`,
+      ],
+      { encoding: "utf8", env: { PATH: `${bin}:${process.env.PATH}`, FAILS: String(fails), ERROR: error } },
+    );
+    const deploys = readCalls().filter((l) => l.startsWith("stack deploy --resolve-image never")).length;
+    return { code: r.status, stderr: r.stderr, deploys, ms: Date.now() - t };
+  };
+  const readCalls = () => {
+    try {
+      return readFileSync(join(tmp, "calls"), "utf8").trim().split("\n");
+    } catch {
+      return [];
+    }
+  };
+
+  it("retries a deploy the manager refused during an election, until it goes through", () => {
+    const r = run(
+      2,
+      "Error response from daemon: rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+      30,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.deploys).toBe(3);
+  });
+
+  it("gives up after GRACE seconds, saying so", () => {
+    const r = run(99, "Error response from daemon: The swarm does not have a leader.", 2);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/does not have a leader[\s\S]*the manager's API still failed after 2 s/);
+    expect(r.ms).toBeLessThan(6000);
+  });
+
+  it("never retries what an election does not explain (a bad stack file)", () => {
+    const r = run(1, "yaml: line 3: did not find expected key", 30);
+    expect(r.code).not.toBe(0);
+    expect(r.deploys).toBe(1);
+    expect(r.stderr).toContain("did not find expected key");
   });
 });
