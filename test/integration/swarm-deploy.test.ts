@@ -228,7 +228,7 @@ describe("deploy/strategy swarm on a real 3-node cluster, under a round-robin re
     const dry = await deploy("v1", {}, ["--dry-run"]);
     expect(dry.code, text(dry)).toBe(0);
     expect(dry.stdout).toMatch(/\[plan\] +stack +docker stack deploy/);
-    expect(dry.stdout).not.toMatch(/\[plan\] +pull /);
+    expect(dry.stdout).not.toMatch(/\[plan\] +pull\b/);
     expect(dry.stdout).toContain("endpoint_mode: dnsrr");
     expect(dry.stdout).toContain(`@${digest.v1}`);
 

@@ -218,7 +218,8 @@ function dryRun(s: Session, st: Strategy, action: string, release: Release, p: P
       `[plan] migrate: ${p.migrating} runs in the recreate layout; the proxy takes over its name${d.proxy.publish ? " and port (one stop of it, at the switch)" : ""}`,
     );
   const present = v.images.includes(release.digest);
-  rep.out(`[plan] pull: ${present ? "skipped (the digest is on the host)" : "needed"}`);
+  // An orchestrator's nodes pull for themselves: the host's images say nothing about them.
+  if (st.composeHost) rep.out(`[plan] pull: ${present ? "skipped (the digest is on the host)" : "needed"}`);
   rep.out("[plan] phases:");
   for (const x of phasesOf(st)) rep.out(`[plan]   ${x.phase.padEnd(16)} ${x.does}`);
   rep.out(
