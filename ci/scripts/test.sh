@@ -14,12 +14,12 @@ fi
 projects=(--project unit --project integration)
 files=()
 # `npm run test:quick` (--quick): unit + one representative integration file per area, for the inner loop.
+# Registry, build, the deploy frame with a killed CLI and the host's own recovery, blue/green on Hamalog's stack.
 QUICK=(
   test/integration/verify-manifest.test.ts
   test/integration/build-prepare.test.ts
-  test/integration/dagger-runtime-replay.test.ts
   test/integration/deploy-local.test.ts
-  test/integration/bluegreen.test.ts
+  test/integration/hamalog-adopt.test.ts
 )
 if [ "${1:-}" = --quick ]; then
   files=("${QUICK[@]}" test/unit)
