@@ -3,7 +3,7 @@
 // the class read through the engine (api.ts) and returning plain data. The class (ci/src/index.ts) imports this
 // module on first use only, so the engine's runtime does not load or type-check the core on every call (api.ts).
 import { preparePlan } from "../build-plan.js";
-import { parseConfig, requireImage, type PipelineConfig } from "../config.js";
+import { LOCAL_HOST, parseConfig, requireImage, type PipelineConfig } from "../config.js";
 import { ConfigError, InternalError, PipelineError } from "../errors.js";
 import { mergeOverrides, parseSetPairs, type Overrides } from "../overrides.js";
 import { buildArgList, imageLabels, publishPlatforms, publishReferences, registryUser } from "../publish.js";
@@ -141,6 +141,11 @@ function appSecrets(names: readonly string[], envText: string | undefined): Reco
  */
 async function openRemote(cfg: PipelineConfig, reads: RemoteReads, print: Print) {
   const target = inDaggerWords(() => remoteTarget(cfg));
+  // A function runs inside the engine's container: "this machine" there is not the server.
+  if (target.deploy.host === LOCAL_HOST)
+    throw new ConfigError(
+      "deploy/host: `local` deploys on the machine that runs the command, and a Dagger function runs inside the engine's container — run `npx hamalog deploy` on the server itself (a self-hosted runner), or give the server's SSH address (--set deploy/host=HOST) to deploy through Dagger",
+    );
   // What the door may ask for, read ahead (its reads are synchronous): the compose template, then the files it
   // bind-mounts (deploy/files), each by its path in --source.
   const d = target.deploy;
