@@ -2,7 +2,7 @@
 // out before anything changes (the health check runs through a tunnel), an unsafe deploy directory is refused
 // before anything is written into it, a stalled layer download ends on deploy/pullStallTimeout, and Ctrl-C during
 // preflight ends the deploy at once instead of after the registry's 30 s budget. "Nothing changed" means no deploy
-// state: the probe may have installed the host agent (DIR/.hamalog/agent-….sh), nothing else.
+// state: at most the host agent (DIR/.hamalog/agent-….sh), which a lock that was refused may have installed.
 import { spawn } from "node:child_process";
 import {
   chmodSync,

@@ -1,6 +1,6 @@
-// One session with the host: connect (the `connect` phase), probe it (install the agent, read what runs), hand the
-// procedure its context, always close. Also the core's input and environment, which both doors fill in
-// (door.ts): time, the holder's name and the transport are arguments, never read here.
+// One session with the host: connect (the `connect` phase), probe it (the agent runs from memory and writes nothing;
+// the lock installs it), hand the procedure its context, always close. Also the core's input and environment, which
+// both doors fill in (door.ts): time, the holder's name and the transport are arguments, never read here.
 import type { ComposeSource } from "../compose.js";
 import type { DeployConfig } from "../config.js";
 import { ConfigError, PipelineError } from "../errors.js";
