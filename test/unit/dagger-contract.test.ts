@@ -509,8 +509,8 @@ describe("deploy / rollback / status open the same door as the CLI (deploy/door.
 
   it("deploy/host `local` is refused: a function runs inside the engine's container, not on the server", async () => {
     for (const call of [
-      (m: Hamalog) => m.deploy(SHA, key("secret-real-ssh-key")),
-      (m: Hamalog) => m.status(key("secret-real-ssh-key")),
+      (m: Hamalog): Promise<unknown> => m.deploy(SHA, key("secret-real-ssh-key")),
+      (m: Hamalog): Promise<unknown> => m.status(key("secret-real-ssh-key")),
     ])
       await expect(inSession(call, { config: "pipeline.yaml", set: ["deploy/host=local"] })).rejects.toThrow(
         /deploy\/host: `local` deploys on the machine that runs the command, and a Dagger function runs inside the engine's container — run `npx hamalog deploy` on the server itself/,

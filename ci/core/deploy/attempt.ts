@@ -40,7 +40,7 @@ import { STRATEGY } from "./strategies.js";
 export class Attempt {
   /** The journal to write with the next host step (and its recovery). */
   private pending: Journal | undefined;
-  heartbeat: Heartbeat = { abort: () => undefined, stop: () => undefined };
+  heartbeat: Heartbeat = { stop: () => undefined };
   /** What this attempt changed that users may have noticed (an outage, a re-created proxy): the last line says it. */
   readonly outages: string[] = [];
   /** What else changed (accessories started or recreated, …), for the summary. */

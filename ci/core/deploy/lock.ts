@@ -83,26 +83,24 @@ function tookOver(text: string): string {
 }
 
 export interface Heartbeat {
-  /** Ask the host to run the recovery now (Ctrl-C): the same path as a client that vanished. */
-  abort(): void;
-  /** Stop feeding it (after the lock was freed: the host then just lets it end). */
+  /**
+   * Stop feeding it (after the lock was freed: the host then just lets it end). A run that fails or is interrupted
+   * puts the host right through its own failure path first; the host recovers by itself only when the run goes
+   * silent (killed, disconnected). The agent also takes an `abort` line; no client sends it.
+   */
   stop(): void;
 }
 
 /** Feed the heartbeat a line every RENEW_EVERY_MS while this process and its connection live. */
 export function startHeartbeat(host: Host, token: number): Heartbeat {
   const p = host.heartbeat(token);
-  if (!p) return { abort: () => undefined, stop: () => undefined };
+  if (!p) return { stop: () => undefined };
   p.write("beat\n");
   const timer = setInterval(() => p.write("beat\n"), RENEW_EVERY_MS);
   // The heartbeat must never keep a finished CLI alive.
   timer.unref();
   void p.done.then(() => clearInterval(timer));
   return {
-    abort: () => {
-      clearInterval(timer);
-      p.write("abort\n");
-    },
     stop: () => {
       clearInterval(timer);
       p.end();

@@ -7,7 +7,7 @@
 // - a critical step runs detached (setsid, its own session) and writes its exit code to a file: the client waits
 //   for that file, but the step does not need the client;
 // - the lock's heartbeat is a process on the host fed a line every few seconds by the client: when its input ends
-//   (client killed, connection dropped), the client sends `abort`, or no line comes for the lease, it runs the
+//   (client killed, connection dropped), it reads `abort`, or no line comes for the lease, it runs the
 //   recovery the client wrote with the journal (`recover.sh`) — detached, under the flock, fenced — and frees the
 //   lock. The recovery is computed by the client (recovery.ts, pure) for each journal it writes.
 // Every value arrives as an argument or on stdin (a tar bundle of files); nothing is spliced into script text.
