@@ -20,6 +20,7 @@ import {
   hamalogAppImage,
   hamalogComposeFile,
   hamalogNginxConf,
+  hamalogPipelineYaml,
   hamalogStackFiles,
   removeHamalogStack,
   sampleHamalogSecrets,
@@ -88,26 +89,16 @@ async function main(): Promise<void> {
     const config = join(own, "pipeline.yaml");
     writeFileSync(
       config,
-      [
-        "image:",
-        `  registry: ${registry.host}`,
-        `  repository: ${REPO}`,
-        "deploy:",
-        "  host: 127.0.0.1",
-        `  port: ${sshd.port}`,
-        `  user: ${sshd.user}`,
-        `  hostKey: ${sshd.hostKeyFingerprint}`,
-        `  directory: ${join(own, "srv")}`,
-        "  composeFile: docker-compose.yml",
-        "  files: [nginx-docker.conf]",
-        `  project: ${projects[0]}`,
-        "  service: hamalog-app",
-        "  strategy: recreate",
-        "  waitTimeout: 120",
-        "  env: { HAMALOG_ENV_FILE: release }",
-        `  secrets: [${Object.keys(secrets).join(", ")}]`,
-        "",
-      ].join("\n"),
+      hamalogPipelineYaml({
+        registry: registry.host,
+        repository: REPO,
+        sshd,
+        directory: join(own, "srv"),
+        project: projects[0]!,
+        strategy: "recreate",
+        env: { HAMALOG_ENV_FILE: "release" },
+        secrets: Object.keys(secrets),
+      }),
     );
     const hamalog = (v: "X" | "Y") =>
       timedSpawn(process.execPath, [

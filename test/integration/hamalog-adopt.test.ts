@@ -15,6 +15,7 @@ import {
   hamalogCompose,
   hamalogComposeFile,
   hamalogNginxConf,
+  hamalogPipelineYaml,
   hamalogStackFiles,
   insertProbeRow,
   readProbeRows,
@@ -85,27 +86,16 @@ beforeAll(async () => {
   config = join(tmp, "pipeline.yaml");
   writeFileSync(
     config,
-    [
-      "image:",
-      `  registry: ${registry.host}`,
-      `  repository: ${REPO}`,
-      "deploy:",
-      "  host: 127.0.0.1",
-      `  port: ${sshd.port}`,
-      `  user: ${sshd.user}`,
-      `  hostKey: ${sshd.hostKeyFingerprint}`,
-      `  directory: ${join(tmp, "srv")}`,
-      "  composeFile: docker-compose.yml",
-      "  files: [nginx-docker.conf]",
-      `  project: ${PROJECT}`,
-      "  service: hamalog-app",
-      "  strategy: blue-green",
-      `  proxy: {image: ${CADDY}, drainSeconds: 1}`,
-      "  health: {url: http://127.0.0.1:8080/actuator/health, timeout: 60, interval: 0.5}",
-      "  waitTimeout: 120",
-      `  secrets: [${Object.keys(secrets).join(", ")}]`,
-      "",
-    ].join("\n"),
+    hamalogPipelineYaml({
+      registry: registry.host,
+      repository: REPO,
+      sshd,
+      directory: join(tmp, "srv"),
+      project: PROJECT,
+      strategy: "blue-green",
+      caddy: CADDY,
+      secrets: Object.keys(secrets),
+    }),
   );
 }, 600_000);
 

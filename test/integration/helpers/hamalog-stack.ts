@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { docker } from "./images.js";
+import type { Sshd } from "./sshd.js";
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "../../fixtures/hamalog");
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), "utf8");
@@ -772,6 +773,56 @@ export function hamalogStackFiles(o: HamalogStackOptions): HamalogStackFiles {
     ".env": hamalogDotEnv(o.secrets),
     ".env.prod": hamalogEnvProd(o.secrets),
   };
+}
+
+export interface HamalogPipelineOptions {
+  registry: string;
+  repository: string;
+  sshd: Sshd;
+  directory: string;
+  project: string;
+  strategy: "blue-green" | "recreate";
+  /** blue-green's Caddy image. */
+  caddy?: string;
+  /** deploy/env: plain values. */
+  env?: Record<string, string>;
+  /** deploy/secrets: names. */
+  secrets: readonly string[];
+}
+
+/**
+ * Hamalog's pipeline.yaml for the stand-in stack (docs/adopting.md's shape): the template docker-compose.yml and
+ * nginx-docker.conf beside it, over the test sshd, the app's plain values and its secrets by name.
+ */
+export function hamalogPipelineYaml(o: HamalogPipelineOptions): string {
+  return [
+    "image:",
+    `  registry: ${o.registry}`,
+    `  repository: ${o.repository}`,
+    "deploy:",
+    "  host: 127.0.0.1",
+    `  port: ${o.sshd.port}`,
+    `  user: ${o.sshd.user}`,
+    `  hostKey: ${o.sshd.hostKeyFingerprint}`,
+    `  directory: ${o.directory}`,
+    "  composeFile: docker-compose.yml",
+    "  files: [nginx-docker.conf]",
+    `  project: ${o.project}`,
+    "  service: hamalog-app",
+    `  strategy: ${o.strategy}`,
+    ...(o.strategy === "blue-green"
+      ? [
+          `  proxy: {image: ${o.caddy ?? "hamalog-test/caddy:2.6.2"}, drainSeconds: 1}`,
+          "  health: {url: http://127.0.0.1:8080/actuator/health, timeout: 60, interval: 0.5}",
+        ]
+      : []),
+    "  waitTimeout: 120",
+    ...(o.env && Object.keys(o.env).length
+      ? ["  env:", ...Object.entries(o.env).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`)]
+      : []),
+    `  secrets: [${o.secrets.join(", ")}]`,
+    "",
+  ].join("\n");
 }
 
 /** Write the files into `dir` (and the ./tunnel directory the loop logs to); returns the compose file's path. */
