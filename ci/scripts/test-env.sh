@@ -18,6 +18,8 @@ CADDY_IMAGE=${HAMALOG_CADDY_IMAGE:-hamalog-test/caddy:2.6.2}
 PACKAGES=(docker-registry openssh-server openssh-client busybox-static skopeo umoci jq apache2-utils)
 # The multi-node swarm harness (swarm-env.sh): namespaces and the bridge (ip), the FORWARD rule, the registry's CA.
 PACKAGES+=(iproute2 iptables openssl)
+# The host agent's lint (test/unit/deploy-agent-lint.test.ts).
+PACKAGES+=(shellcheck)
 # Only install Debian's engine where there is none: a host with Docker CE (e.g. GitHub's runners) keeps its own.
 command -v dockerd >/dev/null || PACKAGES+=(docker.io)
 
@@ -34,6 +36,7 @@ missing() {
   [ -x /bin/busybox ] || out+=("busybox (apt-get install busybox-static)")
   command -v skopeo >/dev/null || out+=("skopeo (apt-get install skopeo)")
   command -v htpasswd >/dev/null || out+=("htpasswd (apt-get install apache2-utils)")
+  command -v shellcheck >/dev/null || out+=("shellcheck (apt-get install shellcheck)")
   docker compose version >/dev/null 2>&1 || out+=("docker compose v2 plugin at $COMPOSE_PLUGIN")
   docker info >/dev/null 2>&1 || out+=("a running Docker engine (test-env.sh up starts one)")
   docker image inspect "$CADDY_IMAGE" >/dev/null 2>&1 || out+=("the Caddy test image $CADDY_IMAGE (test-env.sh up builds it)")
