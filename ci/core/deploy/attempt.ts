@@ -255,7 +255,12 @@ export async function runAttempt(
       summary: `token ${t.token} for ${input.holder} (heartbeat on the host; lease ${input.deploy.leaseSeconds}s)`,
     };
   });
-  const a = new Attempt(s, st, action, placement, taken.token, lockId, taken.view.journal, taken.view);
+  // Prepared with the lock: the agent sent the journal and the lease again; the rest is the probe's view (the journal
+  // it was taken with is the one the agent found under the lock).
+  const view = taken.prepared
+    ? { ...v0, journal: taken.view.journal, journalHash: taken.view.journalHash, lock: taken.view.lock }
+    : taken.view;
+  const a = new Attempt(s, st, action, placement, taken.token, lockId, view.journal, view);
   a.heartbeat = startHeartbeat(s.host, taken.token);
   try {
     try {

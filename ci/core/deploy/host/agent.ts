@@ -155,7 +155,16 @@ op_lock() { # STAGE LEASE WAIT FORCE PROJECT IMAGE_NAME EXPECT ; the bundle unpa
   section token; printf '%s\n' "$t"
   section prepared; printf '%s\n' "$prepared"
   if [ -n "$note" ]; then section took-over; printf '%s\n' "$note"; fi
-  observe "$4" "$5" "$1"
+  # Prepared: the journal was the one probed a moment ago, so the client keeps the probe's view of the rest and
+  # needs only the journal and the lease again (not a second round of docker calls).
+  if [ "$prepared" = yes ]; then observe_journal "$1"; else observe "$4" "$5" "$1"; fi
+}
+
+observe_journal() { # LEASE
+  section journal-hash; journal_hash
+  section journal; cat -- "$D/journal.json" 2>/dev/null
+  section lock; cat -- "$H/lock.json" 2>/dev/null; echo; judge "$1"
+  section end
 }
 
 journal_hash() { if [ -e "$D/journal.json" ]; then sha256sum < "$D/journal.json" | cut -c1-64; else echo none; fi; }
