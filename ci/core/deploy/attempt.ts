@@ -4,6 +4,8 @@
 // The journal (with the recovery for it, recovery.ts) is written to the host before every step that changes what
 // serves, in the same remote command as the step. Any failure takes the one failure path (fail.ts): diagnostics,
 // then the recovery the journal names, run by the host to its end. The strategies (strategy.ts) supply the steps.
+import { createHash } from "node:crypto";
+import { parse } from "yaml";
 import { accessoriesOf, dependentsOf, type ComposeSource } from "../compose.js";
 import type { DeployConfig } from "../config.js";
 import { PipelineError } from "../errors.js";
@@ -377,6 +379,11 @@ async function accessories(a: Attempt, phase: "accessories" | "dependents"): Pro
   const startable = phase === "accessories" ? all.filter((x) => !dependents.includes(x)) : dependents;
   const asked = (a.s.input.recreateAccessories ?? []).filter((x) => startable.includes(x));
   if (phase === "dependents" && startable.every(running) && asked.length === 0) return;
+  const key = accessoriesKey(a, all);
+  if (phase === "accessories" && asked.length === 0 && unchanged(a, all, key)) {
+    a.s.rep.out(`[accessories] ${all.join(", ")} running, unchanged (as compose hashed them last time) 0.0s`);
+    return;
+  }
   a.at(phase);
   await a.s.rep.phase(phase, async () => {
     const live = a.journal.live;
@@ -390,6 +397,7 @@ async function accessories(a: Attempt, phase: "accessories" | "dependents"): Pro
           asked.join(","),
           "1",
           live?.composeFile ?? "",
+          key,
           ...startable,
           // The dependents: checked for changes in the same command, started only once the app is live.
           ...(phase === "accessories" && dependents.length ? ["--", ...dependents] : []),
@@ -399,6 +407,29 @@ async function accessories(a: Attempt, phase: "accessories" | "dependents"): Pro
       { detach: true },
     );
     return { value: undefined, summary: reportAccessories(a, out, mine) };
+  });
+}
+
+/**
+ * A hash of what compose's config hash of the accessories depends on: their definitions as rendered, the release's
+ * environment they interpolate, the project and its directory. Equal keys mean equal definitions.
+ */
+function accessoriesKey(a: Attempt, services: string[]): string {
+  const rendered = (parse(a.placement.compose) as { services?: Record<string, unknown> } | null)?.services ?? {};
+  const env = a.placement.files.find((f) => f.path === `files/${a.candidate.envFile}`)?.content ?? "";
+  return createHash("sha256")
+    .update(JSON.stringify([a.s.host.project, a.d.directory, services.map((x) => [x, rendered[x] ?? null]), env]))
+    .digest("hex");
+}
+
+/** Every accessory runs with the config hash compose gave its definition last time, under the same key. */
+function unchanged(a: Attempt, services: string[], key: string): boolean {
+  const seen = a.view.accessories;
+  if (seen.key !== key) return false;
+  return services.every((svc) => {
+    const want = seen.hashes.get(svc);
+    const c = containersOf(a.view, svc).filter((x) => x.state === "running");
+    return want !== undefined && c.length > 0 && c.every((x) => x.configHash === want);
   });
 }
 

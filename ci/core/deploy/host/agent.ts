@@ -89,6 +89,7 @@ observe() { # PROJECT IMAGE_NAME LEASE
   x=$(docker ps --all --quiet --no-trunc --filter "label=com.docker.compose.project=$1")
   [ -z "$x" ] || docker inspect --format '{{.Id}} {{.Image}}' $x 2>/dev/null
   section images; [ -z "$2" ] || docker image ls --digests --no-trunc --format '{{.Repository}} {{.Digest}} {{.ID}}' "$2" 2>/dev/null
+  section accessories; cat -- "$H/accessories" 2>/dev/null
   section releases; ls -1 -- "$D/releases" 2>/dev/null
   section logins; for x in "$H"/docker-* "$D/.docker"; do [ -e "$x" ] && printf '%s\n' "$x"; done
   section history; tail -n 500 -- "$D/history.jsonl" 2>/dev/null
@@ -290,11 +291,16 @@ step_start_missing() { # FILE ENVFILE WAIT SERVICE...
 # same way but never started or recreated (the ones that reach the app: they start once it is live) — one compose
 # config for the whole stack. OLD: the live release's file, printed when something changed (not interpolated: it
 # holds ${"$"}{VAR}, never values) so the client can show the diff.
-step_accessories() { # FILE ENVFILE WAIT RECREATE START OLDFILE SERVICE... [-- SERVICE...]
-  f=$1; e=$2; w=$3; want_re=",$4,"; st=$5; old=$6; shift 6
+step_accessories() { # FILE ENVFILE WAIT RECREATE START OLDFILE KEY SERVICE... [-- SERVICE...]
+  f=$1; e=$2; w=$3; want_re=",$4,"; st=$5; old=$6; key=$7; shift 7
   list=""; for s in "$@"; do [ "$s" = -- ] || list="$list$s,"; done
   [ -n "$list" ] || return 0
   hashes=$(composef "$f" "$e" config --hash "${"$"}{list%,}") || return
+  # What compose computed for the definitions KEY names (the client's hash of them and their environment): a later
+  # deploy with the same KEY whose accessories run with these hashes needs no compose config at all (observe shows it).
+  if [ -n "$key" ]; then
+    { printf '%s\n' "$key"; printf '%s\n' "$hashes"; } > "$H/accessories.tmp" && mv -f -- "$H/accessories.tmp" "$H/accessories"
+  fi
   # One ps for every running container's service and config hash (not one ps and inspect per accessory).
   running=$(docker ps --filter "label=com.docker.compose.project=$P" --format '{{.Label "com.docker.compose.service"}} {{.Label "com.docker.compose.config-hash"}}') || return
   start=""; again=""; changed=""; only=0

@@ -54,6 +54,8 @@ export interface HostView {
   imageIds: Map<string, string>;
   /** Files under releases/. */
   releases: string[];
+  /** The accessories' compose config hashes as last computed on the host, under the client's key for them. */
+  accessories: { key: string; hashes: Map<string, string> };
   /** Registry logins a killed run left (throwaway Docker configs). */
   logins: string[];
   history: HistoryEntry[];
@@ -166,6 +168,16 @@ export function parseView(stdout: string, where: string, now: string): HostView 
         .map((x) => [x[1]!, x[2]!] as [string, string]),
     ),
     releases: list("releases"),
+    accessories: {
+      key: list("accessories")[0] ?? "",
+      hashes: new Map(
+        list("accessories")
+          .slice(1)
+          .map((l) => l.split(/\s+/))
+          .filter((x) => x.length === 2)
+          .map((x) => [x[0]!, x[1]!] as [string, string]),
+      ),
+    },
     logins: list("logins"),
     history,
     sections: s,
