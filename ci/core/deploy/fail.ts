@@ -162,6 +162,10 @@ const RECONNECT_PAUSES_MS = [1000, 4000, 10_000];
 async function afterConnectionLost(a: Attempt, err: PipelineError, phase: string): Promise<PipelineError> {
   const { rep } = a.s;
   const what = `${a.action} of ${a.candidate.image}`;
+  // A bundle that did not unpack (a full disk) comes here over a connection that lives: fed on, the heartbeat would
+  // keep the host waiting for this run while the candidate serves. Its input ends now (a no-op once the connection
+  // is gone): the host recovers as after any run that went silent.
+  a.heartbeat.stop();
   rep.warn(
     `${rep.clean(err.message)} — the host recovers by itself (its heartbeat saw the connection end); reconnecting to see the outcome`,
   );
