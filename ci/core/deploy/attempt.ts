@@ -5,7 +5,7 @@
 // serves, in the same remote command as the step. Any failure takes the one failure path (fail.ts): diagnostics,
 // then the recovery the journal names, run by the host to its end. The strategies (strategy.ts) supply the steps.
 import { createHash } from "node:crypto";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import { accessoriesOf, dependentsOf, type ComposeSource } from "../compose.js";
 import type { DeployConfig } from "../config.js";
 import { PipelineError } from "../errors.js";
@@ -398,16 +398,25 @@ async function accessories(a: Attempt, phase: "accessories" | "dependents"): Pro
           "1",
           live?.composeFile ?? "",
           key,
+          NODEPS,
           ...startable,
           // The dependents: checked for changes in the same command, started only once the app is live.
           ...(phase === "accessories" && dependents.length ? ["--", ...dependents] : []),
         ],
       },
       phase,
-      { detach: true },
+      { detach: true, files: [{ path: NODEPS, content: withoutDependsOn(a.placement.compose) }] },
     );
     return { value: undefined, summary: reportAccessories(a, out, mine) };
   });
+}
+
+/** The release file without any depends_on: what compose hashes for a service it starts with --no-deps. */
+const NODEPS = "stage/accessories-nodeps.yaml";
+function withoutDependsOn(compose: string): string {
+  const doc = (parse(compose) ?? {}) as { services?: Record<string, Record<string, unknown>> };
+  for (const svc of Object.values(doc.services ?? {})) if (svc && typeof svc === "object") delete svc.depends_on;
+  return stringify(doc);
 }
 
 /**
@@ -427,9 +436,9 @@ function unchanged(a: Attempt, services: string[], key: string): boolean {
   const seen = a.view.accessories;
   if (seen.key !== key) return false;
   return services.every((svc) => {
-    const want = seen.hashes.get(svc);
+    const want = seen.hashes.get(svc) ?? [];
     const c = containersOf(a.view, svc).filter((x) => x.state === "running");
-    return want !== undefined && c.length > 0 && c.every((x) => x.configHash === want);
+    return c.length > 0 && c.every((x) => want.includes(x.configHash));
   });
 }
 

@@ -289,17 +289,26 @@ step_start_missing() { # FILE ENVFILE WAIT SERVICE...
 # definition changed (compose's config hash differs from its container's label) is recreated only when named in
 # RECREATE (comma-separated), else reported ("changed SVC") and left running. Services after a "--" are checked the
 # same way but never started or recreated (the ones that reach the app: they start once it is live) — one compose
-# config for the whole stack. OLD: the live release's file, printed when something changed (not interpolated: it
-# holds ${"$"}{VAR}, never values) so the client can show the diff.
-step_accessories() { # FILE ENVFILE WAIT RECREATE START OLDFILE KEY SERVICE... [-- SERVICE...]
-  f=$1; e=$2; w=$3; want_re=",$4,"; st=$5; old=$6; key=$7; shift 7
+# config for the whole stack. A container compose started with --no-deps (as these steps do) is labelled with the
+# hash of its definition without depends_on: NODEPS (in the stage) is the release file without them, and a label
+# equal to either hash is unchanged. OLD: the live release's file, printed when something changed (not
+# interpolated: it holds ${"$"}{VAR}, never values) so the client can show the diff.
+step_accessories() { # FILE ENVFILE WAIT RECREATE START OLDFILE KEY NODEPS SERVICE... [-- SERVICE...]
+  f=$1; e=$2; w=$3; want_re=",$4,"; st=$5; old=$6; key=$7; nd=$8; shift 8
   list=""; for s in "$@"; do [ "$s" = -- ] || list="$list$s,"; done
   [ -n "$list" ] || return 0
   hashes=$(composef "$f" "$e" config --hash "${"$"}{list%,}") || return
+  bare=""
+  if [ -n "$nd" ]; then
+    if [ -n "$e" ]; then bare=$(compose --file "$STAGE/$nd" --env-file "$D/$e" config --hash "${"$"}{list%,}") || return
+    else bare=$(compose --file "$STAGE/$nd" config --hash "${"$"}{list%,}") || return; fi
+  fi
   # What compose computed for the definitions KEY names (the client's hash of them and their environment): a later
   # deploy with the same KEY whose accessories run with these hashes needs no compose config at all (observe shows it).
   if [ -n "$key" ]; then
-    { printf '%s\n' "$key"; printf '%s\n' "$hashes"; } > "$H/accessories.tmp" && mv -f -- "$H/accessories.tmp" "$H/accessories"
+    { printf '%s\n' "$key"
+      printf '%s\n' "$hashes" | while read -r s h; do printf '%s %s %s\n' "$s" "$h" "$(printf '%s\n' "$bare" | awk -v s="$s" '$1 == s { print $2 }')"; done
+    } > "$H/accessories.tmp" && mv -f -- "$H/accessories.tmp" "$H/accessories"
   fi
   # One ps for every running container's service and config hash (not one ps and inspect per accessory).
   running=$(docker ps --filter "label=com.docker.compose.project=$P" --format '{{.Label "com.docker.compose.service"}} {{.Label "com.docker.compose.config-hash"}}') || return
@@ -307,12 +316,14 @@ step_accessories() { # FILE ENVFILE WAIT RECREATE START OLDFILE KEY SERVICE... [
   for s in "$@"; do
     if [ "$s" = -- ]; then only=1; continue; fi
     want=$(printf '%s\n' "$hashes" | awk -v s="$s" '$1 == s { print $2 }')
+    wantb=$(printf '%s\n' "$bare" | awk -v s="$s" '$1 == s { print $2 }')
     have=$(printf '%s\n' "$running" | awk -v s="$s" '$1 == s { print $2; exit }')
     if ! printf '%s\n' "$running" | awk -v s="$s" '$1 == s { f = 1 } END { exit !f }'; then
       if [ "$st" = 1 ] && [ "$only" = 0 ]; then start="$start $s"; else printf 'missing %s\n' "$s"; fi
       continue
     fi
     [ "$have" = "$want" ] && continue
+    [ -n "$wantb" ] && [ "$have" = "$wantb" ] && continue
     case $only$want_re in 0*",$s,"*) again="$again $s" ;; *) changed="$changed $s" ;; esac
   done
   for s in $changed; do printf 'changed %s\n' "$s"; done

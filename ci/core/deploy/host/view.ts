@@ -54,8 +54,11 @@ export interface HostView {
   imageIds: Map<string, string>;
   /** Files under releases/. */
   releases: string[];
-  /** The accessories' compose config hashes as last computed on the host, under the client's key for them. */
-  accessories: { key: string; hashes: Map<string, string> };
+  /**
+   * The accessories' compose config hashes as last computed on the host, under the client's key for them: each
+   * service's hashes with and without its depends_on (a container started with --no-deps carries the latter).
+   */
+  accessories: { key: string; hashes: Map<string, string[]> };
   /** Registry logins a killed run left (throwaway Docker configs). */
   logins: string[];
   history: HistoryEntry[];
@@ -174,8 +177,8 @@ export function parseView(stdout: string, where: string, now: string): HostView 
         list("accessories")
           .slice(1)
           .map((l) => l.split(/\s+/))
-          .filter((x) => x.length === 2)
-          .map((x) => [x[0]!, x[1]!] as [string, string]),
+          .filter((x) => x.length >= 2)
+          .map((x) => [x[0]!, x.slice(1)] as [string, string[]]),
       ),
     },
     logins: list("logins"),
