@@ -53,6 +53,8 @@ export class Attempt {
   switchedAt: string | undefined;
   /** Set just before a step that touches what serves (the live route, the app's container). */
   touched = false;
+  /** What the host showed after a dropped connection, read again over a new one (fail.ts, afterConnectionLost). */
+  seenAfterLoss: HostView | undefined;
 
   constructor(
     readonly s: Session,
@@ -297,9 +299,12 @@ export async function runAttempt(
   }
 }
 
-/** Whether the host's journal names this attempt's candidate live (read again: the host may have moved on). */
+/**
+ * Whether the host's journal names this attempt's candidate live (read again: the host may have moved on). After a
+ * dropped connection the old one cannot answer: what the failure path saw over a new connection is the answer.
+ */
 async function stillLive(a: Attempt): Promise<boolean> {
-  const v = await a.s.host.observe().catch(() => undefined);
+  const v = a.seenAfterLoss ?? (await a.s.host.observe().catch(() => undefined));
   const live = v?.journal.live;
   return !!live && live.composeFile === a.candidate.composeFile && live.colour === a.candidate.colour;
 }

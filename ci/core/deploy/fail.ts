@@ -191,6 +191,7 @@ async function afterConnectionLost(a: Attempt, err: PipelineError, phase: string
           `${what} failed in phase ${phase}: ${err.message}\nthe host is still recovering after ${a.d.waitTimeout + 120}s — see \`hamalog status\``,
           phase,
         );
+      a.seenAfterLoss = v;
       const h = v.history.at(-1);
       const live = v.journal.live;
       rep.out(
