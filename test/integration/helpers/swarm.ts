@@ -120,6 +120,8 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
             }),
           ),
     );
+    // A command that exits before reading its input (a killed node's docker) breaks the pipe: its exit says why.
+    child.stdin!.on("error", () => undefined);
     child.stdin!.end(opts.input ?? "");
   });
 }
