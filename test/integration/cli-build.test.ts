@@ -1,6 +1,6 @@
-// The launcher never runs a stale build of the CLI: on a copy of the repository (its own node_modules/.cache),
-// an edit under ci/src shows in the very next run, and without esbuild to rebuild it the run refuses, saying
-// what to do, rather than run the old build.
+// The launcher never runs a stale build of the CLI: on a copy of the repository (its own node_modules/.cache), an
+// edit under ci/core or ci/cli (what the CLI is built from) shows in the very next run, and without esbuild to
+// rebuild it the run refuses, saying what to do, rather than run the old build.
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +23,7 @@ const editTagSummary = (text: string) => {
 
 beforeAll(() => {
   copy = mkdtempSync(join(tmpdir(), "hamalog-cli-build-"));
-  cpSync(join(ROOT, "ci/src"), join(copy, "ci/src"), { recursive: true });
+  for (const dir of ["ci/core", "ci/cli"]) cpSync(join(ROOT, dir), join(copy, dir), { recursive: true });
   cpSync(join(ROOT, "ci/bin"), join(copy, "ci/bin"), { recursive: true });
   cpSync(join(ROOT, "package.json"), join(copy, "package.json"));
   cpSync(join(ROOT, "ci/tsconfig.json"), join(copy, "ci/tsconfig.json"));
@@ -41,7 +41,7 @@ describe("the CLI launcher and its build", () => {
     expect(builds()).toHaveLength(1);
   });
 
-  it("an edit under ci/src is in the very next run (rebuilt, not the old build)", () => {
+  it("an edit under ci/cli is in the very next run (rebuilt, not the old build)", () => {
     editTagSummary("Edited summary one.");
     expect(run(["tag", "--help"]).stdout).toMatch(/Edited summary one\./);
     editTagSummary("Edited summary two.");
