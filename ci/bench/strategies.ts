@@ -201,6 +201,11 @@ export async function benchStrategies(slowSeconds: number, fastShell: boolean): 
           rollbackCommands: strategy === "peer" ? 1 : back.commands,
         });
         console.error(`[bench] ${name}: ${d.loop.failed}/${d.loop.requests} failed, deploy ${sec(d.r.ms)}`);
+        // What failed, when (ms since the loop started), next to the phases above: a failure is read, not counted.
+        if (strategy === "blue-green" && d.loop.errors.length + back.loop.errors.length)
+          console.error(
+            `[bench] ${name} failed requests: ${JSON.stringify({ deploy: d.loop.errors, rollback: back.loop.errors })}`,
+          );
       }
     }
   } finally {
