@@ -53,7 +53,12 @@ rc=$?
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+  const retried = r.testResults.flatMap((f) =>
+    f.assertionResults.filter((t) => t.status === "passed" && t.failureMessages.length).map((t) => `${f.name.replace(process.cwd() + "/", "")} > ${t.fullName}`),
+  );
+  for (const t of retried) console.log(`[test] passed only on its retry (flaky: look at it): ${t}`);
+  const flaky = retried.length ? ` (${retried.length} passed only on a retry)` : "";
+  console.log(`Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped${flaky}`);
 ' "$report" 2>/dev/null || echo "Tests: 0 passed, 1 failed (no test report)"
 rm -f "$report"
 if [ "${HAMALOG_UNIT_ONLY:-}" = 1 ]; then echo "[test] reminder: integration tests were NOT run" >&2; fi
