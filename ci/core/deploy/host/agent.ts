@@ -40,6 +40,9 @@ set -u
 D=$1; OP=$2; shift 2
 H=$D/.hamalog
 STAGE=""
+# Where ops stage their bundles and detached steps leave their output and exit code: .hamalog/ops, or (see use_ops)
+# a directory of this user's under $TMPDIR; a detached step inherits its caller's choice.
+OPS=${"$"}{HAMALOG_OPS:-$H/ops}
 A=$H/$(basename -- "$0")
 umask 077
 
@@ -47,8 +50,26 @@ section() { printf 'hamalog-section %s\n' "$1"; }
 announce() { printf 'hamalog-step:%s\n' "$1" >&2; }
 nap() { sleep 0.05 2>/dev/null || sleep 1; }
 mtime() { stat -c %Y -- "$1" 2>/dev/null || echo 0; }
+# A process that runs: kill -0 also answers for a zombie, which a PID 1 that does not reap (a container's shell, a
+# sandbox) keeps for ever — an exited heartbeat would hold its lock until its lease ran out.
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 fenced() { [ "$(cat -- "$H/lock.token" 2>/dev/null)" = "$1" ]; }
-mutex() { exec 9>>"$H/mutex" && flock -w "$1" 9; }
+# The flock; on a read-only deploy directory through a read-only descriptor (flock needs none other): a failing run's
+# recovery must still get it.
+mutex() { if [ -w "$H/mutex" ] || [ ! -e "$H/mutex" ]; then exec 9>>"$H/mutex"; else exec 9<"$H/mutex"; fi && flock -w "$1" 9; }
+# .hamalog/ops, or when the deploy directory cannot be written (remounted read-only under a run) a directory of this
+# user's under $TMPDIR named after it, so that a recovery can still be staged, run detached and waited for.
+use_ops() {
+  mkdir -p -m 0700 -- "$H/ops" 2>/dev/null
+  if [ -w "$H/ops" ]; then OPS=$H/ops; else
+    OPS=${"$"}{TMPDIR:-/tmp}/hamalog-ops-$(printf '%s' "$D" | cksum | cut -d' ' -f1)
+    if ! { mkdir -p -m 0700 -- "$OPS" && [ -O "$OPS" ] && [ ! -L "$OPS" ]; }; then
+      echo "no place to stage this op: $H/ops and $OPS cannot be used" >&2; return 70
+    fi
+    echo "WARNING: $H/ops cannot be written (a read-only file system?): staging in $OPS" >&2
+  fi
+  HAMALOG_OPS=$OPS; export HAMALOG_OPS
+}
 # Each release file names only its own services: the others of the project are not orphans to warn about.
 compose() { COMPOSE_IGNORE_ORPHANS=1 docker compose --project-name "$P" --project-directory "$D" "$@"; }
 # compose with a release's files: FILE (relative to D) and its env file ("" when none)
@@ -60,7 +81,7 @@ ids_of() { docker ps --all --quiet --no-trunc --filter "label=com.docker.compose
 judge() {
   n=$(date +%s); r=$(mtime "$H/lease"); p=unknown
   if [ -s "$H/heartbeat.pid" ]; then
-    if kill -0 "$(cat -- "$H/heartbeat.pid")" 2>/dev/null; then p=alive; else p=gone; fi
+    if alive "$(cat -- "$H/heartbeat.pid")"; then p=alive; else p=gone; fi
   fi
   idle=$((n - r)); STALE=no; WHY="its lease was renewed $idle s ago"
   if [ "$p" = gone ]; then STALE=yes; WHY="its heartbeat on the host is gone"
@@ -195,18 +216,18 @@ op_heartbeat() { # TOKEN LEASE
   detach "$1" "heartbeat-$1-$why" recover "$why"
 }
 
-detach() { # TOKEN NAME OP ARGS... : run OP under the flock in its own session; exit code in ops/NAME.rc
+detach() { # TOKEN NAME OP ARGS... : run OP under the flock in its own session; exit code in $OPS/NAME.rc
   t=$1; n=$2; shift 2
-  mkdir -p -m 0700 -- "$H/ops" || return
-  rm -f -- "$H/ops/$n.rc"
-  ( setsid sh "$A" "$D" _exec "$t" "$n" "$STAGE" "$@" </dev/null >"$H/ops/$n.out" 2>"$H/ops/$n.err" 9>&- & )
+  use_ops || return
+  rm -f -- "$OPS/$n.rc"
+  ( setsid sh "$A" "$D" _exec "$t" "$n" "$STAGE" "$@" </dev/null >"$OPS/$n.out" 2>"$OPS/$n.err" 9>&- & )
 }
 
 # From the client: unpack the bundle on stdin, then run OP (detached when DETACH=1, waiting for its exit code).
 op_run() { # TOKEN PROJECT NAME DETACH OP ARGS... ; stdin: a tar bundle
   t=$1; P=$2; n=$3; det=$4; shift 4
-  mkdir -p -m 0700 -- "$H/ops" || exit
-  STAGE=$(mktemp -d "$H/ops/stage.XXXXXX") || exit
+  use_ops || exit
+  STAGE=$(mktemp -d "$OPS/stage.XXXXXX") || exit
   if ! tar -x -o -f - -C "$STAGE" 2>"$STAGE.err"; then
     echo "the files for $n did not arrive whole ($(cat -- "$STAGE.err")): nothing was installed" >&2
     rm -rf -- "$STAGE" "$STAGE.err"; exit 74
@@ -216,22 +237,22 @@ op_run() { # TOKEN PROJECT NAME DETACH OP ARGS... ; stdin: a tar bundle
   if [ "$det" != 1 ]; then exec sh "$A" "$D" _exec "$t" "" "$STAGE" "$@"; fi
   detach "$t" "$n" "$@" || exit
   # Until its exit code is there; a step that vanished without one (killed with its host's processes) ends the wait.
-  while [ ! -e "$H/ops/$n.rc" ]; do
+  while [ ! -e "$OPS/$n.rc" ]; do
     nap
-    [ -e "$H/ops/$n.rc" ] && break
-    if [ -s "$H/ops/$n.pid" ] && ! kill -0 "$(cat -- "$H/ops/$n.pid")" 2>/dev/null; then
-      [ -e "$H/ops/$n.rc" ] || { echo "the step $n ended without an exit code" >&2; exit 70; }
+    [ -e "$OPS/$n.rc" ] && break
+    if [ -s "$OPS/$n.pid" ] && ! alive "$(cat -- "$OPS/$n.pid")"; then
+      [ -e "$OPS/$n.rc" ] || { echo "the step $n ended without an exit code" >&2; exit 70; }
     fi
-    [ -d "$H/ops" ] || { echo "the deploy directory went away while $n ran" >&2; exit 70; }
+    [ -d "$OPS" ] || { echo "the deploy directory went away while $n ran" >&2; exit 70; }
   done
-  cat -- "$H/ops/$n.out"; cat -- "$H/ops/$n.err" >&2
-  rc=$(cat -- "$H/ops/$n.rc"); rm -f -- "$H/ops/$n.out" "$H/ops/$n.err" "$H/ops/$n.rc"
+  cat -- "$OPS/$n.out"; cat -- "$OPS/$n.err" >&2
+  rc=$(cat -- "$OPS/$n.rc"); rm -f -- "$OPS/$n.out" "$OPS/$n.err" "$OPS/$n.rc"
   exit "$rc"
 }
 
 op__exec() { # TOKEN NAME STAGE OP ARGS...
   t=$1; n=$2; STAGE=$3; shift 3
-  [ -z "$n" ] || echo "$$" > "$H/ops/$n.pid"
+  [ -z "$n" ] || echo "$$" > "$OPS/$n.pid"
   rc=0
   if ! mutex 3600; then rc=73
   elif ! fenced "$t"; then
@@ -240,13 +261,18 @@ op__exec() { # TOKEN NAME STAGE OP ARGS...
     rc=75
   else
     install_stage || rc=$?
+    # A recovery whose files could not be installed (a read-only deploy directory) runs the one the host already
+    # has, written with the journal before the step it undoes; its journal and history writes fail and say so.
+    if [ "$rc" -ne 0 ] && [ "$1" = recover ]; then
+      echo "WARNING: the recovery's files could not be installed: running the recovery the host already has" >&2; rc=0
+    fi
     if [ "$rc" -eq 0 ]; then
       command -v "step_$1" >/dev/null 2>&1 || { echo "unknown agent step $1" >&2; rc=64; }
     fi
     if [ "$rc" -eq 0 ]; then o=$1; shift; "step_$o" "$@"; rc=$?; fi
   fi
   [ -z "$STAGE" ] || rm -rf -- "$STAGE"
-  if [ -n "$n" ]; then printf '%s\n' "$rc" > "$H/ops/$n.rc.tmp" && mv -f -- "$H/ops/$n.rc.tmp" "$H/ops/$n.rc"; rm -f -- "$H/ops/$n.pid"; fi
+  if [ -n "$n" ]; then printf '%s\n' "$rc" > "$OPS/$n.rc.tmp" && mv -f -- "$OPS/$n.rc.tmp" "$OPS/$n.rc"; rm -f -- "$OPS/$n.pid"; fi
   exit "$rc"
 }
 
@@ -438,14 +464,18 @@ step_recover() { # WHY [KEEP]
     if ! . "$H/recover.sh"; then
       [ ! -e "$H/recover/history.failed" ] || cat -- "$H/recover/history.failed" >> "$D/history.jsonl"
       echo "recovery failed; the journal still names the attempt" >&2
-      [ "$k" = keep ] || release_lock; return 1
+      [ "$k" = keep ] || release_lock 2>/dev/null; return 1
     fi
   fi
   if [ "$k" = keep ]; then rm -f -- "$H/recover.sh"; rm -rf -- "$H/recover"; else release_lock; fi
 }
 # recover.sh's vocabulary: a step (its name and arguments), the journal and the history line of the outcome.
 rstep() { announce "recover-$1"; o=$1; shift; "step_$o" "$@"; }
-rjournal() { cp -- "$H/recover/journal.json" "$D/journal.json.tmp" && mv -f -- "$D/journal.json.tmp" "$D/journal.json"; }
+rjournal() {
+  cp -- "$H/recover/journal.json" "$D/journal.json.tmp" 2>/dev/null && mv -f -- "$D/journal.json.tmp" "$D/journal.json" && return
+  echo "the journal cannot be written in $D (read-only or full?): what the recovery restored runs, but journal.json still names the attempt and the lock stays until it can be written — then the next deploy or rollback recovers it again" >&2
+  return 1
+}
 rhistory() { [ ! -e "$H/recover/history.add" ] || cat -- "$H/recover/history.add" >> "$D/history.jsonl"; return 0; }
 
 # The end of a successful attempt: compose.yaml mirrors the live release's file (for people in the directory),
