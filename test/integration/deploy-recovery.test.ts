@@ -3,9 +3,10 @@
 // killed} × {pull (a download held), prepare (the attempt's files and journal in a command of their own, after a
 // reconcile that removes a leftover login), up (compose mid-replacement of an app whose stop takes 3 s), health (the
 // gate), recover (the failure path restoring the live release, mid-replacement)}, then a full deploy directory
-// mid-deploy (a 2 MB tmpfs; a read-only one is left out, see there). After every case: the app serves a release that passed its health gate, the journal,
-// history and `status` agree with what runs, the next plain `deploy` (of another release) succeeds without
-// --break-lock and without having to recover anything, and no registry credential is left on the host.
+// mid-deploy (a 2 MB tmpfs) and the same directory remounted read-only mid-deploy. After every case: the app serves
+// a release that passed its health gate, the journal, history and `status` agree with what runs (on a read-only
+// directory the journal cannot: it names the attempt until the next run), the next plain `deploy` (of another
+// release) succeeds without --break-lock, and no registry credential is left on the host.
 // SIGINT and SIGTERM: the run puts the host right itself before it exits. SIGKILL and a killed SSH session: the host
 // does, with NO further deploy (the heartbeat's input ends and the recovery written with the journal runs): a
 // health-gated release answers within 30 s, the lock is freed and the attempt ended within a minute; a run whose
@@ -365,14 +366,7 @@ describe("interruption matrix", () => {
   });
 });
 
-// A read-only deploy directory mid-deploy is left out: the failure path cannot undo anything there (BUG, reported
-// with this port): every agent op writes into DIR/.hamalog before it runs — `run` stages its bundle in
-// .hamalog/ops (mktemp fails: "RECOVERY FAILED … Read-only file system"), a detached step's output and exit code go
-// to .hamalog/ops, and `mutex` opens .hamalog/mutex for appending, which on a read-only file system makes the
-// agent's shell exit. So the candidate that failed its gate keeps serving (status: MISMATCH), the lock stays held
-// and the host's own recovery (its heartbeat's) cannot start either: nothing puts it right until the directory is
-// writable again.
-describe("a full deploy directory mid-deploy", () => {
+describe("a full, then a read-only deploy directory mid-deploy", () => {
   beforeAll(async () => {
     mkdirSync(diskDir, { recursive: true });
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", diskDir]);
@@ -415,5 +409,32 @@ describe("a full deploy directory mid-deploy", () => {
     const back = await run(["deploy", "--sha", SHA.a!], diskConfig);
     expect(back.code, text(back)).toBe(0);
     await expectSettled("a", diskDir, diskConfig, diskPort);
+  });
+
+  it("read-only: the failing release is undone all the same (staged outside the directory, the recovery the host already had); writable again, the next deploy goes through", async () => {
+    const d = start("bad", diskConfig);
+    await waitFor("the up phase to pass", async () => /^\[up\] /m.test(d.out()), 60_000);
+    // The directory goes read-only under the run (as after a file-system error): nothing the failure path installs can
+    // land, the journal and the lock cannot be rewritten — but what serves must be put right.
+    execFileSync("mount", ["-o", "remount,ro", diskDir]);
+    let r: CliResult;
+    try {
+      r = await d.exited;
+      if (process.env.HAMALOG_DEBUG) console.log(text(r));
+      expect(r.code, text(r)).toBe(1);
+      expect(r.stderr).toMatch(/^FAILED in phase health: /m);
+      expect(await serves("a", diskPort), text(r)).toBe(true);
+      // The journal could not say so: it still names the attempt (the next run recovers it), and the run says that.
+      expect(journal(diskDir).attempt, "the journal still names the attempt").not.toBeNull();
+      expect(r.stderr).toMatch(
+        /the journal cannot be written in \S+ \(read-only or full\?\): what the recovery restored runs, but journal\.json still names the attempt/,
+      );
+    } finally {
+      execFileSync("mount", ["-o", "remount,rw", diskDir]);
+    }
+    const n = await run(["deploy", "--sha", SHA.b!], diskConfig);
+    expect(n.code, text(n)).toBe(0);
+    expect(text(n)).not.toMatch(/--break-lock/);
+    await expectSettled("b", diskDir, diskConfig, diskPort);
   });
 });
