@@ -423,6 +423,12 @@ describe("a full, then a read-only deploy directory mid-deploy", () => {
       if (process.env.HAMALOG_DEBUG) console.log(text(r));
       expect(r.code, text(r)).toBe(1);
       expect(r.stderr).toMatch(/^FAILED in phase health: /m);
+      // What serves was put right, and the run says so: not a failed recovery, an unrecorded one.
+      expect(r.stdout).toMatch(/^\[recover\] undo the deploy .*; NOT recorded /m);
+      expect(r.stderr).not.toMatch(/RECOVERY FAILED/);
+      expect(r.stderr).toMatch(
+        /\(sha256:[0-9a-f]{12}…\) serves again \(restored\) — but the host could not record it: the journal cannot be written in /,
+      );
       expect(await serves("a", diskPort), text(r)).toBe(true);
       // The journal could not say so: it still names the attempt (the next run recovers it), and the run says that.
       expect(journal(diskDir).attempt, "the journal still names the attempt").not.toBeNull();

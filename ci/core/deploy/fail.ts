@@ -7,7 +7,7 @@
 import { ConnectionLost, PipelineError } from "../errors.js";
 import type { Attempt } from "./attempt.js";
 import { colourService } from "./colours.js";
-import { Fenced } from "./host/host.js";
+import { Fenced, Unrecorded } from "./host/host.js";
 import { isTempName, type HostView } from "./host/view.js";
 import { journalFiles, planRecovery, recoveryFiles } from "./recovery.js";
 import { shortRelease } from "./release.js";
@@ -100,19 +100,27 @@ export async function fail(a: Attempt, e: unknown): Promise<PipelineError> {
   // What the client knows is true now, including what it has not written yet (a promote): the plan starts there.
   const now = a.current;
   const plan = planRecovery(now, a.s.setting, facts);
+  // Set when the recovery's steps ran but the host could not record them (a read-only deploy directory).
+  let unrecorded: string | undefined;
   try {
     const t = rep.clock.monotonic();
     await rep.phase("recover", async () => {
-      await a.s.host.run(
-        a.token,
-        { op: "recover", args: ["client"] },
-        {
-          phase: "recover",
-          detach: true,
-          files: journalFiles(now, a.s.setting, facts),
-          timeoutMs: (a.d.waitTimeout + 300) * 1000,
-        },
-      );
+      try {
+        await a.s.host.run(
+          a.token,
+          { op: "recover", args: ["client"] },
+          {
+            phase: "recover",
+            detach: true,
+            files: journalFiles(now, a.s.setting, facts),
+            timeoutMs: (a.d.waitTimeout + 300) * 1000,
+          },
+        );
+      } catch (e) {
+        if (!(e instanceof Unrecorded)) throw e;
+        unrecorded = e.message;
+        return { value: undefined, summary: `${plan.describe} (${seconds(rep.clock.monotonic() - t)}); NOT recorded` };
+      }
       return { value: undefined, summary: `${plan.describe} (${seconds(rep.clock.monotonic() - t)}); lock freed` };
     });
     a.heartbeat.stop();
@@ -139,8 +147,9 @@ ${e2.message}`,
   const after = await a.s.host.observe().catch(() => undefined);
   const live = after?.journal.live;
   const wrong = after && live ? STRATEGY[after.journal.strategy].check(live, after, a.s.setting) : [];
+  const record = unrecorded ? ` — but the host could not record it: ${unrecorded}` : "";
   return new PipelineError(
-    `${what} failed in phase ${phase}: ${err.message}\n${left}${wrong.length ? ` — BUT the host does not match: ${wrong.join("; ")} (the next deploy restores it first)` : ""}`,
+    `${what} failed in phase ${phase}: ${err.message}\n${left}${record}${wrong.length ? ` — BUT the host does not match: ${wrong.join("; ")} (the next deploy restores it first)` : ""}`,
     phase,
   );
 }

@@ -28,6 +28,8 @@ export const AGENT_EXIT = {
   busy: 73,
   /** Unknown op (a client/agent version mismatch: a bug). */
   usage: 64,
+  /** A recovery whose steps ran but whose journal could not be written (a read-only deploy directory). */
+  unrecorded: 76,
 } as const;
 
 /** Lines the agent prints to split its output into sections. */
@@ -462,9 +464,10 @@ step_recover() { # WHY [KEEP]
   k=${"$"}{2:-}
   if [ -s "$H/recover.sh" ]; then
     if ! . "$H/recover.sh"; then
-      [ ! -e "$H/recover/history.failed" ] || cat -- "$H/recover/history.failed" >> "$D/history.jsonl"
-      echo "recovery failed; the journal still names the attempt" >&2
-      [ "$k" = keep ] || release_lock 2>/dev/null; return 1
+      [ ! -e "$H/recover/history.failed" ] || cat -- "$H/recover/history.failed" 2>/dev/null >> "$D/history.jsonl"
+      [ "$k" = keep ] || release_lock 2>/dev/null
+      [ "${"$"}{UNRECORDED:-}" != 1 ] || return 76
+      echo "recovery failed; the journal still names the attempt" >&2; return 1
     fi
   fi
   if [ "$k" = keep ]; then rm -f -- "$H/recover.sh"; rm -rf -- "$H/recover"; else release_lock; fi
@@ -474,7 +477,7 @@ rstep() { announce "recover-$1"; o=$1; shift; "step_$o" "$@"; }
 rjournal() {
   cp -- "$H/recover/journal.json" "$D/journal.json.tmp" 2>/dev/null && mv -f -- "$D/journal.json.tmp" "$D/journal.json" && return
   echo "the journal cannot be written in $D (read-only or full?): what the recovery restored runs, but journal.json still names the attempt and the lock stays until it can be written — then the next deploy or rollback recovers it again" >&2
-  return 1
+  UNRECORDED=1; return 1
 }
 rhistory() { [ ! -e "$H/recover/history.add" ] || cat -- "$H/recover/history.add" >> "$D/history.jsonl"; return 0; }
 

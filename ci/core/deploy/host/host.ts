@@ -27,6 +27,14 @@ export interface LockHolder {
   id: string;
 }
 
+/** A recovery ran its steps but the host could not record it (its journal cannot be written). */
+export class Unrecorded extends PipelineError {
+  constructor(message: string, phase?: string) {
+    super(message, phase);
+    this.name = "Unrecorded";
+  }
+}
+
 /** A host step failed because another run took the lock over: this run changed nothing. */
 export class Fenced extends PipelineError {
   constructor(message: string, phase?: string) {
@@ -286,6 +294,8 @@ export class Host {
         `this run lost its lock on ${this.label} (${detail}). It changed nothing from here on; the run that holds the lock now (or the host itself) put things right — see \`hamalog status\``,
         o.phase,
       );
+    // The agent's last line says why (compose's lines of the steps that did run come before it).
+    if (r.code === AGENT_EXIT.unrecorded) throw new Unrecorded(detail.split("\n").at(-1)!, o.phase);
     if (r.code === AGENT_EXIT.torn)
       throw new ConnectionLost(`the files for ${s.op} did not reach ${this.label} whole: ${detail}`, o.phase);
     if (r.code === 124 && o.detach)
