@@ -27,8 +27,11 @@ export const PROXY_CONFIG_LABEL = "hamalog.proxy-config";
 
 export const colourService = (service: string, c: Colour) => `${service}-${c}`;
 
-/** The app's port inside its container: the container side of its first `ports:` entry, else its first `expose:`. */
-export function upstreamPort(compose: ComposeSource, service: string): number {
+/**
+ * The app's port inside its container: the container side of its first `ports:` entry, else its first `expose:`.
+ * STRATEGY names the strategy that needs it (the edge proxy routes there) in the error.
+ */
+export function containerPort(compose: ComposeSource, service: string, strategy: string): number {
   const app = composeObject(compose, service).obj.services[service]!;
   const first = (v: unknown) => (Array.isArray(v) && v.length > 0 ? v[0] : undefined);
   const port = first(app.ports);
@@ -37,11 +40,16 @@ export function upstreamPort(compose: ComposeSource, service: string): number {
   else if (typeof port === "string") n = Number(/(\d+)(?:\/tcp)?$/.exec(port)?.[1]);
   else if (port && typeof port === "object") n = Number((port as { target?: unknown }).target);
   else if (first(app.expose) !== undefined) n = Number(String(first(app.expose)).split("/")[0]);
-  if (!n || !Number.isInteger(n) || n < 1 || n > 65535) {
+  if (!n || !Number.isInteger(n) || n < 1 || n > 65535)
     throw new ConfigError(
-      `deploy/strategy blue-green: cannot tell the port service ${service} listens on — give it \`expose: ["8080"]\` (or keep its \`ports:\`) in the compose template`,
+      `deploy/strategy ${strategy}: cannot tell the port service ${service} listens on — give it \`expose: ["8080"]\` (or keep its \`ports:\`) in the compose template: the edge proxy routes there`,
     );
-  }
+  return n;
+}
+
+/** The blue/green app's port (containerPort), which must not be one the edge proxy uses itself. */
+export function upstreamPort(compose: ComposeSource, service: string): number {
+  const n = containerPort(compose, service, "blue-green");
   if (Object.values(CHECK_PORT).includes(n as 9900) || n === 2019)
     throw new ConfigError(
       `deploy/strategy blue-green: service ${service} listens on ${n}, a port the edge proxy uses itself (2019, 9900–9902) — use another port`,

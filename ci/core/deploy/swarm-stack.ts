@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { composeObject, header, pinImage, wireEnvFile, type ComposeSource, type Services } from "../compose.js";
 import type { DeployConfig } from "../config.js";
+import { containerPort } from "./colours.js";
 import { ConfigError } from "../errors.js";
 
 /** The edge proxy's service in the stack (Swarm names it `<stack>_hamalog-edge`). */
@@ -56,23 +57,6 @@ export interface StackRender {
   accessories: { service: string; state: AccessoryState }[];
   /** What names the release: the app's definition, its environment and the edge's (not the accessories'). */
   identity: string;
-}
-
-/** The app's port inside its container: the container side of its first `ports:` entry, else its first `expose:`. */
-export function appPort(src: ComposeSource, service: string): number {
-  const app = composeObject(src, service).obj.services[service]!;
-  const first = (v: unknown) => (Array.isArray(v) && v.length > 0 ? v[0] : undefined);
-  const port = first(app.ports);
-  let n: number | undefined;
-  if (typeof port === "number") n = port;
-  else if (typeof port === "string") n = Number(/(\d+)(?:\/tcp)?$/.exec(port)?.[1]);
-  else if (port && typeof port === "object") n = Number((port as { target?: unknown }).target);
-  else if (first(app.expose) !== undefined) n = Number(String(first(app.expose)).split("/")[0]);
-  if (!n || !Number.isInteger(n) || n < 1 || n > 65535)
-    throw new ConfigError(
-      `deploy/strategy swarm: cannot tell the port service ${service} listens on — give it \`expose: ["8080"]\` (or keep its \`ports:\`) in the compose template: the edge proxy routes there`,
-    );
-  return n;
 }
 
 /** The edge's Caddyfile: every node's :80 to the app's healthy tasks, a request retried past a task that just went. */
@@ -172,7 +156,7 @@ export function renderStack(i: StackInput): StackRender {
       `${name}: service ${svcName} has no healthcheck — with deploy/strategy swarm it is the only gate: Swarm adds a task to DNS, and moves its rolling update on, once the task's healthcheck passes (and rolls back when it fails). Add one to ${svcName}, e.g. healthcheck: {test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/actuator/health"], interval: 5s, timeout: 3s, retries: 3, start_period: 60s}`,
     );
   delete obj.name;
-  const port = appPort(i.src, svcName);
+  const port = containerPort(i.src, svcName, "swarm");
   pinImage(app, i.image, svcName, name, warnings);
   const envRef = i.envFile;
   if (envRef) wireEnvFile(services, svcName, envRef, name, warnings);
